@@ -1,0 +1,21 @@
+//! Tapio's domain model and decisions, free of I/O.
+//!
+//! - [`incident`]: the incident record (what the API returns and the store keeps).
+//! - [`classify`]: the runbook's P1–P4 applied to single facts, with the reason.
+//! - [`engine`]: the seam the server drives (`IncidentEngine`) and the first, simple
+//!   implementation (one incident per stable fingerprint).
+//! - [`config`]: the four live runtime keys of the `tapio-config` ConfigMap.
+//! - [`shed`]: which evidence load shedding may drop, and which it never drops.
+//!
+//! Time is always passed in (`now`), so everything here runs the same under a fake clock
+//! and in a replay.
+
+pub mod classify;
+pub mod config;
+pub mod engine;
+pub mod incident;
+pub mod shed;
+
+pub use classify::{Classification, classify};
+pub use engine::{IncidentChange, IncidentEngine, SimpleIncidentPath};
+pub use incident::*;

@@ -338,7 +338,11 @@ pub fn decode_single_event(
     let producer = single.producer.unwrap_or_else(|| "api".to_owned());
     check_name("producer", &producer, 253)?;
     let ev = Event {
-        id: single.id.unwrap_or_else(ulid::Ulid::new),
+        // Not `unwrap_or_default`: the default ULID is the nil id, not a fresh one.
+        id: match single.id {
+            Some(id) => id,
+            None => ulid::Ulid::new(),
+        },
         time: single.time.unwrap_or(now),
         kind: single.kind,
         severity: single.severity,

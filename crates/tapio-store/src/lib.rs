@@ -1,1 +1,109 @@
+//! Tapio's storage: one trait, [`Store`], that every backend implements, and the embedded
+//! SQLite backend ([`sqlite::SqliteStore`]).
+//!
+//! Contract every backend keeps (the conformance tests in `tests/` check it):
+//! - `ingest` returns only after the batch is durable; a process kill after it returns
+//!   loses nothing.
+//! - A batch is identified by (agent_id, seq): a retried batch is not stored twice.
+//! - Evidence has a storage position (`pos`) that only grows; the correlator reads in that
+//!   order and records how far it got in the same transaction as its incident changes, so
+//!   a restart resumes exactly where it stopped.
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tapio_core::{Incident, Severity, Status};
+use tapio_proto::{AgentStatus, Event};
+use ulid::Ulid;
+
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store is closed (shutting down or the writer stopped)")]
+    Closed,
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored record {what} could not be decoded: {detail}")]
+    Corrupt { what: String, detail: String },
+    #[error("cannot open store at {path}: {detail}")]
+    Open { path: String, detail: String },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Database(e.to_string())
+    }
+}
+
+/// A batch to store. `seq` is `None` for single events from the events API.
+#[derive(Debug, Clone)]
+pub struct IngestBatch {
+    pub agent_id: String,
+    pub node: String,
+    pub seq: Option<u64>,
+    pub events: Vec<Event>,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IngestOutcome {
+    /// (agent_id, seq) was stored before with the same content: nothing stored again.
+    pub duplicate_batch: bool,
+    /// (agent_id, seq) was stored before with different content: the sender restarted its
+    /// sequence. The events were stored; the agent's sequence tracking restarts here.
+    pub sequence_reset: bool,
+    /// Events newly stored, with their storage position.
+    pub stored: Vec<(i64, Event)>,
+    /// Events whose id was already stored.
+    pub duplicate_events: usize,
+    /// Batches newly found missing by this one (its seq jumped past them).
+    pub new_missing: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    pub status: Vec<Status>,
+    pub severity: Vec<Severity>,
+    pub namespace: Option<String>,
+    /// Incidents updated at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StoreStats {
+    pub backend: &'static str,
+    pub location: String,
+    pub evidence_rows: u64,
+    pub incidents: u64,
+    pub size_bytes: u64,
+    pub schema_version: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Store a batch durably (see the crate contract).
+    async fn ingest(&self, batch: IngestBatch) -> Result<IngestOutcome, StoreError>;
+    /// Evidence after storage position `after`, in storage order, at most `limit`.
+    async fn evidence_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Event)>, StoreError>;
+    /// Persist incident changes and the correlator position in one transaction.
+    async fn apply_incidents(&self, changes: Vec<Incident>, cursor: i64) -> Result<(), StoreError>;
+    /// How far the correlator has read.
+    async fn correlator_cursor(&self) -> Result<i64, StoreError>;
+    async fn list_incidents(&self, filter: IncidentFilter) -> Result<Vec<Incident>, StoreError>;
+    async fn get_incident(&self, id: Ulid) -> Result<Option<Incident>, StoreError>;
+    /// Incidents not yet resolved (to restore the correlator after a restart).
+    async fn active_incidents(&self) -> Result<Vec<Incident>, StoreError>;
+    async fn agents(&self) -> Result<Vec<AgentStatus>, StoreError>;
+    /// Delete evidence (and batch records) received before `cutoff`; returns rows deleted.
+    async fn prune_evidence(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Cheap liveness probe: a read round trip.
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// Write commands waiting for the writer (a gauge).
+    fn pending_writes(&self) -> usize;
+}

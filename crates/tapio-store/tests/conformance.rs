@@ -1,0 +1,210 @@
+//! The storage contract, run against every backend this build has (SQLite today; the
+//! PostgreSQL backend joins the same suite).
+
+use chrono::{DateTime, Duration, Utc};
+use tapio_core::{IncidentEngine, Severity, SimpleIncidentPath, Status};
+use tapio_proto::{Entity, Event, EventSeverity, EventType, WorkloadRef};
+use tapio_store::sqlite::{Durability, SqliteStore};
+use tapio_store::{IncidentFilter, IngestBatch, Store};
+use ulid::Ulid;
+
+fn now() -> DateTime<Utc> {
+    "2026-11-27T10:00:00Z".parse().expect("time")
+}
+
+fn event(t: &str, workload: &str) -> Event {
+    Event {
+        id: Ulid::new(),
+        time: now(),
+        kind: EventType::parse(t).expect("type"),
+        severity: EventSeverity::Critical,
+        entity: Entity {
+            namespace: Some("shop".into()),
+            pod: Some(format!("{workload}-1")),
+            workload: Some(WorkloadRef {
+                kind: "Deployment".into(),
+                name: workload.into(),
+            }),
+            ..Entity::default()
+        },
+        attributes: Default::default(),
+    }
+}
+
+fn batch(agent: &str, seq: u64, events: Vec<Event>) -> IngestBatch {
+    IngestBatch {
+        agent_id: agent.into(),
+        node: "n1".into(),
+        seq: Some(seq),
+        events,
+        received_at: now(),
+    }
+}
+
+fn backends() -> Vec<(tempfile::TempDir, Box<dyn Store>)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = SqliteStore::open(dir.path(), Durability::Full).expect("open sqlite");
+    vec![(dir, Box::new(s))]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retried_batch_is_stored_once() {
+    for (_d, s) in backends() {
+        let evs = vec![event("kernel.container.oom_kill", "api"); 1];
+        let first = s.ingest(batch("a", 1, evs.clone())).await.expect("ingest");
+        assert_eq!(first.stored.len(), 1);
+        assert!(!first.duplicate_batch);
+        let again = s.ingest(batch("a", 1, evs)).await.expect("ingest retry");
+        assert!(again.duplicate_batch);
+        assert!(again.stored.is_empty());
+        let agents = s.agents().await.expect("agents");
+        assert_eq!(agents[0].batches, 1);
+        assert_eq!(agents[0].events, 1);
+        assert_eq!(s.evidence_after(0, 100).await.expect("read").len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gaps_are_counted_and_late_batches_fill_them() {
+    for (_d, s) in backends() {
+        s.ingest(batch("a", 1, vec![])).await.expect("1");
+        let o = s.ingest(batch("a", 5, vec![])).await.expect("5");
+        assert_eq!(o.new_missing, 3);
+        assert_eq!(s.agents().await.expect("agents")[0].missing_batches, 3);
+        s.ingest(batch("a", 3, vec![event("kernel.container.oom_kill", "x")]))
+            .await
+            .expect("3");
+        let a = &s.agents().await.expect("agents")[0];
+        assert_eq!(a.missing_batches, 2);
+        assert_eq!(a.last_seq, 5);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_sequence_is_not_mistaken_for_a_retry() {
+    for (_d, s) in backends() {
+        s.ingest(batch("a", 1, vec![event("kernel.container.oom_kill", "x")]))
+            .await
+            .expect("first life");
+        let o = s
+            .ingest(batch("a", 1, vec![event("kernel.container.oom_kill", "y")]))
+            .await
+            .expect("second life");
+        assert!(o.sequence_reset);
+        assert!(!o.duplicate_batch);
+        assert_eq!(
+            o.stored.len(),
+            1,
+            "new evidence after a sequence reset is kept"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_event_ids_are_ignored_across_batches() {
+    for (_d, s) in backends() {
+        let ev = event("kernel.container.oom_kill", "api");
+        s.ingest(batch("a", 1, vec![ev.clone()])).await.expect("1");
+        let o = s.ingest(batch("b", 1, vec![ev])).await.expect("2");
+        assert_eq!(o.duplicate_events, 1);
+        assert!(o.stored.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incidents_and_cursor_commit_together_and_filter() {
+    for (_d, s) in backends() {
+        let o = s
+            .ingest(batch(
+                "a",
+                1,
+                vec![
+                    event("kernel.container.oom_kill", "api"),
+                    event("kubernetes.pod.crash_loop_backoff", "web"),
+                ],
+            ))
+            .await
+            .expect("ingest");
+        let mut engine = SimpleIncidentPath::default();
+        let mut changes = Vec::new();
+        let mut cursor = 0;
+        for (pos, ev) in &o.stored {
+            if let Some(c) = engine.observe(ev, now()) {
+                changes.push(c.incident().clone());
+            }
+            cursor = *pos;
+        }
+        assert_eq!(changes.len(), 2);
+        s.apply_incidents(changes, cursor).await.expect("apply");
+        assert_eq!(s.correlator_cursor().await.expect("cursor"), cursor);
+        assert!(
+            s.evidence_after(cursor, 10)
+                .await
+                .expect("after")
+                .is_empty()
+        );
+
+        let p2 = s
+            .list_incidents(IncidentFilter {
+                severity: vec![Severity::P2],
+                ..Default::default()
+            })
+            .await
+            .expect("list");
+        assert_eq!(p2.len(), 1);
+        assert!(p2[0].title.contains("crash-looping"));
+        let all_open = s
+            .list_incidents(IncidentFilter {
+                status: vec![Status::Open],
+                namespace: Some("shop".into()),
+                ..Default::default()
+            })
+            .await
+            .expect("list");
+        assert_eq!(all_open.len(), 2);
+        assert_eq!(all_open[0].severity, Severity::P2, "most severe first");
+        let none = s
+            .list_incidents(IncidentFilter {
+                namespace: Some("other".into()),
+                ..Default::default()
+            })
+            .await
+            .expect("list");
+        assert!(none.is_empty());
+        let got = s.get_incident(p2[0].id).await.expect("get").expect("found");
+        assert_eq!(got, p2[0]);
+        assert_eq!(s.active_incidents().await.expect("active").len(), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_removes_only_old_evidence() {
+    for (_d, s) in backends() {
+        let mut old = batch("a", 1, vec![event("kernel.container.oom_kill", "a")]);
+        old.received_at = now() - Duration::days(8);
+        s.ingest(old).await.expect("old");
+        s.ingest(batch("a", 2, vec![event("kernel.container.oom_kill", "b")]))
+            .await
+            .expect("new");
+        let n = s
+            .prune_evidence(now() - Duration::days(7))
+            .await
+            .expect("prune");
+        assert_eq!(n, 1);
+        assert_eq!(s.evidence_after(0, 10).await.expect("read").len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn data_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let s = SqliteStore::open(dir.path(), Durability::Full).expect("open");
+        s.ingest(batch("a", 1, vec![event("kernel.container.oom_kill", "a")]))
+            .await
+            .expect("ingest");
+    }
+    let s = SqliteStore::open(dir.path(), Durability::Full).expect("reopen");
+    assert_eq!(s.evidence_after(0, 10).await.expect("read").len(), 1);
+    assert_eq!(s.stats().await.expect("stats").schema_version, 1);
+}

@@ -269,8 +269,9 @@ pub fn classify(ev: &Event) -> Option<Classification> {
             }
         }
     };
+    // Refusals, timeouts and connect statistics about one destination are one problem.
     let identity = if matches!(problem, "connection_refused" | "connection_timeout") {
-        destination_identity(ev, problem)
+        destination_identity(ev, "connect_failures")
     } else {
         identity(ev, problem)
     };
@@ -427,5 +428,17 @@ mod tests {
         let cb = classify(&a).expect("classified");
         assert_eq!(ca.identity, cb.identity);
         assert_eq!(ca.identity.name, "10.0.0.9:6379");
+        // Connect statistics about the same destination join the same incident.
+        let stats = ev(
+            "kernel.network.connect_stats",
+            EventSeverity::Info,
+            &[
+                ("attempts", 100i64.into()),
+                ("refused", 90i64.into()),
+                ("dst_addr", "10.0.0.9".into()),
+                ("dst_port", 6379i64.into()),
+            ],
+        );
+        assert_eq!(classify(&stats).expect("classified").identity, ca.identity);
     }
 }

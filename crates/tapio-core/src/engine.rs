@@ -81,7 +81,7 @@ fn evidence_ref(ev: &Event) -> EvidenceRef {
         id: ev.id,
         time: ev.time,
         kind: ev.kind.to_string(),
-        entity: ev.entity.display_name(),
+        entity: ev.entity.leaf_name(),
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod classify;
 pub mod config;
+pub mod duration;
 pub mod engine;
 pub mod incident;
 pub mod shed;

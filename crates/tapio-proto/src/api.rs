@@ -101,3 +101,12 @@ pub struct ConfigView {
     pub rejected: BTreeMap<String, String>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// `GET /api/v1/incidents/summary`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentSummary {
+    /// Unresolved incidents (open, acknowledged, mitigated) per severity `P1`..`P4`.
+    pub active: BTreeMap<String, u64>,
+    /// Status → severity → count, resolved included.
+    pub by_status: BTreeMap<String, BTreeMap<String, u64>>,
+}

@@ -1,1 +1,273 @@
-fn main() {}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use tapio_core::SimpleIncidentPath;
+use tapio_core::duration::parse_duration;
+use tapio_server::correlator::{Correlator, CorrelatorStatus};
+use tapio_server::logging::{self, LogFormat};
+use tapio_server::metrics::Metrics;
+use tapio_server::runtime_config::ConfigSource;
+use tapio_server::{AppState, app, health};
+use tapio_store::Store;
+use tapio_store::sqlite::{Durability, SqliteStore};
+use tokio::sync::{Notify, watch};
+
+/// Tapio server: evidence ingest, incidents, health and metrics on one port.
+#[derive(Parser, Debug)]
+#[command(name = "tapio-server", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "TAPIO_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Directory for the embedded store (SQLite, WAL).
+    #[arg(long, env = "TAPIO_DATA_DIR", default_value = "/var/lib/tapio")]
+    data_dir: PathBuf,
+    /// Runtime config directory in the shape of a mounted ConfigMap (one file per key).
+    #[arg(long, env = "TAPIO_CONFIG_DIR", default_value = "/etc/tapio/config")]
+    config_dir: PathBuf,
+    /// Store location: `sqlite://PATH-TO-DIR` (default: --data-dir). PostgreSQL comes with
+    /// the scale-out work.
+    #[arg(long, env = "TAPIO_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Log line format.
+    #[arg(long, env = "TAPIO_LOG_FORMAT", value_enum, default_value = "json")]
+    log_format: LogFormat,
+    /// Largest request body accepted, in bytes, after decompression.
+    #[arg(long, env = "TAPIO_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// How long raw evidence is kept (incidents are kept).
+    #[arg(long, env = "TAPIO_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    retention: Duration,
+    /// How far in the future an event time may be before it is refused.
+    #[arg(long, env = "TAPIO_MAX_FUTURE_SKEW", default_value = "5m", value_parser = parse_duration)]
+    max_future_skew: Duration,
+    /// How often the config directory is re-read.
+    #[arg(long, env = "TAPIO_CONFIG_POLL", default_value = "1s", value_parser = parse_duration)]
+    config_poll: Duration,
+    /// `full`: fsync every commit (survives power loss). `normal`: survives a process
+    /// crash but may lose the last commits on power loss; faster on slow disks.
+    #[arg(long, env = "TAPIO_DURABILITY", default_value = "full", value_parser = ["full", "normal"])]
+    durability: String,
+    /// Correlator backlog (events) at which load shedding reaches full pressure.
+    #[arg(long, env = "TAPIO_SHED_CAPACITY", default_value_t = 100_000)]
+    shed_capacity: u64,
+}
+
+fn store_dir(args: &Args) -> anyhow::Result<PathBuf> {
+    match args.database_url.as_deref() {
+        None | Some("") => Ok(args.data_dir.clone()),
+        Some(url) if url.starts_with("sqlite://") => {
+            Ok(PathBuf::from(url.trim_start_matches("sqlite://")))
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => bail!(
+            "--database-url {}: the PostgreSQL backend is not in this build yet; \
+             use the embedded store (omit --database-url, or sqlite://DIR)",
+            redact(url)
+        ),
+        Some(url) => bail!(
+            "--database-url {}: unknown scheme; use sqlite://DIR",
+            redact(url)
+        ),
+    }
+}
+
+/// Hide a password in a URL before printing it.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tapio-server: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "tapio-server failed");
+            eprintln!("tapio-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    // Logging starts at INFO so config loading is itself logged, then takes the
+    // configured level.
+    let level_handle = logging::init(args.log_format, tapio_core::config::LogLevel::Info);
+    let (config_source, config_rx) = ConfigSource::load(args.config_dir.clone(), metrics.clone());
+    let initial = config_rx.borrow().config.log_level;
+    if let Err(e) = level_handle.modify(|f| *f = logging::level_filter(initial)) {
+        tracing::error!(error = %e, "could not set the configured log level");
+    }
+
+    let dir = store_dir(&args)?;
+    let durability = if args.durability == "normal" {
+        Durability::Normal
+    } else {
+        Durability::Full
+    };
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir, durability)
+            .with_context(|| format!("opening the store in {}", dir.display()))?,
+    );
+    tracing::info!(component = "store", data_dir = %dir.display(), "store open, migrations applied");
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let wake = Arc::new(Notify::new());
+    let correlator_status = Arc::new(CorrelatorStatus::default());
+    let mut correlator = Correlator {
+        store: store.clone(),
+        engine: Box::new(SimpleIncidentPath::default()),
+        status: correlator_status.clone(),
+        wake: wake.clone(),
+        metrics: metrics.clone(),
+        config: config_rx.clone(),
+    };
+    correlator
+        .restore()
+        .await
+        .context("restoring the correlator from the store")?;
+
+    let limits = tapio_proto::Limits {
+        max_future_skew: chrono::Duration::from_std(args.max_future_skew)
+            .context("--max-future-skew is too large")?,
+        ..tapio_proto::Limits::default()
+    };
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        config: config_rx.clone(),
+        config_dir: args.config_dir.display().to_string(),
+        limits,
+        max_body_bytes: args.max_body_bytes,
+        evidence_stored: wake,
+        correlator: correlator_status,
+        ingest: Arc::new(health::IngestStatus::default()),
+        started: Instant::now(),
+        shutting_down: Arc::new(AtomicBool::new(false)),
+        shed_capacity: args.shed_capacity,
+    });
+
+    let correlator_task = tokio::spawn(correlator.run(shutdown_rx.clone()));
+    tokio::spawn(config_source.run(args.config_poll, shutdown_rx.clone()));
+    tokio::spawn(apply_log_level(config_rx.clone(), level_handle));
+    tokio::spawn(retention(
+        store.clone(),
+        metrics.clone(),
+        args.retention,
+        shutdown_rx.clone(),
+    ));
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen / TAPIO_LISTEN)", args.listen))?;
+    tracing::info!(
+        listen = %args.listen,
+        version = env!("CARGO_PKG_VERSION"),
+        "tapio-server ready"
+    );
+    let shutting_down = state.shutting_down.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            shutting_down.store(true, Ordering::Relaxed);
+            tracing::info!("shutdown requested; draining requests");
+        })
+        .await
+        .context("serving HTTP")?;
+    let _ = shutdown_tx.send(true);
+    if tokio::time::timeout(Duration::from_secs(10), correlator_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "correlator did not stop within 10 s; its position is stored, it resumes on restart"
+        );
+    }
+    tracing::info!("tapio-server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+async fn apply_log_level(
+    mut rx: watch::Receiver<tapio_server::runtime_config::Effective>,
+    handle: logging::LevelHandle,
+) {
+    let mut current = rx.borrow_and_update().config.log_level;
+    while rx.changed().await.is_ok() {
+        let level = rx.borrow().config.log_level;
+        if level != current {
+            match handle.modify(|f| *f = logging::level_filter(level)) {
+                Ok(()) => tracing::info!(log_level = %level, "log level changed"),
+                Err(e) => tracing::error!(error = %e, "could not change the log level"),
+            }
+            current = level;
+        }
+    }
+}
+
+async fn retention(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    keep: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let Ok(keep) = chrono::Duration::from_std(keep) else {
+            return;
+        };
+        match store.prune_evidence(chrono::Utc::now() - keep).await {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics.evidence_pruned.inc_by(n);
+                tracing::info!(
+                    component = "store",
+                    deleted = n,
+                    "evidence past retention pruned"
+                );
+            }
+            Err(e) => tracing::error!(component = "store", error = %e, "retention prune failed"),
+        }
+    }
+}

@@ -98,6 +98,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_incident(&self, id: Ulid) -> Result<Option<Incident>, StoreError>;
     /// Incidents not yet resolved (to restore the correlator after a restart).
     async fn active_incidents(&self) -> Result<Vec<Incident>, StoreError>;
+    /// Count of incidents per (status, severity).
+    async fn incident_counts(&self) -> Result<Vec<(Status, Severity, u64)>, StoreError>;
     async fn agents(&self) -> Result<Vec<AgentStatus>, StoreError>;
     /// Delete evidence (and batch records) received before `cutoff`; returns rows deleted.
     async fn prune_evidence(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;

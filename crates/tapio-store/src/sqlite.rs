@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use tapio_core::{Incident, Status};
+use tapio_core::{Incident, Severity, Status};
 use tapio_proto::{AgentStatus, Event};
 use tokio::sync::oneshot;
 use ulid::Ulid;
@@ -623,6 +623,37 @@ impl Store for SqliteStore {
                 "SELECT body FROM incidents WHERE status != ?1 ORDER BY detected_ms",
                 &[&Status::Resolved.as_str()],
             )
+        })
+        .await
+    }
+
+    async fn incident_counts(&self) -> Result<Vec<(Status, Severity, u64)>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT status, severity, COUNT(*) FROM incidents GROUP BY status, severity",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(st, sev, n)| {
+                    let corrupt = |d: String| StoreError::Corrupt {
+                        what: "incident counts".into(),
+                        detail: d,
+                    };
+                    Ok((
+                        st.parse::<Status>().map_err(corrupt)?,
+                        sev.parse::<Severity>().map_err(corrupt)?,
+                        n.max(0) as u64,
+                    ))
+                })
+                .collect()
         })
         .await
     }

@@ -174,6 +174,15 @@ async fn incidents_and_cursor_commit_together_and_filter() {
         let got = s.get_incident(p2[0].id).await.expect("get").expect("found");
         assert_eq!(got, p2[0]);
         assert_eq!(s.active_incidents().await.expect("active").len(), 2);
+        let mut counts = s.incident_counts().await.expect("counts");
+        counts.sort_by_key(|c| c.1);
+        assert_eq!(
+            counts,
+            vec![
+                (Status::Open, Severity::P2, 1),
+                (Status::Open, Severity::P3, 1)
+            ]
+        );
     }
 }
 

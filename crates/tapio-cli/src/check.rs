@@ -1,0 +1,136 @@
+//! `tapio check`: Tapio's own health plus what is open, with exit codes for scripts.
+
+use serde_json::json;
+use tapio_core::Incident;
+use tapio_proto::{AgentStatus, HealthReport, HealthStatus, IncidentSummary};
+
+use crate::client::{Client, ClientError};
+use crate::{Output, pretty, render};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_URGENT_INCIDENT: u8 = 1;
+pub const EXIT_TAPIO_UNWELL: u8 = 2;
+pub const EXIT_UNREACHABLE: u8 = 3;
+
+struct Gathered {
+    health: HealthReport,
+    summary: IncidentSummary,
+    incidents: Vec<Incident>,
+    agents: Option<Vec<AgentStatus>>,
+}
+
+fn gather(client: &Client, all: bool) -> Result<Gathered, ClientError> {
+    let (status, body) = client.get_raw("/health")?;
+    let health: HealthReport = serde_json::from_str(&body).map_err(|e| {
+        ClientError::Protocol(format!(
+            "/health answered {status} with a body that is not a health report: {e}"
+        ))
+    })?;
+    let summary: IncidentSummary = client.get("/api/v1/incidents/summary")?;
+    let q = if all {
+        "?status=open,acknowledged,mitigated&limit=1000"
+    } else {
+        "?status=open,acknowledged,mitigated&severity=P1,P2&limit=5"
+    };
+    let list: serde_json::Value = client.get(&format!("/api/v1/incidents{q}"))?;
+    let incidents: Vec<Incident> = serde_json::from_value(list["incidents"].clone())
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let agents = if all {
+        let v: serde_json::Value = client.get("/api/v1/agents")?;
+        Some(
+            serde_json::from_value(v["agents"].clone())
+                .map_err(|e| ClientError::Protocol(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    Ok(Gathered {
+        health,
+        summary,
+        incidents,
+        agents,
+    })
+}
+
+fn exit_code(g: &Gathered) -> u8 {
+    let urgent = ["P1", "P2"]
+        .iter()
+        .map(|s| g.summary.active.get(*s).copied().unwrap_or(0))
+        .sum::<u64>();
+    if g.health.status != HealthStatus::Healthy {
+        EXIT_TAPIO_UNWELL
+    } else if urgent > 0 {
+        EXIT_URGENT_INCIDENT
+    } else {
+        EXIT_OK
+    }
+}
+
+pub fn run(client: &Client, all: bool, output: Output) -> u8 {
+    match gather(client, all) {
+        Ok(g) => {
+            let code = exit_code(&g);
+            match output {
+                Output::Json => println!(
+                    "{}",
+                    pretty(&json!({
+                        "server": client.base(),
+                        "reachable": true,
+                        "status": g.health.status,
+                        "exit_code": code,
+                        "health": g.health,
+                        "active_incidents": g.summary.active,
+                        "incidents": g.incidents,
+                        "agents": g.agents,
+                    }))
+                ),
+                Output::Table => print!(
+                    "{}",
+                    render::check(
+                        client.base(),
+                        &g.health,
+                        &g.summary,
+                        &g.incidents,
+                        g.agents.as_deref(),
+                        all,
+                        chrono::Utc::now()
+                    )
+                ),
+            }
+            code
+        }
+        Err(e) => {
+            let code = match e {
+                ClientError::Unreachable(_) => EXIT_UNREACHABLE,
+                _ => EXIT_TAPIO_UNWELL,
+            };
+            match output {
+                Output::Json => println!(
+                    "{}",
+                    pretty(&json!({
+                        "server": client.base(),
+                        "reachable": code != EXIT_UNREACHABLE,
+                        "status": if code == EXIT_UNREACHABLE { "unreachable" } else { "unhealthy" },
+                        "exit_code": code,
+                        "error": e.to_string(),
+                    }))
+                ),
+                Output::Table => {
+                    let word = if code == EXIT_UNREACHABLE {
+                        "UNREACHABLE"
+                    } else {
+                        "ERROR"
+                    };
+                    println!("Tapio  {}  {word}", client.base());
+                    println!("  {e}");
+                    if code == EXIT_UNREACHABLE {
+                        println!(
+                            "  Next: kubectl get pods -n tapio-system; kubectl logs deployment/tapio-server -n tapio-system --tail=100"
+                        );
+                    }
+                }
+            }
+            code
+        }
+    }
+}

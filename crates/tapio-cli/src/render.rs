@@ -1,0 +1,216 @@
+//! Human output. Plain text, no colour, aligned columns: readable at 3 a.m. and in a pager.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use tapio_core::Incident;
+use tapio_proto::{AgentStatus, HealthReport, HealthStatus, IncidentSummary};
+
+pub fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let s = (now - t).num_seconds().max(0);
+    match s {
+        0..60 => format!("{s}s ago"),
+        60..3600 => format!("{}m ago", s / 60),
+        3600..86_400 => format!("{}h{}m ago", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d ago", s / 86_400),
+    }
+}
+
+fn status_word(s: HealthStatus) -> &'static str {
+    match s {
+        HealthStatus::Healthy => "healthy",
+        HealthStatus::Degraded => "DEGRADED",
+        HealthStatus::Unhealthy => "UNHEALTHY",
+    }
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+pub fn incident_table(incs: &[Incident], now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<4} {:<26} {:<13} {:<52} {:<14} STARTED",
+        "SEV", "ID", "STATUS", "TITLE", "NAMESPACE"
+    );
+    for i in incs {
+        let _ = writeln!(
+            out,
+            "{:<4} {:<26} {:<13} {:<52} {:<14} {}",
+            i.severity.as_str(),
+            i.id.to_string(),
+            i.status.as_str(),
+            cut(&i.title, 52),
+            cut(i.namespace.as_deref().unwrap_or("-"), 14),
+            ago(i.started_at, now)
+        );
+    }
+    out
+}
+
+pub fn incident_detail(i: &Incident, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}  {}  {}", i.severity, i.status, i.title);
+    let _ = writeln!(out, "  id           {}", i.id);
+    let _ = writeln!(
+        out,
+        "  severity     {} {}: {}",
+        i.severity,
+        i.severity.label(),
+        i.severity_reason
+    );
+    let _ = writeln!(
+        out,
+        "  started      {} ({})",
+        i.started_at.to_rfc3339(),
+        ago(i.started_at, now)
+    );
+    let _ = writeln!(
+        out,
+        "  detected     {} ({})",
+        i.detected_at.to_rfc3339(),
+        ago(i.detected_at, now)
+    );
+    if let Some(t) = i.acknowledged_at {
+        let _ = writeln!(out, "  acknowledged {}", t.to_rfc3339());
+    }
+    if let Some(t) = i.resolved_at {
+        let _ = writeln!(out, "  resolved     {}", t.to_rfc3339());
+    }
+    let _ = writeln!(
+        out,
+        "  identity     {}{}/{} problem={}",
+        i.identity
+            .namespace
+            .as_deref()
+            .map(|n| format!("{n}/"))
+            .unwrap_or_default(),
+        i.identity.kind,
+        i.identity.name,
+        i.identity.problem
+    );
+    let _ = writeln!(out, "  affected     {}", i.affected.join(", "));
+    if i.hypotheses.is_empty() {
+        let _ = writeln!(out, "  root cause   (no hypothesis yet)");
+    }
+    for h in &i.hypotheses {
+        let _ = writeln!(
+            out,
+            "  hypothesis   {} on {} ({:.0}%)",
+            h.cause,
+            h.entity,
+            h.confidence * 100.0
+        );
+    }
+    let _ = writeln!(out, "\nTimeline");
+    for e in &i.timeline {
+        let rep = if e.count > 1 {
+            format!(" (x{})", e.count)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  {}  {:<16} {}{rep}",
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            format!("{:?}", e.kind).to_lowercase(),
+            e.message
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nEvidence ({} in all, first {} listed)",
+        i.evidence_count,
+        i.evidence.len()
+    );
+    for r in i.evidence.iter().take(20) {
+        let _ = writeln!(
+            out,
+            "  {}  {}  {}  {}",
+            r.time.format("%H:%M:%S%.3f"),
+            r.id,
+            r.kind,
+            r.entity
+        );
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename the list
+pub fn check(
+    server: &str,
+    h: &HealthReport,
+    sum: &IncidentSummary,
+    incs: &[Incident],
+    agents: Option<&[AgentStatus]>,
+    all: bool,
+    now: DateTime<Utc>,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Tapio  {server}  {}  (v{}, up {}s, config generation {})",
+        status_word(h.status),
+        h.version,
+        h.uptime_seconds,
+        h.config_generation
+    );
+    for (name, c) in &h.components {
+        let _ = writeln!(
+            out,
+            "  {:<11} {:<10} {}",
+            name,
+            status_word(c.status),
+            c.message
+        );
+        if all && !c.details.is_null() {
+            let _ = writeln!(out, "              {}", c.details);
+        }
+    }
+    let n = |s: &str| sum.active.get(s).copied().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "\nOpen incidents: {} P1 · {} P2 · {} P3 · {} P4",
+        n("P1"),
+        n("P2"),
+        n("P3"),
+        n("P4")
+    );
+    if !incs.is_empty() {
+        out.push_str(&incident_table(incs, now));
+        if !all && n("P1") + n("P2") > incs.len() as u64 {
+            let _ = writeln!(out, "  … more: tapio incidents list --severity P1,P2");
+        }
+    }
+    if let Some(agents) = agents {
+        let _ = writeln!(out, "\nAgents: {}", agents.len());
+        if !agents.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<32} {:<20} {:>10} {:>10} {:>8}  LAST SEEN",
+                "AGENT", "NODE", "LAST SEQ", "EVENTS", "MISSING"
+            );
+        }
+        for a in agents {
+            let _ = writeln!(
+                out,
+                "{:<32} {:<20} {:>10} {:>10} {:>8}  {}",
+                cut(&a.agent_id, 32),
+                cut(&a.node, 20),
+                a.last_seq,
+                a.events,
+                a.missing_batches,
+                ago(a.last_seen, now)
+            );
+        }
+    }
+    out
+}

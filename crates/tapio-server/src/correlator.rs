@@ -1,0 +1,191 @@
+//! The correlator task: the single owner of the incident engine.
+//!
+//! It reads stored evidence in storage order (the store is the log in single-node mode),
+//! feeds each fact to the engine, and persists the resulting incident changes together
+//! with its read position in one transaction. Ingest only wakes it. So:
+//! - evidence acknowledged to an agent is correlated even if the server dies right after
+//!   the acknowledgement (the restart resumes from the stored position);
+//! - the live path and a restart's catch-up are the same code, in the same order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tapio_core::IncidentEngine;
+use tapio_core::config::CorrelationDepth;
+use tapio_store::Store;
+use tokio::sync::{Notify, watch};
+
+use crate::metrics::{Metrics, SeverityLabel, SourceLabel};
+use crate::runtime_config::Effective;
+
+const READ_CHUNK: usize = 2048;
+
+#[derive(Default)]
+pub struct CorrelatorStatus {
+    /// Storage position processed up to.
+    pub cursor: AtomicI64,
+    /// Highest storage position known to be stored.
+    pub head: AtomicI64,
+    /// Unix ms of the last loop iteration (liveness).
+    pub heartbeat_ms: AtomicI64,
+    pub active: AtomicU64,
+    pub processed: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+    pub depth: Mutex<Option<CorrelationDepth>>,
+}
+
+impl CorrelatorStatus {
+    pub fn lag(&self) -> u64 {
+        let head = self.head.load(Ordering::Relaxed);
+        let cursor = self.cursor.load(Ordering::Relaxed);
+        u64::try_from(head - cursor).unwrap_or(0)
+    }
+
+    fn set_error(&self, e: Option<String>) {
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = e;
+        }
+    }
+}
+
+pub struct Correlator {
+    pub store: Arc<dyn Store>,
+    pub engine: Box<dyn IncidentEngine>,
+    pub status: Arc<CorrelatorStatus>,
+    pub wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+    pub config: watch::Receiver<Effective>,
+}
+
+impl Correlator {
+    /// Restore state from the store. Errors here are fatal at start-up.
+    pub async fn restore(&mut self) -> Result<(), tapio_store::StoreError> {
+        let active = self.store.active_incidents().await?;
+        let n = active.len();
+        self.engine.restore(active);
+        let cursor = self.store.correlator_cursor().await?;
+        self.status.cursor.store(cursor, Ordering::Relaxed);
+        self.status.head.fetch_max(cursor, Ordering::Relaxed);
+        tracing::info!(
+            component = "correlator",
+            cursor,
+            active_incidents = n,
+            "correlator restored"
+        );
+        Ok(())
+    }
+
+    fn note_depth(&self) {
+        let depth = self.config.borrow().config.correlation_depth;
+        if let Ok(mut d) = self.status.depth.lock()
+            && *d != Some(depth)
+        {
+            if d.is_some() {
+                tracing::info!(
+                    component = "correlator",
+                    depth = %depth,
+                    "correlation depth changed"
+                );
+            }
+            *d = Some(depth);
+        }
+    }
+
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut cursor = self.status.cursor.load(Ordering::Relaxed);
+        loop {
+            self.status
+                .heartbeat_ms
+                .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+            self.note_depth();
+            if *shutdown.borrow() {
+                break;
+            }
+            let rows = match self.store.evidence_after(cursor, READ_CHUNK).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(component = "correlator", error = %e, "reading evidence failed; retrying");
+                    self.status.set_error(Some(e.to_string()));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if rows.is_empty() {
+                self.metrics.set_queue("correlator", 0);
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let mut changes = BTreeMap::new();
+            let mut last = cursor;
+            for (pos, ev) in &rows {
+                let t = Instant::now();
+                if let Some(change) = self.engine.observe(ev, Utc::now()) {
+                    if let tapio_core::IncidentChange::Opened(inc) = &change {
+                        self.metrics
+                            .incidents_opened
+                            .get_or_create(&SeverityLabel {
+                                severity: inc.severity.as_str().to_owned(),
+                            })
+                            .inc();
+                        tracing::warn!(
+                            component = "correlator",
+                            incident = %inc.id,
+                            severity = %inc.severity,
+                            title = %inc.title,
+                            reason = %inc.severity_reason,
+                            "incident opened"
+                        );
+                    }
+                    let inc = change.incident().clone();
+                    changes.insert(inc.id, inc);
+                }
+                self.metrics
+                    .observe_stage("correlate", t.elapsed().as_secs_f64());
+                self.metrics
+                    .events_processed
+                    .get_or_create(&SourceLabel {
+                        source: ev.kind.source_label().to_owned(),
+                    })
+                    .inc();
+                last = *pos;
+            }
+            let n = rows.len() as u64;
+            // Persist incidents and position together; on failure, re-read from the old
+            // position (the engine may then see facts twice; the next restart restores
+            // it from the store, which is exact).
+            let changes: Vec<_> = changes.into_values().collect();
+            loop {
+                match self.store.apply_incidents(changes.clone(), last).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::error!(component = "correlator", error = %e, "persisting incidents failed; retrying");
+                        self.status.set_error(Some(e.to_string()));
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        if *shutdown.borrow() {
+                            return;
+                        }
+                    }
+                }
+            }
+            self.status.set_error(None);
+            cursor = last;
+            self.status.cursor.store(cursor, Ordering::Relaxed);
+            self.status.head.fetch_max(cursor, Ordering::Relaxed);
+            self.status.processed.fetch_add(n, Ordering::Relaxed);
+            let active = self.engine.active_count() as u64;
+            self.status.active.store(active, Ordering::Relaxed);
+            self.metrics.incidents_active.set(active as i64);
+            self.metrics
+                .set_queue("correlator", self.status.lag() as i64);
+        }
+        tracing::info!(component = "correlator", cursor, "correlator stopped");
+    }
+}

@@ -1,0 +1,259 @@
+//! `/health` and `/ready`.
+//!
+//! Components and what makes them unwell:
+//! - `store` (critical): does not answer a read within 2 s → unhealthy (Tapio unhealthy, 503).
+//! - `ingest`: an agent's batches went missing in the last 15 minutes, or load shedding
+//!   dropped evidence in the last minute → degraded.
+//! - `correlator`: no loop iteration for 30 s, an error persisting incidents, or a backlog
+//!   over 100,000 events → degraded.
+//! - `config`: a key's current file content was refused (the previous value is in force)
+//!   → degraded.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::json;
+use tapio_proto::{ComponentHealth, HealthReport, HealthStatus};
+
+use crate::AppState;
+use std::sync::Arc;
+
+const GAP_WINDOW_MS: i64 = 15 * 60 * 1000;
+const SHED_WINDOW_MS: i64 = 60 * 1000;
+const CORRELATOR_STALL_MS: i64 = 30_000;
+const CORRELATOR_MAX_LAG: u64 = 100_000;
+
+#[derive(Default)]
+pub struct IngestStatus {
+    pub last_gap_ms: AtomicI64,
+    pub last_shed_ms: AtomicI64,
+    pub batches: AtomicU64,
+    pub rejected: AtomicU64,
+    pub shed: AtomicU64,
+}
+
+fn component(
+    status: HealthStatus,
+    critical: bool,
+    message: impl Into<String>,
+    details: serde_json::Value,
+) -> ComponentHealth {
+    ComponentHealth {
+        status,
+        message: message.into(),
+        critical,
+        details,
+    }
+}
+
+pub async fn report(state: &AppState) -> HealthReport {
+    let now_ms = Utc::now().timestamp_millis();
+    let mut components = BTreeMap::new();
+
+    // store
+    let ping = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
+    let store = match ping {
+        Ok(Ok(())) => {
+            let stats = state.store.stats().await.ok();
+            component(
+                HealthStatus::Healthy,
+                true,
+                "store answers",
+                json!({
+                    "stats": stats,
+                    "pending_writes": state.store.pending_writes(),
+                }),
+            )
+        }
+        Ok(Err(e)) => component(
+            HealthStatus::Unhealthy,
+            true,
+            format!("store error: {e}"),
+            serde_json::Value::Null,
+        ),
+        Err(_) => component(
+            HealthStatus::Unhealthy,
+            true,
+            "store did not answer within 2 s",
+            serde_json::Value::Null,
+        ),
+    };
+    components.insert("store".to_owned(), store);
+
+    // ingest
+    let ing = &state.ingest;
+    let agents = state.store.agents().await.unwrap_or_default();
+    let gaps: Vec<_> = agents
+        .iter()
+        .filter(|a| a.missing_batches > 0)
+        .map(|a| json!({"agent_id": a.agent_id, "node": a.node, "missing_batches": a.missing_batches}))
+        .collect();
+    let cfg = state.config.borrow().clone();
+    let recent_gap = now_ms - ing.last_gap_ms.load(Ordering::Relaxed) < GAP_WINDOW_MS;
+    let recent_shed = now_ms - ing.last_shed_ms.load(Ordering::Relaxed) < SHED_WINDOW_MS;
+    let (st, msg) = if recent_gap {
+        (
+            HealthStatus::Degraded,
+            "evidence batches went missing in the last 15 minutes (see details.sequence_gaps)"
+                .to_owned(),
+        )
+    } else if recent_shed {
+        (
+            HealthStatus::Degraded,
+            "load shedding dropped low-priority evidence in the last minute".to_owned(),
+        )
+    } else {
+        (HealthStatus::Healthy, "accepting evidence".to_owned())
+    };
+    components.insert(
+        "ingest".to_owned(),
+        component(
+            st,
+            false,
+            msg,
+            json!({
+                "batches_accepted": ing.batches.load(Ordering::Relaxed),
+                "bodies_rejected": ing.rejected.load(Ordering::Relaxed),
+                "events_shed": ing.shed.load(Ordering::Relaxed),
+                "load_shedding_enabled": cfg.config.load_shedding_enabled,
+                "pressure": shed_pressure(state),
+                "agents": agents.len(),
+                "sequence_gaps": gaps,
+            }),
+        ),
+    );
+
+    // correlator
+    let c = &state.correlator;
+    let hb = c.heartbeat_ms.load(Ordering::Relaxed);
+    let lag = c.lag();
+    let err = c.last_error.lock().ok().and_then(|g| g.clone());
+    let (st, msg) = if hb == 0 || now_ms - hb > CORRELATOR_STALL_MS {
+        (
+            HealthStatus::Degraded,
+            "correlator loop is not running".to_owned(),
+        )
+    } else if let Some(e) = &err {
+        (HealthStatus::Degraded, format!("correlator error: {e}"))
+    } else if lag > CORRELATOR_MAX_LAG {
+        (
+            HealthStatus::Degraded,
+            format!("correlator is {lag} events behind"),
+        )
+    } else {
+        (HealthStatus::Healthy, "correlating".to_owned())
+    };
+    components.insert(
+        "correlator".to_owned(),
+        component(
+            st,
+            false,
+            msg,
+            json!({
+                "engine": "simple-incident-path",
+                "depth": cfg.config.correlation_depth.as_str(),
+                "cursor": c.cursor.load(Ordering::Relaxed),
+                "lag_events": lag,
+                "processed_events": c.processed.load(Ordering::Relaxed),
+                "active_incidents": c.active.load(Ordering::Relaxed),
+            }),
+        ),
+    );
+
+    // config
+    let (st, msg) = if cfg.rejected.is_empty() {
+        (
+            HealthStatus::Healthy,
+            format!("generation {}", cfg.generation),
+        )
+    } else {
+        (
+            HealthStatus::Degraded,
+            format!(
+                "refused values kept out: {}",
+                cfg.rejected
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    };
+    components.insert(
+        "config".to_owned(),
+        component(
+            st,
+            false,
+            msg,
+            json!({
+                "generation": cfg.generation,
+                "config_dir": state.config_dir,
+                "rejected": cfg.rejected,
+            }),
+        ),
+    );
+
+    let status = components
+        .values()
+        .map(|c| match (c.status, c.critical) {
+            (HealthStatus::Unhealthy, true) => HealthStatus::Unhealthy,
+            (HealthStatus::Healthy, _) => HealthStatus::Healthy,
+            _ => HealthStatus::Degraded,
+        })
+        .max()
+        .unwrap_or(HealthStatus::Healthy);
+    HealthReport {
+        status,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        config_generation: cfg.generation,
+        components,
+    }
+}
+
+/// Correlator backlog relative to the shedding capacity, 0.0–1.0.
+pub fn shed_pressure(state: &AppState) -> f64 {
+    let lag = state.correlator.lag() as f64;
+    (lag / state.shed_capacity.max(1) as f64).min(1.0)
+}
+
+pub async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let r = report(&state).await;
+    let code = if r.status == HealthStatus::Unhealthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(r)).into_response()
+}
+
+/// 200 once the store is open and migrated (the listener only starts after that) and
+/// while it answers; 503 during shutdown.
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.shutting_down.load(Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reason": "shutting down"})),
+        )
+            .into_response();
+    }
+    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({"ready": true}))).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reason": format!("store: {e}")})),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reason": "store did not answer within 2 s"})),
+        )
+            .into_response(),
+    }
+}

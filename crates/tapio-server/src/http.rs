@@ -1,0 +1,471 @@
+//! The HTTP surface: routes, handlers, and request metrics.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use serde_json::json;
+use tapio_core::{Severity, Status};
+use tapio_proto::{ConfigView, IngestAck};
+use tapio_store::{IncidentFilter, IngestBatch};
+use ulid::Ulid;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::health;
+use crate::metrics::{HttpLabels, RouteLabel, SourceLabel};
+
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/evidence", post(post_evidence))
+        .route("/api/v1/events", post(post_event))
+        .route("/api/v1/incidents", get(list_incidents))
+        .route("/api/v1/incidents/summary", get(incident_summary))
+        .route("/api/v1/incidents/{id}", get(get_incident))
+        .route("/api/v1/agents", get(list_agents))
+        .route("/api/v1/config", get(get_config))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {} {}; see the API list in README.md",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+/// Counts every request by route template (bounded), method and status.
+async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let t = Instant::now();
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .http_duration
+        .get_or_create(&RouteLabel {
+            route: route.clone(),
+        })
+        .observe(t.elapsed().as_secs_f64());
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            route,
+            method,
+            status: resp.status().as_u16().to_string(),
+        })
+        .inc();
+    resp
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    state
+        .metrics
+        .set_queue("store_writer", state.store.pending_writes() as i64);
+    state
+        .metrics
+        .set_queue("correlator", state.correlator.lag() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Read the whole body, bounded, decompressing gzip. The bound applies to the
+/// decompressed size too, so a small gzip bomb is refused like a large body.
+async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "request body exceeds {max} bytes (after decompression); split the batch, \
+                 or raise --max-body-bytes / TAPIO_MAX_BODY_BYTES"
+            ),
+        )
+    };
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > max
+    {
+        return Err(too_large());
+    }
+    let raw = http_body_util::Limited::new(body, max)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                ApiError::bad_request(
+                    "body_read_failed",
+                    None,
+                    format!("reading the request body failed: {e}"),
+                )
+            }
+        })?
+        .to_bytes();
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("identity") | Some("") => Ok(raw.to_vec()),
+        Some("gzip") | Some("x-gzip") => {
+            let mut out = Vec::new();
+            let mut dec = flate2::read::GzDecoder::new(&raw[..]).take(max as u64 + 1);
+            dec.read_to_end(&mut out).map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_gzip",
+                    None,
+                    format!("Content-Encoding is gzip but the body does not decompress: {e}"),
+                )
+            })?;
+            if out.len() > max {
+                return Err(too_large());
+            }
+            Ok(out)
+        }
+        Some(other) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!("Content-Encoding {other:?} is not supported; send identity or gzip"),
+        )),
+    }
+}
+
+fn reject(state: &AppState, e: ApiError) -> ApiError {
+    state.metrics.rejected(e.code);
+    state.ingest.rejected.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(component = "ingest", code = e.code, message = %e.message, "body refused");
+    e
+}
+
+async fn post_evidence(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IngestAck>, ApiError> {
+    let t = Instant::now();
+    let bytes = read_body(&headers, body, state.max_body_bytes)
+        .await
+        .map_err(|e| reject(&state, e))?;
+    let batch = tapio_proto::decode_batch(&bytes, Utc::now(), &state.limits)
+        .map_err(|e| reject(&state, e.into()))?;
+    state
+        .metrics
+        .observe_stage("decode", t.elapsed().as_secs_f64());
+    let agent_id = batch.agent_id.clone();
+    let seq = batch.seq;
+    let (events, shed) = shed(&state, batch.events);
+    let ack = store_batch(
+        &state,
+        IngestBatch {
+            agent_id: batch.agent_id,
+            node: batch.node,
+            seq: Some(seq),
+            events,
+            received_at: Utc::now(),
+        },
+    )
+    .await?;
+    Ok(Json(IngestAck {
+        agent_id,
+        seq,
+        shed,
+        ..ack
+    }))
+}
+
+/// Drop what load shedding allows, counting it. P1-class facts always pass.
+fn shed(state: &AppState, events: Vec<tapio_proto::Event>) -> (Vec<tapio_proto::Event>, usize) {
+    let enabled = state.config.borrow().config.load_shedding_enabled;
+    if !enabled {
+        return (events, 0);
+    }
+    let pressure = health::shed_pressure(state);
+    let before = events.len();
+    let kept: Vec<_> = events
+        .into_iter()
+        .filter(|e| !tapio_core::shed::should_shed(e, true, pressure))
+        .collect();
+    let n = before - kept.len();
+    if n > 0 {
+        state.metrics.dropped("load_shed", n as u64);
+        state.ingest.shed.fetch_add(n as u64, Ordering::Relaxed);
+        state
+            .ingest
+            .last_shed_ms
+            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+    (kept, n)
+}
+
+async fn store_batch(state: &AppState, batch: IngestBatch) -> Result<IngestAck, ApiError> {
+    let t = Instant::now();
+    let agent_id = batch.agent_id.clone();
+    let seq = batch.seq.unwrap_or(0);
+    let out = state.store.ingest(batch).await?;
+    state
+        .metrics
+        .observe_stage("store", t.elapsed().as_secs_f64());
+    if out.duplicate_batch {
+        state.metrics.batches_duplicate.inc();
+    } else {
+        state.metrics.batches_accepted.inc();
+        state.ingest.batches.fetch_add(1, Ordering::Relaxed);
+    }
+    if out.duplicate_events > 0 {
+        state
+            .metrics
+            .dropped("duplicate_event", out.duplicate_events as u64);
+    }
+    if out.new_missing > 0 {
+        state.metrics.sequence_gaps.inc_by(out.new_missing);
+        state
+            .ingest
+            .last_gap_ms
+            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        tracing::warn!(
+            component = "ingest",
+            agent_id = %agent_id,
+            seq,
+            missing = out.new_missing,
+            "evidence batches missing: the agent's sequence skipped ahead"
+        );
+    }
+    if out.sequence_reset {
+        state.metrics.sequence_resets.inc();
+        tracing::warn!(component = "ingest", agent_id = %agent_id, seq, "agent restarted its batch sequence");
+    }
+    if let Some((pos, _)) = out.stored.last() {
+        state.correlator.head.fetch_max(*pos, Ordering::Relaxed);
+    }
+    for (_, ev) in &out.stored {
+        state
+            .metrics
+            .events_ingested
+            .get_or_create(&SourceLabel {
+                source: ev.kind.source_label().to_owned(),
+            })
+            .inc();
+    }
+    if !out.stored.is_empty() {
+        state.evidence_stored.notify_one();
+    }
+    Ok(IngestAck {
+        agent_id,
+        seq,
+        accepted: out.stored.len(),
+        duplicate_events: out.duplicate_events,
+        shed: 0,
+        duplicate_batch: out.duplicate_batch,
+    })
+}
+
+async fn post_event(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let bytes = read_body(&headers, body, state.max_body_bytes)
+        .await
+        .map_err(|e| reject(&state, e))?;
+    let (ev, producer) = tapio_proto::decode_single_event(&bytes, Utc::now(), &state.limits)
+        .map_err(|e| reject(&state, e.into()))?;
+    let id = ev.id;
+    let (events, shed) = shed(&state, vec![ev]);
+    let ack = store_batch(
+        &state,
+        IngestBatch {
+            agent_id: format!("api:{producer}"),
+            node: String::new(),
+            seq: None,
+            events,
+            received_at: Utc::now(),
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "id": id,
+            "accepted": ack.accepted == 1,
+            "duplicate": ack.duplicate_events == 1,
+            "shed": shed == 1,
+        })),
+    ))
+}
+
+fn parse_list<T: std::str::FromStr<Err = String>>(
+    field: &str,
+    v: Option<&String>,
+) -> Result<Vec<T>, ApiError> {
+    v.map(|s| {
+        s.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| p.parse::<T>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::bad_request("invalid_query", Some(field), e))
+    })
+    .transpose()
+    .map(Option::unwrap_or_default)
+}
+
+fn parse_since(v: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let d = tapio_core::duration::parse_duration(v).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_query",
+            Some("since"),
+            format!("since={v:?} is neither an RFC 3339 time nor a duration like 2h or 7d"),
+        )
+    })?;
+    let d = chrono::Duration::from_std(d)
+        .map_err(|_| ApiError::bad_request("invalid_query", Some("since"), "duration too large"))?;
+    Ok(Utc::now() - d)
+}
+
+async fn list_incidents(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let known = ["status", "severity", "namespace", "since", "limit"];
+    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            Some(k),
+            format!("unknown query parameter {k:?}; known: {}", known.join(", ")),
+        ));
+    }
+    let status: Vec<Status> = parse_list("status", q.get("status"))?;
+    let severity: Vec<Severity> = parse_list("severity", q.get("severity"))?;
+    let since = q.get("since").map(|s| parse_since(s)).transpose()?;
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    Some("limit"),
+                    format!("limit={l:?} must be a number from 1 to 1000"),
+                )
+            })?,
+    };
+    let incidents = state
+        .store
+        .list_incidents(IncidentFilter {
+            status,
+            severity,
+            namespace: q.get("namespace").cloned(),
+            since,
+            limit,
+        })
+        .await?;
+    Ok(Json(
+        json!({"count": incidents.len(), "incidents": incidents}),
+    ))
+}
+
+/// Counts of incidents by status and severity; `active` sums the unresolved ones.
+async fn incident_summary(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<tapio_proto::IncidentSummary>, ApiError> {
+    let mut sum = tapio_proto::IncidentSummary::default();
+    for (status, sev, n) in state.store.incident_counts().await? {
+        *sum.by_status
+            .entry(status.as_str().to_owned())
+            .or_default()
+            .entry(sev.as_str().to_owned())
+            .or_default() += n;
+        if status.is_active() {
+            *sum.active.entry(sev.as_str().to_owned()).or_default() += n;
+        }
+    }
+    for s in Severity::ALL {
+        sum.active.entry(s.as_str().to_owned()).or_default();
+    }
+    Ok(Json(sum))
+}
+
+async fn get_incident(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<tapio_core::Incident>, ApiError> {
+    let ulid = Ulid::from_string(&id).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_id",
+            Some("id"),
+            format!("{id:?} is not an incident id (a 26-character ULID such as 01JDQ7ZJ8W3XG5M8F9N0P1Q2R3)"),
+        )
+    })?;
+    state
+        .store
+        .get_incident(ulid)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))
+}
+
+async fn list_agents(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let agents = state.store.agents().await?;
+    Ok(Json(json!({"count": agents.len(), "agents": agents})))
+}
+
+async fn get_config(State(state): State<Arc<AppState>>) -> Json<ConfigView> {
+    let eff = state.config.borrow().clone();
+    Json(ConfigView {
+        generation: eff.generation,
+        log_level: eff.config.log_level.to_string(),
+        load_shedding_enabled: eff.config.load_shedding_enabled,
+        correlation_depth: eff.config.correlation_depth.to_string(),
+        audit_level: eff.config.audit_level.to_string(),
+        config_dir: state.config_dir.clone(),
+        rejected: eff.rejected,
+        updated_at: eff.updated_at,
+    })
+}

@@ -1,0 +1,41 @@
+//! tapio-server: evidence ingest, the incidents API, health, metrics and live config.
+//!
+//! [`app`] builds the whole HTTP surface from an [`AppState`], so handlers are tested
+//! without a socket; `main.rs` only parses flags, wires the tasks and serves.
+
+pub mod correlator;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod runtime_config;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use tapio_proto::Limits;
+use tapio_store::Store;
+use tokio::sync::{Notify, watch};
+
+pub use http::app;
+
+/// Shared by every handler and task.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub config: watch::Receiver<runtime_config::Effective>,
+    pub config_dir: String,
+    pub limits: Limits,
+    /// Largest accepted request body, after decompression.
+    pub max_body_bytes: usize,
+    /// Wakes the correlator when new evidence is stored.
+    pub evidence_stored: Arc<Notify>,
+    pub correlator: Arc<correlator::CorrelatorStatus>,
+    pub ingest: Arc<health::IngestStatus>,
+    pub started: Instant,
+    pub shutting_down: Arc<AtomicBool>,
+    /// Correlator lag (events) at which load shedding reaches full pressure.
+    pub shed_capacity: u64,
+}

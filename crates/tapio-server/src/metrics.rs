@@ -1,0 +1,297 @@
+//! Every metric tapio-server exports, defined in one place. Label values are bounded:
+//! sources come from a fixed list, routes from the router's templates, drop reasons and
+//! error codes from code.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabel {
+    pub queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: String,
+    pub method: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SeverityLabel {
+    pub severity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabel {
+    pub key: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 10 µs .. ~5 s
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 20))
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub events_ingested: Family<SourceLabel, Counter>,
+    pub events_processed: Family<SourceLabel, Counter>,
+    pub stage_duration: HistogramFamily<StageLabel>,
+    pub queue_depth: Family<QueueLabel, Gauge>,
+    pub events_dropped: Family<ReasonLabel, Counter>,
+    pub batches_accepted: Counter,
+    pub batches_duplicate: Counter,
+    pub batches_rejected: Family<CodeLabel, Counter>,
+    pub sequence_gaps: Counter,
+    pub sequence_resets: Counter,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: HistogramFamily<RouteLabel>,
+    pub incidents_opened: Family<SeverityLabel, Counter>,
+    pub incidents_active: Gauge,
+    pub config_generation: Gauge,
+    pub config_rejections: Family<KeyLabel, Counter>,
+    pub evidence_pruned: Counter,
+}
+
+pub const DROP_REASONS: &[&str] = &["load_shed", "duplicate_event"];
+pub const STAGES: &[&str] = &["decode", "store", "correlate"];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tapio");
+        let events_ingested = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "events_ingested",
+            "Evidence events durably stored and acknowledged, by source",
+            events_ingested.clone(),
+        );
+        let events_processed = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "events_processed",
+            "Evidence events processed by the correlator, by source",
+            events_processed.clone(),
+        );
+        let stage_duration: HistogramFamily<StageLabel> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "event_processing_duration_seconds",
+            "Time spent per pipeline stage (decode: per batch body; store: per batch until durable; correlate: per event)",
+            stage_duration.clone(),
+        );
+        let queue_depth = Family::<QueueLabel, Gauge>::default();
+        registry.register(
+            "queue_depth",
+            "Items waiting: correlator = stored events not yet correlated; store_writer = write commands queued",
+            queue_depth.clone(),
+        );
+        let events_dropped = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "events_dropped",
+            "Evidence events not stored, by reason",
+            events_dropped.clone(),
+        );
+        let batches_accepted = Counter::default();
+        registry.register(
+            "batches_accepted",
+            "Evidence batches acknowledged (new)",
+            batches_accepted.clone(),
+        );
+        let batches_duplicate = Counter::default();
+        registry.register(
+            "batches_duplicate",
+            "Evidence batches acknowledged as retries of a stored (agent, seq)",
+            batches_duplicate.clone(),
+        );
+        let batches_rejected = Family::<CodeLabel, Counter>::default();
+        registry.register(
+            "batches_rejected",
+            "Request bodies refused, by error code",
+            batches_rejected.clone(),
+        );
+        let sequence_gaps = Counter::default();
+        registry.register(
+            "agent_sequence_gaps",
+            "Batches found missing: an agent's sequence jumped past them",
+            sequence_gaps.clone(),
+        );
+        let sequence_resets = Counter::default();
+        registry.register(
+            "agent_sequence_resets",
+            "Agents that restarted their batch sequence (a reused seq with different content)",
+            sequence_resets.clone(),
+        );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route template, method and status",
+            http_requests.clone(),
+        );
+        let http_duration: HistogramFamily<RouteLabel> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route template",
+            http_duration.clone(),
+        );
+        let incidents_opened = Family::<SeverityLabel, Counter>::default();
+        registry.register(
+            "incidents_opened",
+            "Incidents opened, by severity",
+            incidents_opened.clone(),
+        );
+        let incidents_active = Gauge::default();
+        registry.register(
+            "incidents_active",
+            "Incidents held active by the correlator",
+            incidents_active.clone(),
+        );
+        let config_generation = Gauge::default();
+        registry.register(
+            "config_generation",
+            "Generation of the effective runtime config (increments on every applied change)",
+            config_generation.clone(),
+        );
+        let config_rejections = Family::<KeyLabel, Counter>::default();
+        registry.register(
+            "config_rejections",
+            "Runtime config values refused, by key",
+            config_rejections.clone(),
+        );
+        let evidence_pruned = Counter::default();
+        registry.register(
+            "evidence_pruned",
+            "Evidence rows deleted by retention",
+            evidence_pruned.clone(),
+        );
+        let build_info = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register("build_info", "tapio-server build", build_info.clone());
+        build_info
+            .get_or_create(&vec![(
+                "version".to_owned(),
+                env!("CARGO_PKG_VERSION").to_owned(),
+            )])
+            .set(1);
+
+        let m = Self {
+            registry,
+            events_ingested,
+            events_processed,
+            stage_duration,
+            queue_depth,
+            events_dropped,
+            batches_accepted,
+            batches_duplicate,
+            batches_rejected,
+            sequence_gaps,
+            sequence_resets,
+            http_requests,
+            http_duration,
+            incidents_opened,
+            incidents_active,
+            config_generation,
+            config_rejections,
+            evidence_pruned,
+        };
+        // Pre-create bounded series so dashboards and alerts see zeros, not absence.
+        for r in DROP_REASONS {
+            let _ = m.events_dropped.get_or_create(&ReasonLabel {
+                reason: (*r).to_owned(),
+            });
+        }
+        for s in tapio_proto::KNOWN_SOURCES.iter().chain(["other"].iter()) {
+            let l = SourceLabel {
+                source: (*s).to_owned(),
+            };
+            let _ = m.events_ingested.get_or_create(&l);
+            let _ = m.events_processed.get_or_create(&l);
+        }
+        for q in ["correlator", "store_writer"] {
+            let _ = m.queue_depth.get_or_create(&QueueLabel {
+                queue: q.to_owned(),
+            });
+        }
+        for s in tapio_core::Severity::ALL {
+            let _ = m.incidents_opened.get_or_create(&SeverityLabel {
+                severity: s.as_str().to_owned(),
+            });
+        }
+        m
+    }
+
+    pub fn observe_stage(&self, stage: &str, seconds: f64) {
+        self.stage_duration
+            .get_or_create(&StageLabel {
+                stage: stage.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn dropped(&self, reason: &str, n: u64) {
+        self.events_dropped
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc_by(n);
+    }
+
+    pub fn rejected(&self, code: &str) {
+        self.batches_rejected
+            .get_or_create(&CodeLabel {
+                code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn set_queue(&self, queue: &str, depth: i64) {
+        self.queue_depth
+            .get_or_create(&QueueLabel {
+                queue: queue.to_owned(),
+            })
+            .set(depth);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,260 @@
+//! Harness for end-to-end tests: the real `tapio-server` binary on a loopback port, and
+//! the real `tapio` CLI binary.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// The `tapio` CLI lives in another package, so Cargo does not build it for this
+/// package's tests; build it once per test process (a no-op when up to date).
+pub fn cli_bin() -> PathBuf {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "tapio-cli", "--bin", "tapio"])
+            .current_dir(repo_root())
+            .status()
+            .expect("run cargo build for the tapio CLI");
+        assert!(status.success(), "building the tapio CLI failed");
+    });
+    let server = PathBuf::from(env!("CARGO_BIN_EXE_tapio-server"));
+    server.with_file_name("tapio")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+pub struct Server {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub data: tempfile::TempDir,
+    pub config_dir: PathBuf,
+    pub log: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Self {
+        let data = tempfile::tempdir().expect("tempdir");
+        let config_dir = data.path().join("config");
+        std::fs::create_dir_all(&config_dir).expect("config dir");
+        let mut s = Self {
+            child: None,
+            port: free_port(),
+            log: data.path().join("server.log"),
+            data,
+            config_dir,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        s.spawn();
+        s
+    }
+
+    /// Start (again) on the same port, data and config.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_tapio-server"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--data-dir")
+            .arg(self.data.path().join("db"))
+            .arg("--config-dir")
+            .arg(&self.config_dir)
+            .args(["--log-format", "logfmt"])
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tapio-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = self.get("/ready") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tapio-server did not become ready; log:\n{}", self.logs());
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGKILL: no shutdown path runs.
+            c.kill().expect("kill");
+            c.wait().expect("wait");
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into()
+    }
+
+    pub fn get(&self, path: &str) -> Result<(u16, String), ureq::Error> {
+        let mut r = Self::agent().get(format!("{}{path}", self.url())).call()?;
+        let status = r.status().as_u16();
+        Ok((status, r.body_mut().read_to_string()?))
+    }
+
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(path).expect("GET");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).expect("json")
+    }
+
+    pub fn post(
+        &self,
+        path: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let mut req = Self::agent().post(format!("{}{path}", self.url()));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut r = req.send(body).expect("POST");
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().expect("body");
+        let v = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, v)
+    }
+
+    /// Poll until `f` holds, for at most `secs`.
+    pub fn wait_for(&self, secs: u64, what: &str, mut f: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if f(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}; server log:\n{}", self.logs());
+    }
+
+    pub fn incidents(&self, query: &str) -> Vec<serde_json::Value> {
+        self.get_json(&format!("/api/v1/incidents{query}"))["incidents"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sum of a metric's samples (all label sets) in the `/metrics` text.
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, text) = self.get("/metrics").expect("metrics");
+        metric_sum(&text, name)
+    }
+
+    /// Write a config key like Kubernetes does: a new data dir, then swap `..data`.
+    pub fn set_config(&self, key: &str, value: &str) {
+        let root = &self.config_dir;
+        let mut values: Vec<(String, String)> = std::fs::read_dir(root)
+            .expect("read config dir")
+            .filter_map(Result::ok)
+            .filter(|e| !e.file_name().to_string_lossy().starts_with(".."))
+            .filter_map(|e| {
+                let k = e.file_name().to_string_lossy().into_owned();
+                std::fs::read_to_string(e.path()).ok().map(|v| (k, v))
+            })
+            .filter(|(k, _)| k != key)
+            .collect();
+        values.push((key.to_owned(), value.to_owned()));
+        let gen_name = format!("..{}", ulid::Ulid::new());
+        let gen_dir = root.join(&gen_name);
+        std::fs::create_dir_all(&gen_dir).expect("gen dir");
+        for (k, v) in &values {
+            let mut f = std::fs::File::create(gen_dir.join(k)).expect("create");
+            f.write_all(v.as_bytes()).expect("write");
+        }
+        let tmp = root.join("..data_tmp");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&gen_name, &tmp).expect("symlink");
+        std::fs::rename(&tmp, root.join("..data")).expect("swap ..data");
+        for (k, _) in &values {
+            let link = root.join(k);
+            if std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()) {
+                continue;
+            }
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(format!("..data/{k}"), &link).expect("key symlink");
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(cli_bin())
+            .arg("--server")
+            .arg(self.url())
+            .args(args)
+            .output()
+            .expect("run tapio")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+pub fn example(name: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join("examples").join(name)).expect("example file")
+}
+
+/// One batch of `n` OOM events for workload `w`, as JSON.
+pub fn oom_batch(agent: &str, seq: u64, workload: &str, n: usize) -> String {
+    let now = chrono::Utc::now().to_rfc3339();
+    let events: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"id":"{}","time":"{now}","type":"kernel.container.oom_kill","severity":"critical","entity":{{"namespace":"shop","pod":"{workload}-{i}","workload":{{"kind":"Deployment","name":"{workload}"}}}},"attributes":{{"comm":"java","pid":{i}}}}}"#,
+                ulid::Ulid::new()
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"version":1,"agent_id":"{agent}","node":"worker-1","seq":{seq},"events":[{}]}}"#,
+        events.join(",")
+    )
+}

@@ -1,1 +1,194 @@
-fn main() {}
+//! Load tool for tapio-server's ingest path.
+//!
+//! `throughput`: W workers post batches back to back for a duration; reports sustained
+//! events/s and acknowledgement latency. `latency`: posts at a fixed event rate and reports
+//! POST→durable-acknowledgement percentiles. Every batch is a valid envelope with fresh
+//! event ids, so each one is really stored (no dedupe shortcut).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Throughput,
+    Latency,
+}
+
+#[derive(Parser)]
+#[command(name = "tapio-loadgen")]
+struct Args {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    #[arg(long, value_enum, default_value = "throughput")]
+    mode: Mode,
+    /// Events per batch.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Concurrent senders (throughput mode).
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Events per second (latency mode).
+    #[arg(long, default_value_t = 5000)]
+    rate: u64,
+}
+
+fn batch_body(agent: &str, seq: u64, n: usize) -> String {
+    let now = chrono::Utc::now().to_rfc3339();
+    let mut s = String::with_capacity(n * 330 + 128);
+    s.push_str(&format!(
+        r#"{{"version":1,"agent_id":"{agent}","node":"bench-node","seq":{seq},"events":["#
+    ));
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        // 1 in 100 is an OOM kill on one of 10 workloads (opens/updates incidents); the
+        // rest are plain network evidence.
+        let (t, sev, w) = if i % 100 == 0 {
+            (
+                "kernel.container.oom_kill",
+                "critical",
+                format!("w{}", seq % 10),
+            )
+        } else {
+            (
+                "kernel.network.retransmit_spike",
+                "warning",
+                format!("svc{}", i % 50),
+            )
+        };
+        s.push_str(&format!(
+            r#"{{"id":"{}","time":"{now}","type":"{t}","severity":"{sev}","entity":{{"cluster":"bench","node":"bench-node","namespace":"bench","pod":"{w}-abc","workload":{{"kind":"Deployment","name":"{w}"}}}},"attributes":{{"dst_addr":"10.0.{}.{}","dst_port":8080,"retransmits":{}}}}}"#,
+            ulid::Ulid::new(),
+            i % 250,
+            seq % 250,
+            i % 97
+        ));
+    }
+    s.push_str("]}");
+    s
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn post(a: &ureq::Agent, url: &str, body: &str) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let mut r = a
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body)
+        .context("POST")?;
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().context("read ack")?;
+    let took = t.elapsed();
+    if status != 200 {
+        bail!("server answered {status}: {text}");
+    }
+    Ok(took)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn report(kind: &str, events: u64, elapsed: Duration, mut lat: Vec<Duration>) {
+    lat.sort();
+    println!(
+        "{kind}: {events} events in {:.1} s = {:.0} events/s; {} batches; ack latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+        elapsed.as_secs_f64(),
+        events as f64 / elapsed.as_secs_f64(),
+        lat.len(),
+        pct(&lat, 0.50),
+        pct(&lat, 0.90),
+        pct(&lat, 0.99),
+        lat.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let url = format!("{}/api/v1/evidence", args.server.trim_end_matches('/'));
+    let run_id = ulid::Ulid::new().to_string();
+    match args.mode {
+        Mode::Throughput => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let events = Arc::new(AtomicU64::new(0));
+            let start = Instant::now();
+            let handles: Vec<_> = (0..args.workers)
+                .map(|w| {
+                    let (stop, events, url) = (stop.clone(), events.clone(), url.clone());
+                    let agent_id = format!("bench-{run_id}-{w}");
+                    let n = args.batch;
+                    std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
+                        let a = agent();
+                        let mut lat = Vec::new();
+                        let mut seq = 0;
+                        while !stop.load(Ordering::Relaxed) {
+                            seq += 1;
+                            let body = batch_body(&agent_id, seq, n);
+                            lat.push(post(&a, &url, &body)?);
+                            events.fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                        Ok(lat)
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_secs(args.seconds));
+            stop.store(true, Ordering::Relaxed);
+            let mut lat = Vec::new();
+            for h in handles {
+                lat.extend(h.join().map_err(|_| anyhow::anyhow!("worker panicked"))??);
+            }
+            report(
+                "throughput",
+                events.load(Ordering::Relaxed),
+                start.elapsed(),
+                lat,
+            );
+        }
+        Mode::Latency => {
+            let a = agent();
+            let interval = Duration::from_secs_f64(args.batch as f64 / args.rate as f64);
+            let agent_id = format!("bench-{run_id}-lat");
+            let start = Instant::now();
+            let mut next = start;
+            let mut lat = Vec::new();
+            let mut seq = 0;
+            while start.elapsed() < Duration::from_secs(args.seconds) {
+                seq += 1;
+                // Build before the send time so body generation is not measured.
+                let body = batch_body(&agent_id, seq, args.batch);
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                }
+                lat.push(post(&a, &url, &body)?);
+                next += interval;
+            }
+            report(
+                &format!("latency @ {} events/s", args.rate),
+                seq * args.batch as u64,
+                start.elapsed(),
+                lat,
+            );
+        }
+    }
+    Ok(())
+}

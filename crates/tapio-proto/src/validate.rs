@@ -215,6 +215,17 @@ pub(crate) fn validate_batch(
             "field `seq` is 0; batch sequences start at 1 and increase by one per batch".into(),
         ));
     }
+    if i64::try_from(batch.seq).is_err() {
+        return Err(DecodeError::new(
+            "invalid_field",
+            Some("seq".into()),
+            format!(
+                "field `seq` is {}; the largest supported sequence is {}",
+                batch.seq,
+                i64::MAX
+            ),
+        ));
+    }
     if batch.events.len() > limits.max_events_per_batch {
         return Err(DecodeError::new(
             "too_many_events",
@@ -261,7 +272,9 @@ fn validate_event(
     now: DateTime<Utc>,
     limits: &Limits,
 ) -> Result<(), DecodeError> {
-    if ev.time > now + limits.max_future_skew {
+    // A skew so large that it overflows the calendar disables the check.
+    let latest = now.checked_add_signed(limits.max_future_skew);
+    if latest.is_some_and(|latest| ev.time > latest) {
         return Err(DecodeError::new(
             "timestamp_in_future",
             Some(format!("{prefix}.time")),
@@ -424,6 +437,13 @@ mod tests {
         assert_eq!(e.code, "malformed_json");
         let e = decode_batch(b"[1,2]", now(), &Limits::default()).expect_err("array");
         assert_eq!(e.code, "invalid_field");
+    }
+
+    #[test]
+    fn seq_beyond_store_range_refused() {
+        let body = batch_json(GOOD_EVENT).replace(r#""seq":1"#, r#""seq":18446744073709551615"#);
+        let e = decode_batch(body.as_bytes(), now(), &Limits::default()).expect_err("huge");
+        assert_eq!(e.field.as_deref(), Some("seq"));
     }
 
     #[test]

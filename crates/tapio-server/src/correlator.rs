@@ -106,7 +106,13 @@ impl Correlator {
                 break;
             }
             let rows = match self.store.evidence_after(cursor, READ_CHUNK).await {
-                Ok(rows) => rows,
+                Ok(rows) => {
+                    if rows.is_empty() {
+                        // The store answers again: a past read error no longer applies.
+                        self.status.set_error(None);
+                    }
+                    rows
+                }
                 Err(e) => {
                     tracing::error!(component = "correlator", error = %e, "reading evidence failed; retrying");
                     self.status.set_error(Some(e.to_string()));

@@ -67,7 +67,12 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    // A fixed set: arbitrary extension methods must not create new series.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_owned();
     let t = Instant::now();
     let resp = next.run(req).await;
     state
@@ -194,6 +199,7 @@ async fn post_evidence(
         .observe_stage("decode", t.elapsed().as_secs_f64());
     let agent_id = batch.agent_id.clone();
     let seq = batch.seq;
+    let first_event_id = batch.events.first().map(|e| e.id);
     let (events, shed) = shed(&state, batch.events);
     let ack = store_batch(
         &state,
@@ -201,6 +207,7 @@ async fn post_evidence(
             agent_id: batch.agent_id,
             node: batch.node,
             seq: Some(seq),
+            first_event_id,
             events,
             received_at: Utc::now(),
         },
@@ -318,6 +325,7 @@ async fn post_event(
             agent_id: format!("api:{producer}"),
             node: String::new(),
             seq: None,
+            first_event_id: Some(id),
             events,
             received_at: Utc::now(),
         },
@@ -360,9 +368,16 @@ fn parse_since(v: &str) -> Result<DateTime<Utc>, ApiError> {
             format!("since={v:?} is neither an RFC 3339 time nor a duration like 2h or 7d"),
         )
     })?;
-    let d = chrono::Duration::from_std(d)
-        .map_err(|_| ApiError::bad_request("invalid_query", Some("since"), "duration too large"))?;
-    Ok(Utc::now() - d)
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| Utc::now().checked_sub_signed(d))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                Some("since"),
+                format!("since={v:?} reaches before the earliest representable time; use a shorter duration"),
+            )
+        })
 }
 
 async fn list_incidents(

@@ -254,10 +254,14 @@ async fn retention(
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let Ok(keep) = chrono::Duration::from_std(keep) else {
+        // A retention too long for the calendar means "keep everything".
+        let Some(cutoff) = chrono::Duration::from_std(keep)
+            .ok()
+            .and_then(|k| chrono::Utc::now().checked_sub_signed(k))
+        else {
             return;
         };
-        match store.prune_evidence(chrono::Utc::now() - keep).await {
+        match store.prune_evidence(cutoff).await {
             Ok(0) => {}
             Ok(n) => {
                 metrics.evidence_pruned.inc_by(n);

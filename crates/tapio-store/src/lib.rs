@@ -41,6 +41,9 @@ pub struct IngestBatch {
     pub agent_id: String,
     pub node: String,
     pub seq: Option<u64>,
+    /// First event id of the batch as sent (before any load shedding): together with
+    /// (agent_id, seq) it tells a retry from a restarted sequence.
+    pub first_event_id: Option<Ulid>,
     pub events: Vec<Event>,
     pub received_at: DateTime<Utc>,
 }

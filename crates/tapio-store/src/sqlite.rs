@@ -34,7 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     1,
     r#"
 CREATE TABLE evidence (
-    pos          INTEGER PRIMARY KEY,   -- storage order; the correlator's cursor
+    pos          INTEGER PRIMARY KEY AUTOINCREMENT, -- storage order, never reused; the correlator's cursor
     id           TEXT NOT NULL UNIQUE,  -- event ULID
     time_ms      INTEGER NOT NULL,
     received_ms  INTEGER NOT NULL,
@@ -98,7 +98,7 @@ pub struct SqliteStore {
     path: PathBuf,
     tx: SyncSender<WriteCmd>,
     queued: Arc<AtomicUsize>,
-    readers: Vec<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
 }
 
@@ -188,7 +188,7 @@ impl SqliteStore {
             path,
             tx,
             queued,
-            readers,
+            readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
         })
     }
@@ -224,12 +224,17 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        tokio::task::block_in_place(|| {
-            let conn = self.readers[i]
+        let readers = self.readers.clone();
+        // On the blocking pool, so a stalled disk never blocks an async worker and callers'
+        // timeouts (health checks) still fire.
+        tokio::task::spawn_blocking(move || {
+            let conn = readers[i]
                 .lock()
                 .map_err(|_| StoreError::Database("reader connection poisoned".into()))?;
             f(&conn)
         })
+        .await
+        .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
     }
 }
 
@@ -340,7 +345,7 @@ fn ingest_tx(
 ) -> Result<IngestOutcome, StoreError> {
     let now_ms = ms(batch.received_at);
     let mut out = IngestOutcome::default();
-    let first_id = batch.events.first().map(|e| e.id.to_string());
+    let first_id = batch.first_event_id.map(|id| id.to_string());
 
     if let Some(seq) = batch.seq {
         let seq_i = i64::try_from(seq).map_err(|_| {
@@ -370,6 +375,11 @@ fn ingest_tx(
                 return Ok(out);
             }
             out.sequence_reset = true;
+            // The old life's later batches must not be mistaken for this life's.
+            tx.execute(
+                "DELETE FROM batches WHERE agent_id = ?1 AND seq > ?2",
+                params![batch.agent_id, seq_i],
+            )?;
         }
         let (max_seq, missing) = match agent {
             None => (seq_i, 0),
@@ -466,9 +476,13 @@ fn incidents_tx(
 }
 
 fn prune_tx(tx: &rusqlite::Savepoint<'_>, cutoff_ms: i64) -> Result<u64, StoreError> {
+    // Never delete what the correlator has not read yet, however old.
     let n = tx.execute(
         "DELETE FROM evidence WHERE pos IN
-             (SELECT pos FROM evidence WHERE received_ms < ?1 ORDER BY received_ms LIMIT ?2)",
+             (SELECT pos FROM evidence WHERE received_ms < ?1
+                AND pos <= COALESCE((SELECT CAST(value AS INTEGER) FROM meta
+                                     WHERE key = 'correlator_cursor'), 0)
+              ORDER BY received_ms LIMIT ?2)",
         params![cutoff_ms, PRUNE_CHUNK],
     )?;
     tx.execute(

@@ -36,6 +36,7 @@ fn batch(agent: &str, seq: u64, events: Vec<Event>) -> IngestBatch {
         agent_id: agent.into(),
         node: "n1".into(),
         seq: Some(seq),
+        first_event_id: events.first().map(|e| e.id),
         events,
         received_at: now(),
     }
@@ -199,8 +200,24 @@ async fn prune_removes_only_old_evidence() {
             .prune_evidence(now() - Duration::days(7))
             .await
             .expect("prune");
+        assert_eq!(n, 0, "nothing is pruned before the correlator has read it");
+        let rows = s.evidence_after(0, 10).await.expect("read");
+        s.apply_incidents(vec![], rows[1].0).await.expect("cursor");
+        let n = s
+            .prune_evidence(now() - Duration::days(7))
+            .await
+            .expect("prune");
         assert_eq!(n, 1);
         assert_eq!(s.evidence_after(0, 10).await.expect("read").len(), 1);
+        // Positions are never reused, so the cursor stays meaningful after pruning.
+        let mut all_old = batch("a", 3, vec![event("kernel.container.oom_kill", "c")]);
+        all_old.received_at = now() - Duration::days(8);
+        s.ingest(all_old).await.expect("old again");
+        let o = s
+            .ingest(batch("a", 4, vec![event("kernel.container.oom_kill", "d")]))
+            .await
+            .expect("new");
+        assert!(o.stored[0].0 > rows[1].0);
     }
 }
 

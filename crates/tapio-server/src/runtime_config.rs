@@ -89,26 +89,22 @@ impl ConfigSource {
         let defaults = RuntimeConfig::default();
         let mut next = *current;
         for key in KEYS {
-            let result = read_key(dir, key).and_then(|v| match v {
-                None => {
+            // Err: (refused value, what would have been accepted).
+            let result = match read_key(dir, key) {
+                Ok(None) => {
                     let d = defaults.get(key).unwrap_or_default();
-                    next.apply(key, &d).map_err(|e| e.to_string())
+                    next.apply(key, &d).map_err(|e| (d, e.allowed))
                 }
-                Some(v) => next.apply(key, &v).map_err(|_| v),
-            });
+                Ok(Some(v)) => next.apply(key, &v).map_err(|e| (v, e.allowed)),
+                Err(unreadable) => Err((unreadable, "a readable UTF-8 file".to_owned())),
+            };
             match result {
                 Ok(()) => {
                     rejected.remove(key);
                 }
-                Err(bad) => {
+                Err((bad, allowed)) => {
                     let bad = bad.trim().to_owned();
                     if rejected.get(key) != Some(&bad) {
-                        let allowed = match key {
-                            "log-level" => "ERROR, WARN, INFO, DEBUG, TRACE",
-                            "load-shedding-enabled" => "true, false",
-                            "correlation-depth" => "basic, standard, deep",
-                            _ => "OFF, BASIC, VERBOSE",
-                        };
                         tracing::error!(
                             key,
                             value = %bad,

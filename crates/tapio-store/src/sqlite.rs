@@ -268,6 +268,17 @@ enum Done {
     ),
 }
 
+impl Done {
+    /// Answer with `err` instead of the computed result (the transaction did not commit).
+    fn fail(self, err: StoreError) {
+        match self {
+            Done::Ingest(r, _) => drop(r.send(Err(err))),
+            Done::Incidents(r, _) => drop(r.send(Err(err))),
+            Done::Prune(r, _) => drop(r.send(Err(err))),
+        }
+    }
+}
+
 fn run_group(conn: &mut Connection, group: Vec<WriteCmd>) {
     let mut done = Vec::with_capacity(group.len());
     let tx = match conn.transaction() {
@@ -275,11 +286,12 @@ fn run_group(conn: &mut Connection, group: Vec<WriteCmd>) {
         Err(e) => {
             let err = || StoreError::Database(format!("begin: {e}"));
             for cmd in group {
-                match cmd {
-                    WriteCmd::Ingest(_, r) => drop(r.send(Err(err()))),
-                    WriteCmd::Incidents(_, _, r) => drop(r.send(Err(err()))),
-                    WriteCmd::Prune(_, r) => drop(r.send(Err(err()))),
-                }
+                let reply = match cmd {
+                    WriteCmd::Ingest(_, r) => Done::Ingest(r, Ok(IngestOutcome::default())),
+                    WriteCmd::Incidents(_, _, r) => Done::Incidents(r, Ok(())),
+                    WriteCmd::Prune(_, r) => Done::Prune(r, Ok(0)),
+                };
+                reply.fail(err());
             }
             return;
         }
@@ -304,13 +316,8 @@ fn run_group(conn: &mut Connection, group: Vec<WriteCmd>) {
     // Nobody is answered before the commit is durable.
     if let Err(e) = tx.commit() {
         tracing::error!(error = %e, "store commit failed; the group's writers get an error");
-        let err = || StoreError::Database(format!("commit: {e}"));
         for d in done {
-            match d {
-                Done::Ingest(r, _) => drop(r.send(Err(err()))),
-                Done::Incidents(r, _) => drop(r.send(Err(err()))),
-                Done::Prune(r, _) => drop(r.send(Err(err()))),
-            }
+            d.fail(StoreError::Database(format!("commit: {e}")));
         }
         return;
     }

@@ -210,6 +210,59 @@ pub fn check(
                 a.missing_batches,
                 ago(a.last_seen, now)
             );
+            if let Some(hb) = &a.heartbeat {
+                let progs = &hb.kernel.programs;
+                let attached = progs
+                    .iter()
+                    .filter(|p| p.state == tapio_proto::ProgramState::Attached)
+                    .count();
+                let dropped: u64 = hb.dropped.values().sum();
+                let _ = writeln!(
+                    out,
+                    "  kernel {} · BTF {} · BPF {}/{} programs attached · spool {} pending · {} dropped · {} lost in kernel · reported {}",
+                    hb.kernel.kernel_release,
+                    if hb.kernel.btf_present { "yes" } else { "no" },
+                    attached,
+                    progs.len(),
+                    hb.spool_pending_events,
+                    dropped,
+                    hb.kernel_drops,
+                    ago(hb.sent_at, now)
+                );
+                for p in progs
+                    .iter()
+                    .filter(|p| p.state != tapio_proto::ProgramState::Attached)
+                {
+                    let state = serde_json::to_value(&p.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "  ! {}/{} ({}): {}{}",
+                        p.observer,
+                        p.program,
+                        p.tracepoint,
+                        state.replace('_', " "),
+                        if p.detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" — {}", cut(&p.detail, 120))
+                        }
+                    );
+                }
+                for src in hb.sources.iter().filter(|s| !s.available) {
+                    let _ = writeln!(
+                        out,
+                        "  ! {} unavailable: {}",
+                        src.name,
+                        cut(&src.detail, 120)
+                    );
+                }
+                if !hb.last_error.is_empty() {
+                    let _ = writeln!(out, "  ! last delivery error: {}", cut(&hb.last_error, 120));
+                }
+            }
         }
     }
     out

@@ -85,6 +85,80 @@ pub struct AgentStatus {
     pub events: u64,
     /// Batches never received: sequence numbers skipped and not filled in later.
     pub missing_batches: u64,
+    /// The agent's latest self-report (kept in memory; absent until one arrives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<AgentHeartbeat>,
+}
+
+/// State of one BPF program on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgramState {
+    Attached,
+    /// The kernel lacks what the program needs (tracepoint, BTF, helper, verifier feature).
+    Unsupported,
+    /// Not allowed: missing CAP_BPF / CAP_PERFMON or root, or a security policy.
+    PermissionDenied,
+    /// Switched off in the agent's configuration.
+    Disabled,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramStatus {
+    pub observer: String,
+    pub program: String,
+    pub tracepoint: String,
+    pub state: ProgramState,
+    /// Why it is not attached (the kernel's error).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// What the agent found this kernel able to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelCapabilities {
+    pub kernel_release: String,
+    pub btf_present: bool,
+    /// At least one BPF program loaded.
+    pub bpf_allowed: bool,
+    pub programs: Vec<ProgramStatus>,
+    /// Hash of the BPF sources the agent's embedded objects were built from.
+    #[serde(default)]
+    pub bpf_sources_sha256: String,
+}
+
+/// A non-BPF evidence source of the agent (PSI, kmsg, filesystems, pod index).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub available: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// `POST /api/v1/agents/heartbeat`: an agent's self-report, every few seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentHeartbeat {
+    pub agent_id: String,
+    pub node: String,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    pub sent_at: DateTime<Utc>,
+    pub kernel: KernelCapabilities,
+    #[serde(default)]
+    pub sources: Vec<SourceStatus>,
+    /// Evidence waiting in the agent's spool.
+    pub spool_pending_events: u64,
+    pub spool_bytes: u64,
+    /// Evidence the agent lost, by reason (never silently).
+    #[serde(default)]
+    pub dropped: BTreeMap<String, u64>,
+    /// Records lost in the kernel (ring buffer full), cumulative.
+    #[serde(default)]
+    pub kernel_drops: u64,
+    #[serde(default)]
+    pub last_error: String,
 }
 
 /// `GET /api/v1/config`: the effective runtime configuration.

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -32,12 +32,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics))
-        .route("/api/v1/evidence", post(post_evidence))
+        .route("/api/v1/evidence", post(post_evidence).get(list_evidence))
         .route("/api/v1/events", post(post_event))
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/summary", get(incident_summary))
         .route("/api/v1/incidents/{id}", get(get_incident))
         .route("/api/v1/agents", get(list_agents))
+        .route("/api/v1/agents/heartbeat", post(post_heartbeat))
         .route("/api/v1/config", get(get_config))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -380,6 +381,57 @@ fn parse_since(v: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
+/// Stored evidence in storage order: `after` (a position from a previous page's `next`),
+/// `limit` (1–5000, default 1000), `type` (exact event type). For checking what arrived
+/// ("verify recent events processed") and for tools that follow the stream.
+async fn list_evidence(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let known = ["after", "limit", "type"];
+    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            Some(k),
+            format!("unknown query parameter {k:?}; known: {}", known.join(", ")),
+        ));
+    }
+    let after = match q.get("after") {
+        None => 0,
+        Some(a) => a.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                Some("after"),
+                format!("after={a:?} must be a position ≥ 0 (the `next` of the previous page)"),
+            )
+        })?,
+    };
+    let limit = match q.get("limit") {
+        None => 1000,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=5000).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    Some("limit"),
+                    format!("limit={l:?} must be a number from 1 to 5000"),
+                )
+            })?,
+    };
+    let rows = state.store.evidence_after(after, limit).await?;
+    let next = rows.last().map_or(after, |(pos, _)| *pos);
+    let evidence: Vec<serde_json::Value> = rows
+        .into_iter()
+        .filter(|(_, ev)| q.get("type").is_none_or(|t| ev.kind.as_str() == t))
+        .map(|(pos, ev)| json!({"pos": pos, "event": ev}))
+        .collect();
+    Ok(Json(
+        json!({"count": evidence.len(), "next": next, "evidence": evidence}),
+    ))
+}
+
 async fn list_incidents(
     State(state): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
@@ -467,8 +519,70 @@ async fn get_incident(
 async fn list_agents(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let agents = state.store.agents().await?;
+    let mut agents = state.store.agents().await?;
+    let beats = state
+        .heartbeats
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default();
+    for a in &mut agents {
+        a.heartbeat = beats.get(&a.agent_id).cloned();
+    }
+    // Agents that report but have not sent evidence yet are listed too.
+    for (id, hb) in beats {
+        if !agents.iter().any(|a| a.agent_id == id) {
+            agents.push(tapio_proto::AgentStatus {
+                agent_id: id,
+                node: hb.node.clone(),
+                last_seq: 0,
+                last_seen: hb.sent_at,
+                batches: 0,
+                events: 0,
+                missing_batches: 0,
+                heartbeat: Some(hb),
+            });
+        }
+    }
+    agents.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
     Ok(Json(json!({"count": agents.len(), "agents": agents})))
+}
+
+/// An agent's self-report: capabilities, attached programs, spool and drops.
+async fn post_heartbeat(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let hb: tapio_proto::AgentHeartbeat = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!("heartbeat body is not a valid agent heartbeat: {e}"),
+        )
+    })?;
+    if hb.agent_id.is_empty() || hb.agent_id.len() > 253 || hb.node.len() > 253 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!(
+                "agent_id must be 1-253 bytes and node at most 253 (got {} and {})",
+                hb.agent_id.len(),
+                hb.node.len()
+            ),
+        ));
+    }
+    if let Ok(mut m) = state.heartbeats.lock() {
+        if !m.contains_key(&hb.agent_id)
+            && m.len() >= crate::MAX_AGENT_HEARTBEATS
+            && let Some(oldest) = m
+                .iter()
+                .min_by_key(|(_, h)| h.sent_at)
+                .map(|(k, _)| k.clone())
+        {
+            m.remove(&oldest);
+        }
+        m.insert(hb.agent_id.clone(), hb);
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_config(State(state): State<Arc<AppState>>) -> Json<ConfigView> {

@@ -38,4 +38,10 @@ pub struct AppState {
     pub shutting_down: Arc<AtomicBool>,
     /// Correlator lag (events) at which load shedding reaches full pressure.
     pub shed_capacity: u64,
+    /// Latest self-report of each agent (bounded by `MAX_AGENT_HEARTBEATS`).
+    pub heartbeats:
+        std::sync::Mutex<std::collections::HashMap<String, tapio_proto::AgentHeartbeat>>,
 }
+
+/// Agents whose heartbeats are kept; the oldest report is forgotten beyond this.
+pub const MAX_AGENT_HEARTBEATS: usize = 10_000;

@@ -163,6 +163,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         started: Instant::now(),
         shutting_down: Arc::new(AtomicBool::new(false)),
         shed_capacity: args.shed_capacity,
+        heartbeats: Default::default(),
     });
 
     let correlator_task = tokio::spawn(correlator.run(shutdown_rx.clone()));

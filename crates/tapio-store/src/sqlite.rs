@@ -695,6 +695,7 @@ impl Store for SqliteStore {
                         batches: r.get::<_, i64>(4)?.max(0) as u64,
                         events: r.get::<_, i64>(5)?.max(0) as u64,
                         missing_batches: r.get::<_, i64>(6)?.max(0) as u64,
+                        heartbeat: None,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

@@ -1,0 +1,512 @@
+//! `tapio-agent`: the node agent. See `docs/agent.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use clap::Parser;
+use serde::Deserialize;
+use tapio_agent::bpf::{self, LoadOptions};
+use tapio_agent::detect::{Detector, Thresholds};
+use tapio_agent::enrich::{Enricher, PodIndex, PodSource, SharedPods};
+use tapio_agent::metrics::{Metrics, ProgramLabel};
+use tapio_agent::node::{NodeConfig, NodeObserver, SourceStatus as NodeSource};
+use tapio_agent::run::{self, Out, Sink, Status};
+use tapio_agent::ship::{ShipConfig, Shipper, Wake};
+use tapio_agent::spool::{Spool, SpoolConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tapio-agent",
+    version,
+    about = "Tapio node agent: kernel evidence from eBPF, enriched and shipped without loss"
+)]
+struct Args {
+    /// tapio-server base URL; repeat or comma-separate for several (tried in turn).
+    #[arg(
+        long,
+        env = "TAPIO_SERVER",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080"
+    )]
+    server: Vec<String>,
+    /// Where evidence goes: server (through the spool), stdout, or file:/path.jsonl.
+    #[arg(long, env = "TAPIO_SINK", default_value = "server")]
+    sink: Sink,
+    /// Durable spool directory (survives restarts; keep it on the node, e.g. a hostPath).
+    #[arg(
+        long,
+        env = "TAPIO_SPOOL_DIR",
+        default_value = "/var/lib/tapio-agent/spool"
+    )]
+    spool_dir: PathBuf,
+    /// Spool size limit in bytes; when full, the lowest-severity evidence goes first.
+    #[arg(long, env = "TAPIO_SPOOL_MAX_BYTES", default_value_t = 256 << 20)]
+    spool_max_bytes: u64,
+    /// Node name (in Kubernetes: the downward API's spec.nodeName).
+    #[arg(long, env = "NODE_NAME")]
+    node: Option<String>,
+    /// Agent identity; the server tracks sequence numbers per agent id.
+    #[arg(long, env = "TAPIO_AGENT_ID")]
+    agent_id: Option<String>,
+    /// Listen address of /metrics and /health.
+    #[arg(long, env = "TAPIO_AGENT_LISTEN", default_value = "0.0.0.0:9091")]
+    listen: SocketAddr,
+    /// Observers to run: network, process, storage (eBPF) and node (PSI, filesystems, kmsg).
+    #[arg(
+        long,
+        env = "TAPIO_OBSERVERS",
+        value_delimiter = ',',
+        default_value = "network,process,storage,node"
+    )]
+    observers: Vec<String>,
+    /// JSON file with `thresholds` and `node` sections (docs/agent.md); unknown keys are errors.
+    #[arg(long, env = "TAPIO_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Pod index: a kubelet /pods URL (http://…) or a file holding a Kubernetes PodList.
+    #[arg(long, env = "TAPIO_PODS")]
+    pods: Option<String>,
+    /// Bearer token file for the pod index URL (a service account token).
+    #[arg(long, env = "TAPIO_PODS_TOKEN_FILE")]
+    pods_token_file: Option<PathBuf>,
+    /// Root of the host's /proc (in a container with the host's /proc mounted elsewhere).
+    #[arg(long, env = "TAPIO_PROC_ROOT", default_value = "/proc")]
+    proc_root: PathBuf,
+    /// Events per batch to the server.
+    #[arg(long, default_value_t = 500)]
+    batch_max_events: usize,
+    /// API token for the server (agent token kind).
+    #[arg(long, env = "TAPIO_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Heartbeat interval in seconds.
+    #[arg(long, default_value_t = 10)]
+    heartbeat_seconds: u64,
+    /// Log format: json or logfmt.
+    #[arg(long, env = "TAPIO_LOG_FORMAT", default_value = "logfmt")]
+    log_format: String,
+    /// Log level: debug, info, warn, error.
+    #[arg(long, env = "TAPIO_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct FileConfig {
+    thresholds: Thresholds,
+    node: NodeConfig,
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    let Some(p) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(p)
+        .with_context(|| format!("cannot read the agent config {}", p.display()))?;
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    let cfg: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        anyhow::anyhow!(
+            "agent config {}: at {}: {} (see docs/agent.md for every key)",
+            p.display(),
+            e.path(),
+            e.inner()
+        )
+    })?;
+    cfg.thresholds
+        .validate()
+        .map_err(|e| anyhow::anyhow!("agent config {}: thresholds.{e}", p.display()))?;
+    cfg.node
+        .validate()
+        .map_err(|e| anyhow::anyhow!("agent config {}: node: {}", p.display(), e.0))?;
+    Ok(cfg)
+}
+
+fn init_logging(format: &str, level: &str) -> anyhow::Result<()> {
+    let level: tracing::Level = match level {
+        "debug" => tracing::Level::DEBUG,
+        "info" => tracing::Level::INFO,
+        "warn" => tracing::Level::WARN,
+        "error" => tracing::Level::ERROR,
+        other => bail!("unknown --log-level {other:?}: use debug, info, warn or error"),
+    };
+    let b = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr);
+    match format {
+        "json" => b.json().init(),
+        "logfmt" => b.with_ansi(false).init(),
+        other => bail!("unknown --log-format {other:?}: use json or logfmt"),
+    }
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("tapio-agent: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(&args.log_format, &args.log_level)?;
+    for o in &args.observers {
+        if !["network", "process", "storage", "node"].contains(&o.as_str()) {
+            bail!("unknown observer {o:?} in --observers: use network, process, storage, node");
+        }
+    }
+    if args.batch_max_events == 0 || args.batch_max_events > 10_000 {
+        bail!(
+            "--batch-max-events {} is out of range: use 1..=10000 (the server's batch limit)",
+            args.batch_max_events
+        );
+    }
+    let cfg = load_config(args.config.as_ref())?;
+    // Bind first: a port conflict must stop the agent before it attaches anything.
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {} (set --listen)", args.listen))?;
+    listener.set_nonblocking(true)?;
+    let node = args.node.clone().unwrap_or_else(hostname);
+    let agent_id = args
+        .agent_id
+        .clone()
+        .unwrap_or_else(|| format!("tapio-agent-{node}"));
+    let metrics = Arc::new(Metrics::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let started_at = chrono::Utc::now();
+
+    // Spool or local sink first: refuse to start when evidence would have nowhere to go.
+    let (tx, rx) = std::sync::mpsc::sync_channel(65_536);
+    let out = Out {
+        tx,
+        metrics: metrics.clone(),
+    };
+    let wake = Arc::new(Wake::default());
+    let mut threads = Vec::new();
+    let mut spool_handle = None;
+    let mut ship_state = None;
+    match &args.sink {
+        Sink::Server => {
+            let (spool, report) = Spool::open(SpoolConfig {
+                dir: args.spool_dir.clone(),
+                max_bytes: args.spool_max_bytes,
+                segment_bytes: (args.spool_max_bytes / 16).clamp(64 << 10, 16 << 20),
+            })
+            .with_context(|| {
+                format!(
+                    "cannot open the spool at {} (set --spool-dir to a writable directory)",
+                    args.spool_dir.display()
+                )
+            })?;
+            if report.corrupt_records > 0 {
+                tracing::warn!(corrupt = report.corrupt_records, dir = %args.spool_dir.display(),
+                    "skipped corrupt spool records");
+                metrics.spool_corrupt_records.inc_by(report.corrupt_records);
+            }
+            tracing::info!(dir = %args.spool_dir.display(), pending = spool.stats().pending_events,
+                "spool open");
+            let spool = Arc::new(Mutex::new(spool));
+            spool_handle = Some(spool.clone());
+            let shipper = Shipper::new(
+                ShipConfig {
+                    endpoints: args.server.clone(),
+                    agent_id: agent_id.clone(),
+                    node: node.clone(),
+                    batch_max_events: args.batch_max_events,
+                    request_timeout: Duration::from_secs(10),
+                    backoff_min: Duration::from_millis(200),
+                    backoff_max: Duration::from_secs(30),
+                    token: args.token.clone(),
+                },
+                spool.clone(),
+                wake.clone(),
+                metrics.clone(),
+            );
+            ship_state = Some(shipper.state.clone());
+            let (w_spool, w_wake, w_metrics) = (spool.clone(), wake.clone(), metrics.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("spool-writer".into())
+                    .spawn(move || run::spool_writer(rx, w_spool, w_wake, w_metrics))?,
+            );
+            let s_stop = stop.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("shipper".into())
+                    .spawn(move || shipper.run(s_stop))?,
+            );
+        }
+        sink => {
+            let (sink, m) = (sink.clone(), metrics.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("sink".into())
+                    .spawn(move || {
+                        if let Err(e) = run::line_writer(rx, sink, m) {
+                            tracing::error!(error = %e, "writing evidence to the sink failed");
+                        }
+                    })?,
+            );
+        }
+    }
+
+    // Enrichment: pod index (optional) and the cgroup resolver.
+    let pods = SharedPods::new(PodIndex::default());
+    let mut sources = Vec::new();
+    if let Some(loc) = &args.pods {
+        let mut src = PodSource::new(loc, Duration::from_secs(10), pods.clone());
+        if let Some(t) = &args.pods_token_file {
+            src = src.with_bearer_token_file(t);
+        }
+        let first = src.refresh();
+        sources.push(tapio_proto::SourceStatus {
+            name: "pod_index".into(),
+            available: first.is_ok(),
+            detail: first.err().unwrap_or_default(),
+        });
+        let p_stop = stop.clone();
+        threads.push(std::thread::Builder::new().name("pods".into()).spawn(move || {
+            while !p_stop.load(Ordering::Relaxed) {
+                if let Some(Err(e)) = src.poll() {
+                    tracing::warn!(error = %e, "pod index refresh failed; keeping the last good one");
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })?);
+    }
+    let enricher = Enricher::new(node.clone(), pods.clone()).with_proc_root(&args.proc_root);
+
+    // eBPF observers.
+    let enabled: Vec<String> = args
+        .observers
+        .iter()
+        .filter(|o| *o != "node")
+        .cloned()
+        .collect();
+    let (observers, kernel) = bpf::load_all(&LoadOptions {
+        enabled,
+        wakeup_bytes: 256 * 1024,
+        slow_io_ns: cfg.thresholds.slow_io_ms.saturating_mul(1_000_000),
+        ring_bytes: 4 << 20,
+    });
+    for p in &kernel.programs {
+        metrics
+            .program_attached
+            .get_or_create(&ProgramLabel {
+                program: p.program.clone(),
+            })
+            .set(i64::from(p.state == tapio_proto::ProgramState::Attached));
+        if p.state == tapio_proto::ProgramState::Attached {
+            tracing::info!(program = %p.program, tracepoint = %p.tracepoint, "attached");
+        } else if p.state != tapio_proto::ProgramState::Disabled {
+            tracing::warn!(program = %p.program, tracepoint = %p.tracepoint, state = ?p.state,
+                detail = %p.detail, "BPF program not attached; the agent runs without it");
+        }
+    }
+    let attached = |obs: &str| {
+        kernel
+            .programs
+            .iter()
+            .any(|p| p.observer == obs && p.state == tapio_proto::ProgramState::Attached)
+    };
+    let (bpf_oom, bpf_io) = (attached("process"), attached("storage"));
+    if !observers.is_empty() {
+        let det = Detector::new(
+            cfg.thresholds.clone(),
+            node.clone(),
+            run::boot_clock(),
+            metrics.clone(),
+        );
+        let (k_out, k_stop) = (out.clone(), stop.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("kernel".into())
+                .spawn(move || run::kernel_loop(observers, det, enricher, k_out, k_stop))?,
+        );
+    } else {
+        tracing::warn!(
+            "no BPF observer attached: only node pressure, filesystems and kmsg are watched"
+        );
+    }
+
+    let status = Arc::new(Status {
+        agent_id: agent_id.clone(),
+        node: node.clone(),
+        started_at,
+        kernel,
+        sources: Mutex::new(sources),
+        ship: ship_state,
+        spool: spool_handle,
+        metrics: metrics.clone(),
+    });
+
+    // Node observers (PSI, filesystems, kmsg): also the fallback for OOM kills and I/O
+    // errors when the BPF observers for them are not attached.
+    if args.observers.iter().any(|o| o == "node") {
+        let mut obs = NodeObserver::new(node.clone(), cfg.node.clone())
+            .map_err(|e| anyhow::anyhow!("node observer config: {}", e.0))?;
+        obs.set_emit_oom(!bpf_oom);
+        obs.set_emit_io_errors(!bpf_io);
+        let (n_out, n_stop, n_status) = (out.clone(), stop.clone(), status.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("node".into())
+                .spawn(move || {
+                    while !n_stop.load(Ordering::Relaxed) {
+                        for ev in obs.poll(chrono::Utc::now()) {
+                            n_out.send(ev);
+                        }
+                        let st = obs.status();
+                        if let Ok(mut sources) = n_status.sources.lock() {
+                            sources.retain(|s| {
+                                !matches!(s.name.as_str(), "psi" | "filesystems" | "kmsg")
+                            });
+                            for (name, s) in [
+                                ("psi", &st.psi),
+                                ("filesystems", &st.filesystems),
+                                ("kmsg", &st.kmsg),
+                            ] {
+                                let (available, detail) = match s {
+                                    NodeSource::Available => (true, String::new()),
+                                    NodeSource::Degraded { reason } => (true, reason.clone()),
+                                    NodeSource::Unavailable { reason } => (false, reason.clone()),
+                                    NodeSource::Disabled => continue,
+                                };
+                                sources.push(tapio_proto::SourceStatus {
+                                    name: name.into(),
+                                    available,
+                                    detail,
+                                });
+                            }
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                    for ev in obs.finish() {
+                        n_out.send(ev);
+                    }
+                })?,
+        );
+    }
+    drop(out);
+
+    if args.sink == Sink::Server && args.heartbeat_seconds > 0 {
+        let (h_status, h_stop) = (status.clone(), stop.clone());
+        let servers = args.server.clone();
+        let token = args.token.clone();
+        let every = Duration::from_secs(args.heartbeat_seconds);
+        threads.push(
+            std::thread::Builder::new()
+                .name("heartbeat".into())
+                .spawn(move || heartbeat_loop(h_status, servers, token, every, h_stop))?,
+        );
+    }
+
+    tracing::info!(agent_id = %agent_id, node = %node, listen = %args.listen, sink = ?args.sink,
+        "tapio-agent running");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(listener, status))?;
+
+    tracing::info!("shutting down: finishing spool writes");
+    stop.store(true, Ordering::Relaxed);
+    wake.notify();
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+fn heartbeat_loop(
+    status: Arc<Status>,
+    servers: Vec<String>,
+    token: Option<String>,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let mut i = 0usize;
+    let mut next = std::time::Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if std::time::Instant::now() >= next {
+            next = std::time::Instant::now() + every;
+            let base = servers[i % servers.len()].trim_end_matches('/').to_owned();
+            let mut req = agent.post(format!("{base}/api/v1/agents/heartbeat"));
+            if let Some(t) = &token {
+                req = req.header("authorization", format!("Bearer {t}"));
+            }
+            match req.send_json(status.heartbeat()) {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => {
+                    tracing::debug!(status = r.status().as_u16(), "heartbeat refused");
+                    i += 1;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "heartbeat failed");
+                    i += 1;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+async fn serve(listener: std::net::TcpListener, status: Arc<Status>) -> anyhow::Result<()> {
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<Arc<Status>>| async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    s.metrics.encode(),
+                )
+            }),
+        )
+        .route(
+            "/health",
+            get(|State(s): State<Arc<Status>>| async move {
+                let h = s.health();
+                let code = if h["status"] == "unhealthy" {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                };
+                (code, axum::Json(h)).into_response()
+            }),
+        )
+        .with_state(status);
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+        })
+        .await?;
+    Ok(())
+}

@@ -94,6 +94,11 @@ fn classify(err: &(dyn std::error::Error + 'static)) -> (ProgramState, String) {
         }
         _ => ProgramState::Failed,
     };
+    if state == ProgramState::PermissionDenied {
+        detail = format!(
+            "{detail} — loading BPF needs root or CAP_BPF + CAP_PERFMON (and CAP_SYS_RESOURCE on kernels before 5.11)"
+        );
+    }
     // Verifier logs are long; keep the first lines and the last (the reason).
     if detail.len() > 600 {
         let tail: String = detail

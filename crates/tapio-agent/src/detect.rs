@@ -279,9 +279,11 @@ pub struct Detector {
     node: String,
     clock: Clock,
     metrics: Arc<Metrics>,
-    refused: Windows<(Destination, u32)>,
-    timeouts: Windows<(Destination, u32)>,
-    errors: Windows<(Destination, u32)>,
+    /// Keyed by destination and caller (cgroup and process name, not pid: a client that
+    /// restarts, or a shell loop, is the same caller).
+    refused: Windows<(Destination, u64, String)>,
+    timeouts: Windows<(Destination, u64, String)>,
+    errors: Windows<(Destination, u64, String)>,
     exits: Windows<(String, u64, u32)>,
     slow_io: Windows<u32>,
     io_errors: Windows<u32>,
@@ -396,7 +398,7 @@ impl Detector {
         };
         let window_ns = self.t.window_seconds.saturating_mul(NS);
         let Some(w) = windows.hit(
-            &(dst, r.header.tgid),
+            &(dst, r.header.cgroup_id, r.header.comm.clone()),
             r.header.ts_ns,
             window_ns,
             min.into(),
@@ -872,7 +874,7 @@ mod tests {
                 pid,
                 tgid: pid,
                 cgroup_id: 1,
-                comm: "client".into(),
+                comm: format!("client{}", pid % 10),
             },
             src: "127.0.0.1".parse().expect("ip"),
             dst: "127.0.0.1".parse().expect("ip"),
@@ -898,7 +900,7 @@ mod tests {
         assert_eq!(ev.attributes.get("count"), Some(&AttrValue::Int(3)));
         assert_eq!(
             ev.attributes.get("comm"),
-            Some(&AttrValue::String("client".into()))
+            Some(&AttrValue::String("client0".into()))
         );
         // Further refusals in the same window are counted, not reported again.
         assert!(d.connect(&refused(4.0, 9, 10), &mut r).is_none());
@@ -915,6 +917,19 @@ mod tests {
         for i in 0..10 {
             assert!(d.connect(&refused(i as f64 * 6.0, 9, 10), &mut r).is_none());
         }
+    }
+
+    #[test]
+    fn a_restarting_client_is_one_caller() {
+        let mut d = det(Thresholds::default());
+        let mut r = NodeOnly("node-1".into());
+        // pids 10, 20, 30: new processes, same name and cgroup.
+        assert!(d.connect(&refused(1.0, 9, 10), &mut r).is_none());
+        assert!(d.connect(&refused(1.1, 9, 20), &mut r).is_none());
+        let ev = d
+            .connect(&refused(1.2, 9, 30), &mut r)
+            .expect("same caller");
+        assert_eq!(ev.attributes.get("pid"), Some(&AttrValue::Int(30)));
     }
 
     #[test]

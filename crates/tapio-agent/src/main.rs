@@ -362,6 +362,7 @@ fn real_main() -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("node observer config: {}", e.0))?;
         obs.set_emit_oom(!bpf_oom);
         obs.set_emit_io_errors(!bpf_io);
+        publish_node_sources(&status, &obs.status());
         let (n_out, n_stop, n_status) = (out.clone(), stop.clone(), status.clone());
         threads.push(
             std::thread::Builder::new()
@@ -371,29 +372,7 @@ fn real_main() -> anyhow::Result<()> {
                         for ev in obs.poll(chrono::Utc::now()) {
                             n_out.send(ev);
                         }
-                        let st = obs.status();
-                        if let Ok(mut sources) = n_status.sources.lock() {
-                            sources.retain(|s| {
-                                !matches!(s.name.as_str(), "psi" | "filesystems" | "kmsg")
-                            });
-                            for (name, s) in [
-                                ("psi", &st.psi),
-                                ("filesystems", &st.filesystems),
-                                ("kmsg", &st.kmsg),
-                            ] {
-                                let (available, detail) = match s {
-                                    NodeSource::Available => (true, String::new()),
-                                    NodeSource::Degraded { reason } => (true, reason.clone()),
-                                    NodeSource::Unavailable { reason } => (false, reason.clone()),
-                                    NodeSource::Disabled => continue,
-                                };
-                                sources.push(tapio_proto::SourceStatus {
-                                    name: name.into(),
-                                    available,
-                                    detail,
-                                });
-                            }
-                        }
+                        publish_node_sources(&n_status, &obs.status());
                         std::thread::sleep(Duration::from_secs(1));
                     }
                     for ev in obs.finish() {
@@ -430,6 +409,31 @@ fn real_main() -> anyhow::Result<()> {
         let _ = t.join();
     }
     Ok(())
+}
+
+/// Replace the node observers' entries in the agent's source list.
+fn publish_node_sources(status: &Status, st: &tapio_agent::node::NodeStatus) {
+    let Ok(mut sources) = status.sources.lock() else {
+        return;
+    };
+    sources.retain(|s| !matches!(s.name.as_str(), "psi" | "filesystems" | "kmsg"));
+    for (name, s) in [
+        ("psi", &st.psi),
+        ("filesystems", &st.filesystems),
+        ("kmsg", &st.kmsg),
+    ] {
+        let (available, detail) = match s {
+            NodeSource::Available => (true, String::new()),
+            NodeSource::Degraded { reason } => (true, reason.clone()),
+            NodeSource::Unavailable { reason } => (false, reason.clone()),
+            NodeSource::Disabled => continue,
+        };
+        sources.push(tapio_proto::SourceStatus {
+            name: name.into(),
+            available,
+            detail,
+        });
+    }
 }
 
 fn heartbeat_loop(

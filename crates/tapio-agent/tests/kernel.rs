@@ -399,3 +399,41 @@ fn health_reports_each_program_and_metrics_count_records() {
             .contains("tapio_agent_program_attached{program=\"tapio_sock_state\"} 1")
     );
 }
+
+/// Without privileges the agent still runs what it can (PSI, filesystems) and says, per
+/// program, that BPF was denied and what it needs.
+#[test]
+fn without_privileges_the_agent_degrades_and_says_why() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start_unprivileged(dir.path(), json!({}), &[], 65534);
+    let h = agent.health();
+    assert_eq!(h["kernel"]["bpf_allowed"], false, "{h}");
+    let programs = h["kernel"]["programs"].as_array().expect("programs");
+    assert_eq!(programs.len(), 7);
+    for p in programs {
+        assert_eq!(p["state"], "permission_denied", "{p}");
+        assert!(
+            p["detail"].as_str().unwrap_or("").contains("CAP_BPF"),
+            "{p}"
+        );
+    }
+    assert_eq!(h["status"], "degraded", "{h}");
+    let sources = h["sources"].as_array().expect("sources");
+    let kmsg = sources
+        .iter()
+        .find(|s| s["name"] == "kmsg")
+        .expect("kmsg listed");
+    assert_eq!(kmsg["available"], false, "{kmsg}");
+    assert!(
+        kmsg["detail"].as_str().unwrap_or("").contains("CAP_SYSLOG"),
+        "{kmsg}"
+    );
+    let psi = sources
+        .iter()
+        .find(|s| s["name"] == "psi")
+        .expect("psi listed");
+    assert_eq!(psi["available"], true, "{psi}");
+}

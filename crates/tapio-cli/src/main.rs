@@ -3,6 +3,7 @@
 mod check;
 mod client;
 mod render;
+mod up;
 
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -60,6 +61,23 @@ enum Cmd {
         #[command(subcommand)]
         cmd: IncidentsCmd,
     },
+    /// Run tapio-server and tapio-agent together on this host (embedded SQLite, no other
+    /// service). Run as root for eBPF kernel evidence. Ctrl-C stops both.
+    Up {
+        #[arg(long, default_value = "./tapio-data")]
+        data_dir: std::path::PathBuf,
+        #[arg(long, default_value = "./tapio-config")]
+        config_dir: std::path::PathBuf,
+        /// Server listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Agent /metrics and /health address.
+        #[arg(long, default_value = "127.0.0.1:9091")]
+        agent_listen: String,
+        /// Only the server.
+        #[arg(long)]
+        no_agent: bool,
+    },
     /// Post a replay file (JSON Lines, one evidence batch per line) to the server.
     Replay {
         /// Path of the .jsonl file, or - for standard input.
@@ -103,6 +121,25 @@ fn main() -> ExitCode {
         Cmd::Incidents { cmd } => match incidents(&client, cmd) {
             Ok(()) => 0,
             Err(e) => fail(&e),
+        },
+        Cmd::Up {
+            data_dir,
+            config_dir,
+            listen,
+            agent_listen,
+            no_agent,
+        } => match up::run(up::UpArgs {
+            data_dir,
+            config_dir,
+            listen,
+            agent_listen,
+            no_agent,
+        }) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("tapio up: {e}");
+                1
+            }
         },
         Cmd::Replay { file } => match replay(&client, &file) {
             Ok(()) => 0,

@@ -99,6 +99,8 @@ pub struct Agent {
     pub dir: PathBuf,
     args: Vec<String>,
     pub log: PathBuf,
+    /// Run as this user id instead of root.
+    pub uid: Option<u32>,
 }
 
 impl Agent {
@@ -130,9 +132,55 @@ impl Agent {
             dir: dir.to_owned(),
             args,
             log: dir.join("agent.log"),
+            uid: None,
         };
         a.spawn();
         a
+    }
+
+    /// Start as an unprivileged user (the directory is made writable for it).
+    pub fn start_unprivileged(
+        dir: &Path,
+        config: serde_json::Value,
+        extra: &[&str],
+        uid: u32,
+    ) -> Self {
+        std::fs::create_dir_all(dir).expect("agent dir");
+        let _ = std::process::Command::new("chmod")
+            .args(["-R", "777"])
+            .arg(dir)
+            .status();
+        let mut a = Self::start_deferred(dir, config, extra);
+        a.uid = Some(uid);
+        a.spawn();
+        a
+    }
+
+    fn start_deferred(dir: &Path, config: serde_json::Value, extra: &[&str]) -> Self {
+        let cfg = dir.join("agent.json");
+        std::fs::write(&cfg, config.to_string()).expect("write config");
+        let port = free_port();
+        let mut args = vec![
+            "--listen".to_owned(),
+            format!("127.0.0.1:{port}"),
+            "--config".into(),
+            cfg.display().to_string(),
+            "--spool-dir".into(),
+            dir.join("spool").display().to_string(),
+            "--node".into(),
+            "test-node".into(),
+            "--sink".into(),
+            format!("file:{}", dir.join("events.jsonl").display()),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self {
+            child: None,
+            port,
+            dir: dir.to_owned(),
+            args,
+            log: dir.join("agent.log"),
+            uid: None,
+        }
     }
 
     pub fn spawn(&mut self) {
@@ -141,7 +189,12 @@ impl Agent {
             .append(true)
             .open(&self.log)
             .expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_tapio-agent"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tapio-agent"));
+        if let Some(uid) = self.uid {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(uid);
+        }
+        let child = cmd
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)

@@ -15,7 +15,7 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by the loader before load (aya EbpfLoader::set_max_entries). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
+	__uint(max_entries, 1 << 20);
 } events SEC(".maps");
 
 struct {

@@ -191,7 +191,7 @@ fn real_main() -> anyhow::Result<()> {
     let started_at = chrono::Utc::now();
 
     // Spool or local sink first: refuse to start when evidence would have nowhere to go.
-    let (tx, rx) = std::sync::mpsc::sync_channel(65_536);
+    let (tx, rx) = std::sync::mpsc::sync_channel(8_192);
     let out = Out {
         tx,
         metrics: metrics.clone(),
@@ -302,7 +302,7 @@ fn real_main() -> anyhow::Result<()> {
         enabled,
         wakeup_bytes: 256 * 1024,
         slow_io_ns: cfg.thresholds.slow_io_ms.saturating_mul(1_000_000),
-        ring_bytes: 4 << 20,
+        ring_bytes: 1 << 20,
     });
     for p in &kernel.programs {
         metrics

@@ -357,6 +357,7 @@ impl Detector {
             severity,
             entity,
             attributes,
+            object: None,
         }
     }
 

@@ -284,6 +284,7 @@ fn node_event(
             ..Entity::default()
         },
         attributes,
+        object: None,
     })
 }
 

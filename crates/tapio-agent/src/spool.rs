@@ -1489,6 +1489,7 @@ mod tests {
                 ("n".to_owned(), AttrValue::Int(n as i64)),
                 ("pad".to_owned(), AttrValue::String("x".repeat(pad))),
             ]),
+            object: None,
         }
     }
 

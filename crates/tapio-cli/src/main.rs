@@ -1,11 +1,11 @@
 //! `tapio`: the on-call engineer's first command.
 
+mod analyze;
 mod check;
 mod client;
 mod render;
 mod up;
 
-use std::io::BufRead;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,13 +23,9 @@ use crate::client::{Client, ClientError};
 )]
 struct Cli {
     /// tapio-server address.
-    #[arg(
-        long,
-        global = true,
-        env = "TAPIO_SERVER",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    server: String,
+    /// (default http://127.0.0.1:8080; `tapio replay` without it runs in-process)
+    #[arg(long, global = true, env = "TAPIO_SERVER")]
+    server: Option<String>,
     /// Bound on the whole command (e.g. 2s, 30s).
     #[arg(long, global = true, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
@@ -78,10 +74,54 @@ enum Cmd {
         #[arg(long)]
         no_agent: bool,
     },
-    /// Post a replay file (JSON Lines, one evidence batch per line) to the server.
+    /// Replay a file (JSON Lines, one evidence batch per line): to a server with
+    /// --server, else in-process through the correlation engine, printing the incidents.
     Replay {
         /// Path of the .jsonl file, or - for standard input.
         file: String,
+        /// Pace by event time, N times faster than it happened (to a server).
+        #[arg(long, conflicts_with = "max_speed")]
+        speed: Option<f64>,
+        /// As fast as the server answers (the default).
+        #[arg(long)]
+        max_speed: bool,
+        /// In-process: correlation depth.
+        #[arg(long, default_value = "standard")]
+        depth: String,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Why did this happen? The causal chain, evidence, confidence and what to do.
+    ///
+    /// `tapio why INCIDENT_ID` or `tapio why pod/NAME -n NAMESPACE` (also deployment/NAME,
+    /// node/NAME, service/NAME).
+    Why {
+        target: String,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Score the correlation engine on scenarios with ground truth (docs/scenarios.md).
+    ///
+    /// Exit 1 when a --min-* bar is not met.
+    Eval {
+        /// A scenario directory, or a directory of them.
+        dir: std::path::PathBuf,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+        /// Evaluate every scenario at this depth instead of the one it names.
+        #[arg(long)]
+        depth: Option<String>,
+        #[arg(long)]
+        min_ac1: Option<f64>,
+        #[arg(long)]
+        min_ac3: Option<f64>,
+        #[arg(long)]
+        min_severity: Option<f64>,
+        /// Fail when any incident is over-merged or over-split.
+        #[arg(long)]
+        exact_grouping: bool,
     },
 }
 
@@ -115,7 +155,12 @@ enum IncidentsCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let client = Client::new(&cli.server, cli.timeout);
+    let explicit_server = cli.server.is_some();
+    let server = cli
+        .server
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
+    let client = Client::new(&server, cli.timeout);
     let code = match cli.cmd {
         Cmd::Check { all, output } => check::run(&client, all, output),
         Cmd::Incidents { cmd } => match incidents(&client, cmd) {
@@ -141,13 +186,97 @@ fn main() -> ExitCode {
                 1
             }
         },
-        Cmd::Replay { file } => match replay(&client, &file) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("tapio replay: {e}");
-                1
+        Cmd::Replay {
+            file,
+            speed,
+            max_speed: _,
+            depth,
+            output,
+        } => {
+            let r = if explicit_server {
+                if speed.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+                    Err(format!(
+                        "--speed {} must be a number above 0 (e.g. 10 for ten times faster)",
+                        speed.unwrap_or(0.0)
+                    ))
+                } else {
+                    analyze::replay_to_server(&client, &file, speed)
+                }
+            } else {
+                tapio_core::eval::parse_depth(Some(&depth))
+                    .and_then(|d| analyze::replay_in_process(&file, d, output))
+            };
+            match r {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("tapio replay: {e}");
+                    1
+                }
             }
+        }
+        Cmd::Why {
+            target,
+            namespace,
+            output,
+        } => match analyze::why(&client, &target, namespace.as_deref(), output) {
+            Ok(c) => c,
+            Err(e) => fail(&e),
         },
+        Cmd::Eval {
+            dir,
+            output,
+            depth,
+            min_ac1,
+            min_ac3,
+            min_severity,
+            exact_grouping,
+        } => {
+            let depth = match depth
+                .as_deref()
+                .map(|d| tapio_core::eval::parse_depth(Some(d)))
+            {
+                None => Ok(None),
+                Some(Ok(d)) => Ok(Some(d)),
+                Some(Err(e)) => Err(e),
+            };
+            match depth.and_then(|d| analyze::eval_dir(&dir, d)) {
+                Ok(results) => {
+                    print!("{}", analyze::eval_report(&results, output));
+                    if output == Output::Json {
+                        println!();
+                    }
+                    let s = tapio_core::eval::summarize(&results);
+                    let mut failed = Vec::new();
+                    for (name, got, bar) in [
+                        ("AC@1", s.ac_at_1, min_ac1),
+                        ("AC@3", s.ac_at_3, min_ac3),
+                        ("severity exact", s.severity_exact, min_severity),
+                    ] {
+                        if let Some(bar) = bar
+                            && got < bar
+                        {
+                            failed.push(format!("{name} {got:.3} < {bar}"));
+                        }
+                    }
+                    if exact_grouping && (s.over_merge > 0 || s.over_split > 0) {
+                        failed.push(format!(
+                            "over-merge {} / over-split {} (want 0)",
+                            s.over_merge, s.over_split
+                        ));
+                    }
+                    if failed.is_empty() {
+                        0
+                    } else {
+                        eprintln!("tapio eval: below the bar: {}", failed.join(", "));
+                        1
+                    }
+                }
+                Err(e) => {
+                    eprintln!("tapio eval: {e}");
+                    2
+                }
+            }
+        }
     };
     ExitCode::from(code)
 }
@@ -231,39 +360,4 @@ fn incidents(client: &Client, cmd: IncidentsCmd) -> Result<(), ClientError> {
 
 pub fn pretty<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-}
-
-fn replay(client: &Client, file: &str) -> Result<(), String> {
-    let reader: Box<dyn BufRead> = if file == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(std::io::BufReader::new(
-            std::fs::File::open(file).map_err(|e| format!("cannot open {file}: {e}"))?,
-        ))
-    };
-    let (mut batches, mut accepted, mut dup) = (0usize, 0usize, 0usize);
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| format!("{file}:{}: cannot read: {e}", i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        // Validate locally first so the error names the line.
-        tapio_proto::decode_batch(
-            line.as_bytes(),
-            chrono::Utc::now(),
-            &tapio_proto::Limits::default(),
-        )
-        .map_err(|e| format!("{file}:{}: {}", i + 1, e.message))?;
-        let ack: tapio_proto::IngestAck = client
-            .post("/api/v1/evidence", line.as_bytes())
-            .map_err(|e| format!("{file}:{}: {e}", i + 1))?;
-        batches += 1;
-        accepted += ack.accepted;
-        dup += ack.duplicate_events + usize::from(ack.duplicate_batch);
-    }
-    println!(
-        "replayed {batches} batches to {}: {accepted} events stored, {dup} duplicates ignored",
-        client.base()
-    );
-    Ok(())
 }

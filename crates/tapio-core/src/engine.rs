@@ -32,9 +32,21 @@ pub trait IncidentEngine: Send {
     /// Load the incidents that are still active (after a restart).
     fn restore(&mut self, active: Vec<Incident>);
     /// Process one stored fact. Deterministic for the same facts, order and clock.
-    fn observe(&mut self, ev: &Event, now: DateTime<Utc>) -> Option<IncidentChange>;
+    /// Every incident the fact opened or changed (a fact may also let quiet incidents
+    /// resolve).
+    fn observe(&mut self, ev: &Event, now: DateTime<Utc>) -> Vec<IncidentChange>;
     /// Incidents held in memory (a gauge).
     fn active_count(&self) -> usize;
+    /// `correlation-depth` changed (applied live).
+    fn set_depth(&mut self, _depth: crate::config::CorrelationDepth) {}
+    /// Time passes without evidence: incidents may resolve after their quiet period.
+    fn tick(&mut self, _now: DateTime<Utc>) -> Vec<IncidentChange> {
+        Vec::new()
+    }
+    /// Name shown in `/health`.
+    fn name(&self) -> &'static str {
+        "simple-incident-path"
+    }
 }
 
 /// One incident per stable fingerprint for signals the runbook classifies on their own.
@@ -128,7 +140,17 @@ impl IncidentEngine for SimpleIncidentPath {
         }
     }
 
-    fn observe(&mut self, ev: &Event, now: DateTime<Utc>) -> Option<IncidentChange> {
+    fn observe(&mut self, ev: &Event, now: DateTime<Utc>) -> Vec<IncidentChange> {
+        self.observe_one(ev, now).into_iter().collect()
+    }
+
+    fn active_count(&self) -> usize {
+        self.active.len()
+    }
+}
+
+impl SimpleIncidentPath {
+    fn observe_one(&mut self, ev: &Event, now: DateTime<Utc>) -> Option<IncidentChange> {
         let c = classify(ev)?;
         let fp = c.identity.fingerprint();
         if let Some(inc) = self.active.get_mut(&fp) {
@@ -185,6 +207,8 @@ impl IncidentEngine for SimpleIncidentPath {
             evidence_count: 1,
             timeline: Vec::new(),
             hypotheses: Vec::new(),
+            root_cause_confident: false,
+            changes: Vec::new(),
         };
         push_timeline(
             &mut inc,
@@ -200,10 +224,6 @@ impl IncidentEngine for SimpleIncidentPath {
         );
         self.active.insert(fp, inc.clone());
         Some(IncidentChange::Opened(inc))
-    }
-
-    fn active_count(&self) -> usize {
-        self.active.len()
     }
 }
 
@@ -253,6 +273,7 @@ mod tests {
                 ..Entity::default()
             },
             attributes: [("comm".to_owned(), AttrValue::from("java"))].into(),
+            object: None,
         }
     }
 
@@ -260,12 +281,12 @@ mod tests {
     fn repeated_signals_update_one_incident() {
         let mut e = SimpleIncidentPath::default();
         let now = t("2026-11-27T10:00:05Z");
-        let first = e.observe(&oom("api-1", "2026-11-27T10:00:00Z"), now);
+        let first = e.observe_one(&oom("api-1", "2026-11-27T10:00:00Z"), now);
         let Some(IncidentChange::Opened(opened)) = first else {
             panic!("first OOM opens an incident: {first:?}");
         };
         assert_eq!(opened.severity, Severity::P3);
-        let second = e.observe(&oom("api-2", "2026-11-27T10:00:01Z"), now);
+        let second = e.observe_one(&oom("api-2", "2026-11-27T10:00:01Z"), now);
         let Some(IncidentChange::Updated(updated)) = second else {
             panic!("second OOM of the same workload updates: {second:?}");
         };
@@ -281,7 +302,7 @@ mod tests {
         let now = t("2026-11-27T10:00:05Z");
         let mut last = None;
         for _ in 0..10 {
-            last = e.observe(&oom("api-1", "2026-11-27T10:00:00Z"), now);
+            last = e.observe_one(&oom("api-1", "2026-11-27T10:00:00Z"), now);
         }
         let inc = last.expect("updated").incident().clone();
         let evidence: Vec<_> = inc
@@ -306,9 +327,9 @@ mod tests {
             ev
         };
         let sev = |c: Option<IncidentChange>| c.expect("change").incident().severity;
-        assert_eq!(sev(e.observe(&rate(0.02), now)), Severity::P3);
-        assert_eq!(sev(e.observe(&rate(0.10), now)), Severity::P2);
-        assert_eq!(sev(e.observe(&rate(0.02), now)), Severity::P2);
+        assert_eq!(sev(e.observe_one(&rate(0.02), now)), Severity::P3);
+        assert_eq!(sev(e.observe_one(&rate(0.10), now)), Severity::P2);
+        assert_eq!(sev(e.observe_one(&rate(0.02), now)), Severity::P2);
         assert_eq!(e.active_count(), 1);
     }
 
@@ -320,7 +341,7 @@ mod tests {
         let now = t("2026-11-27T10:00:05Z");
         let run = || {
             let mut e = SimpleIncidentPath::default();
-            evs.iter().filter_map(|ev| e.observe(ev, now)).last()
+            evs.iter().filter_map(|ev| e.observe_one(ev, now)).last()
         };
         assert_eq!(run(), run());
     }
@@ -335,7 +356,7 @@ mod tests {
                 kind: "Deployment".into(),
                 name: format!("w{i}"),
             });
-            e.observe(&ev, now);
+            e.observe_one(&ev, now);
         }
         assert_eq!(e.active_count(), 3);
     }

@@ -170,6 +170,14 @@ pub struct Hypothesis {
     pub evidence: Vec<Ulid>,
     #[serde(default)]
     pub chain: Vec<String>,
+    /// The rule that proposed it.
+    #[serde(default)]
+    pub rule: String,
+    #[serde(default)]
+    pub explanation: String,
+    /// The runbook's actions with the real names filled in.
+    #[serde(default)]
+    pub mitigations: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,6 +214,25 @@ pub struct Incident {
     pub timeline: Vec<TimelineEntry>,
     #[serde(default)]
     pub hypotheses: Vec<Hypothesis>,
+    /// True when the top hypothesis is confident enough to be called the root cause;
+    /// false means "no confident root cause" (the engine abstains rather than guess).
+    #[serde(default)]
+    pub root_cause_confident: bool,
+    /// What changed before the incident on the entities it involves (rollouts, config,
+    /// node changes, change markers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ChangeNote>,
+}
+
+/// A change seen before an incident ("what changed").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeNote {
+    pub at: DateTime<Utc>,
+    pub entity: String,
+    /// `rollout`, `config`, `node`, `scale`, `marker`.
+    pub kind: String,
+    pub description: String,
+    pub evidence: Ulid,
 }
 
 /// Bounds that keep one incident record small however long it stays open.

@@ -12,11 +12,14 @@
 
 pub mod classify;
 pub mod config;
+pub mod correlate;
 pub mod duration;
 pub mod engine;
+pub mod eval;
 pub mod incident;
 pub mod shed;
 
 pub use classify::{Classification, classify};
+pub use correlate::CorrelationEngine;
 pub use engine::{IncidentChange, IncidentEngine, SimpleIncidentPath};
 pub use incident::*;

@@ -47,6 +47,10 @@ pub struct Event {
     /// Factual attributes only (numbers, names, codes), never prose or guesses.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, AttrValue>,
+    /// A whole Kubernetes object, as a watch returns it, for `kubernetes.watch.*` state
+    /// events (see docs/scenarios.md); absent on every other fact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<serde_json::Value>,
 }
 
 impl Event {
@@ -293,6 +297,8 @@ pub struct SingleEvent {
     pub entity: Entity,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, AttrValue>,
+    #[serde(default)]
+    pub object: Option<serde_json::Value>,
     /// Who sent it (`ci/github-actions`, `argo-rollouts`, ...). Defaults to `api`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub producer: Option<String>,

@@ -288,7 +288,68 @@ fn validate_event(
         ));
     }
     validate_entity(prefix, &ev.entity)?;
-    validate_attributes(prefix, &ev.attributes, limits)
+    validate_attributes(prefix, &ev.attributes, limits)?;
+    validate_object(prefix, ev)
+}
+
+/// Largest Kubernetes object carried by one state event (serialized).
+pub const MAX_OBJECT_BYTES: usize = 512 * 1024;
+
+/// `object` is only for `kubernetes.watch.*` state events, and must look like a
+/// Kubernetes object (a JSON object with a `kind` string).
+fn validate_object(prefix: &str, ev: &Event) -> Result<(), DecodeError> {
+    let is_watch = ev.kind.as_str().starts_with("kubernetes.watch.");
+    let Some(obj) = &ev.object else {
+        if is_watch {
+            return Err(DecodeError::new(
+                "missing_field",
+                Some(format!("{prefix}.object")),
+                format!(
+                    "a `{}` event needs the Kubernetes object in `{prefix}.object`",
+                    ev.kind.as_str()
+                ),
+            ));
+        }
+        return Ok(());
+    };
+    if !is_watch {
+        return Err(DecodeError::new(
+            "invalid_field",
+            Some(format!("{prefix}.object")),
+            format!(
+                "`{prefix}.object` is only allowed on kubernetes.watch.added|modified|deleted events, not {}",
+                ev.kind.as_str()
+            ),
+        ));
+    }
+    if !matches!(ev.kind.anomaly(), "added" | "modified" | "deleted") {
+        return Err(DecodeError::new(
+            "invalid_field",
+            Some(format!("{prefix}.type")),
+            format!(
+                "state event type {} is not one of kubernetes.watch.added, kubernetes.watch.modified, kubernetes.watch.deleted",
+                ev.kind.as_str()
+            ),
+        ));
+    }
+    if obj.get("kind").and_then(|k| k.as_str()).is_none() {
+        return Err(DecodeError::new(
+            "invalid_field",
+            Some(format!("{prefix}.object.kind")),
+            format!("`{prefix}.object` must be a Kubernetes object with a `kind` string"),
+        ));
+    }
+    let size = serde_json::to_vec(obj)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_OBJECT_BYTES {
+        return Err(DecodeError::new(
+            "invalid_field",
+            Some(format!("{prefix}.object")),
+            format!("`{prefix}.object` is {size} bytes; the limit is {MAX_OBJECT_BYTES}"),
+        ));
+    }
+    Ok(())
 }
 
 fn validate_attributes(
@@ -361,6 +422,7 @@ pub fn decode_single_event(
         severity: single.severity,
         entity: single.entity,
         attributes: single.attributes,
+        object: single.object,
     };
     validate_event("", &ev, now, limits).map_err(|mut e| {
         // Fields of a single event have no `events[i]` prefix.

@@ -79,11 +79,12 @@ impl Correlator {
         Ok(())
     }
 
-    fn note_depth(&self) {
+    fn note_depth(&mut self) {
         let depth = self.config.borrow().config.correlation_depth;
         if let Ok(mut d) = self.status.depth.lock()
             && *d != Some(depth)
         {
+            self.engine.set_depth(depth);
             if d.is_some() {
                 tracing::info!(
                     component = "correlator",
@@ -95,8 +96,46 @@ impl Correlator {
         }
     }
 
+    fn note_change(&self, change: &tapio_core::IncidentChange) {
+        if let tapio_core::IncidentChange::Opened(inc) = change {
+            self.metrics
+                .incidents_opened
+                .get_or_create(&SeverityLabel {
+                    severity: inc.severity.as_str().to_owned(),
+                })
+                .inc();
+            tracing::warn!(
+                component = "correlator",
+                incident = %inc.id,
+                severity = %inc.severity,
+                title = %inc.title,
+                reason = %inc.severity_reason,
+                "incident opened"
+            );
+        }
+    }
+
+    /// Idle: let time pass in the engine (quiet incidents resolve), keeping the cursor.
+    /// The engine's clock is event time; idle wall time is added to the newest event time
+    /// seen, so a replayed stream of old events is not resolved at once by the wall clock.
+    async fn tick(&mut self, cursor: i64, clock: Option<(chrono::DateTime<Utc>, Instant)>) {
+        let Some((event_time, seen)) = clock else {
+            return;
+        };
+        let idle = chrono::Duration::from_std(seen.elapsed()).unwrap_or_default();
+        let changes = self.engine.tick(event_time + idle);
+        if changes.is_empty() {
+            return;
+        }
+        let incs: Vec<_> = changes.iter().map(|c| c.incident().clone()).collect();
+        if let Err(e) = self.store.apply_incidents(incs, cursor).await {
+            tracing::error!(component = "correlator", error = %e, "persisting resolved incidents failed");
+        }
+    }
+
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut cursor = self.status.cursor.load(Ordering::Relaxed);
+        let mut clock: Option<(chrono::DateTime<Utc>, Instant)> = None;
         loop {
             self.status
                 .heartbeat_ms
@@ -122,6 +161,7 @@ impl Correlator {
             };
             if rows.is_empty() {
                 self.metrics.set_queue("correlator", 0);
+                self.tick(cursor, clock).await;
                 tokio::select! {
                     _ = self.wake.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -133,23 +173,11 @@ impl Correlator {
             let mut last = cursor;
             for (pos, ev) in &rows {
                 let t = Instant::now();
-                if let Some(change) = self.engine.observe(ev, Utc::now()) {
-                    if let tapio_core::IncidentChange::Opened(inc) = &change {
-                        self.metrics
-                            .incidents_opened
-                            .get_or_create(&SeverityLabel {
-                                severity: inc.severity.as_str().to_owned(),
-                            })
-                            .inc();
-                        tracing::warn!(
-                            component = "correlator",
-                            incident = %inc.id,
-                            severity = %inc.severity,
-                            title = %inc.title,
-                            reason = %inc.severity_reason,
-                            "incident opened"
-                        );
-                    }
+                if clock.is_none_or(|(c, _)| ev.time > c) {
+                    clock = Some((ev.time, t));
+                }
+                for change in self.engine.observe(ev, Utc::now()) {
+                    self.note_change(&change);
                     let inc = change.incident().clone();
                     changes.insert(inc.id, inc);
                 }

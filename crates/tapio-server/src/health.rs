@@ -156,7 +156,7 @@ pub async fn report(state: &AppState) -> HealthReport {
             false,
             msg,
             json!({
-                "engine": "simple-incident-path",
+                "engine": "correlation-engine",
                 "depth": cfg.config.correlation_depth.as_str(),
                 "cursor": c.cursor.load(Ordering::Relaxed),
                 "lag_events": lag,

@@ -34,6 +34,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/evidence", post(post_evidence).get(list_evidence))
         .route("/api/v1/events", post(post_event))
+        .route("/api/v1/alertmanager", post(crate::alertmanager::receive))
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/summary", get(incident_summary))
         .route("/api/v1/incidents/{id}", get(get_incident))
@@ -114,7 +115,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// Read the whole body, bounded, decompressing gzip. The bound applies to the
 /// decompressed size too, so a small gzip bomb is refused like a large body.
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
+pub async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -177,7 +178,7 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8
     }
 }
 
-fn reject(state: &AppState, e: ApiError) -> ApiError {
+pub fn reject(state: &AppState, e: ApiError) -> ApiError {
     state.metrics.rejected(e.code);
     state.ingest.rejected.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(component = "ingest", code = e.code, message = %e.message, "body refused");
@@ -223,7 +224,7 @@ async fn post_evidence(
 }
 
 /// Drop what load shedding allows, counting it. P1-class facts always pass.
-fn shed(state: &AppState, events: Vec<tapio_proto::Event>) -> (Vec<tapio_proto::Event>, usize) {
+pub fn shed(state: &AppState, events: Vec<tapio_proto::Event>) -> (Vec<tapio_proto::Event>, usize) {
     let enabled = state.config.borrow().config.load_shedding_enabled;
     if !enabled {
         return (events, 0);
@@ -246,7 +247,7 @@ fn shed(state: &AppState, events: Vec<tapio_proto::Event>) -> (Vec<tapio_proto::
     (kept, n)
 }
 
-async fn store_batch(state: &AppState, batch: IngestBatch) -> Result<IngestAck, ApiError> {
+pub async fn store_batch(state: &AppState, batch: IngestBatch) -> Result<IngestAck, ApiError> {
     let t = Instant::now();
     let agent_id = batch.agent_id.clone();
     let seq = batch.seq.unwrap_or(0);

@@ -3,6 +3,7 @@
 //! [`app`] builds the whole HTTP surface from an [`AppState`], so handlers are tested
 //! without a socket; `main.rs` only parses flags, wires the tasks and serves.
 
+pub mod alertmanager;
 pub mod correlator;
 pub mod error;
 pub mod health;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use tapio_core::SimpleIncidentPath;
+use tapio_core::CorrelationEngine;
 use tapio_core::duration::parse_duration;
 use tapio_server::correlator::{Correlator, CorrelatorStatus};
 use tapio_server::logging::{self, LogFormat};
@@ -134,7 +134,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let correlator_status = Arc::new(CorrelatorStatus::default());
     let mut correlator = Correlator {
         store: store.clone(),
-        engine: Box::new(SimpleIncidentPath::default()),
+        engine: Box::new(CorrelationEngine::with_defaults(
+            config_rx.borrow().config.correlation_depth,
+        )),
         status: correlator_status.clone(),
         wake: wake.clone(),
         metrics: metrics.clone(),

@@ -56,6 +56,12 @@ pub struct KeyLabel {
     pub key: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    /// `firing` or `resolved` (decoded into an enum first, so bounded).
+    pub status: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -82,6 +88,7 @@ pub struct Metrics {
     pub config_generation: Gauge,
     pub config_rejections: Family<KeyLabel, Counter>,
     pub evidence_pruned: Counter,
+    pub alerts_received: Family<AlertLabels, Counter>,
 }
 
 pub const DROP_REASONS: &[&str] = &["load_shed", "duplicate_event"];
@@ -194,6 +201,12 @@ impl Metrics {
             "Evidence rows deleted by retention",
             evidence_pruned.clone(),
         );
+        let alerts_received = Family::<AlertLabels, Counter>::default();
+        registry.register(
+            "alertmanager_alerts_received",
+            "Alerts received from Alertmanager webhooks (re-notifications included), by alert status",
+            alerts_received.clone(),
+        );
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("build_info", "tapio-server build", build_info.clone());
         build_info
@@ -222,6 +235,7 @@ impl Metrics {
             config_generation,
             config_rejections,
             evidence_pruned,
+            alerts_received,
         };
         // Pre-create bounded series so dashboards and alerts see zeros, not absence.
         for r in DROP_REASONS {
@@ -244,6 +258,11 @@ impl Metrics {
         for s in tapio_core::Severity::ALL {
             let _ = m.incidents_opened.get_or_create(&SeverityLabel {
                 severity: s.as_str().to_owned(),
+            });
+        }
+        for status in ["firing", "resolved"] {
+            let _ = m.alerts_received.get_or_create(&AlertLabels {
+                status: status.to_owned(),
             });
         }
         m

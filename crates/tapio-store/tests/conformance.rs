@@ -28,6 +28,7 @@ fn event(t: &str, workload: &str) -> Event {
             ..Entity::default()
         },
         attributes: Default::default(),
+        object: None,
     }
 }
 
@@ -130,7 +131,7 @@ async fn incidents_and_cursor_commit_together_and_filter() {
         let mut changes = Vec::new();
         let mut cursor = 0;
         for (pos, ev) in &o.stored {
-            if let Some(c) = engine.observe(ev, now()) {
+            for c in engine.observe(ev, now()) {
                 changes.push(c.incident().clone());
             }
             cursor = *pos;

@@ -1,0 +1,1426 @@
+//! The correlation engine: one incident per causal chain, an evidence-backed root cause,
+//! the runbook's P1–P4.
+//!
+//! - [`state`]: the cluster as the evidence stream describes it (Kubernetes objects from
+//!   `kubernetes.watch.*` events) and the entity graph.
+//! - [`derive`]: evidence of every source → signals (symptoms), changes and recoveries.
+//! - [`rules`]: causal knowledge as data (`rules/default.toml`, docs/rules.md).
+//! - this module: routing each signal to the incident of its causal chain (per
+//!   `correlation-depth`), severity, hypotheses, flap damping.
+//!
+//! Event time is the clock: the same stream gives the same incidents, live or replayed.
+//! State is bounded: objects per kind, incidents, signals per incident, changes per entity.
+
+pub mod derive;
+pub mod entity;
+pub mod rules;
+pub mod signal;
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use chrono::{DateTime, Duration, Utc};
+use tapio_proto::Event;
+use ulid::Ulid;
+
+use crate::config::CorrelationDepth;
+use crate::engine::{IncidentChange, IncidentEngine};
+use crate::incident::*;
+use entity::EntityKey;
+use rules::{On, Rule, render};
+use signal::{Change, Derived, Signal, Symptom};
+use state::ClusterState;
+
+/// Tunables of the engine (documented in docs/correlation.md).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Symptoms this close in time to an incident's last one join it.
+    pub window: Duration,
+    /// An incident resolves after this long without a new symptom and with no condition
+    /// still active (flap damping).
+    pub quiet: Duration,
+    /// A relapse within this long after resolution reopens the same incident.
+    pub reopen: Duration,
+    /// Requests/connects in a window below which an error ratio does not count (a service
+    /// with almost no traffic must not page).
+    pub min_traffic: f64,
+    /// Below this confidence the engine says "no confident root cause".
+    pub confident: f64,
+    /// Weak signals of one kind on one subject within `window` that open an incident.
+    pub weak_repeats: u32,
+    pub max_active: usize,
+    pub max_signals: usize,
+    pub max_changes_per_entity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::minutes(10),
+            quiet: Duration::minutes(5),
+            reopen: Duration::minutes(30),
+            min_traffic: 20.0,
+            confident: 0.5,
+            weak_repeats: 3,
+            max_active: 50_000,
+            max_signals: 300,
+            max_changes_per_entity: 16,
+        }
+    }
+}
+
+/// One incident being worked on.
+struct Working {
+    inc: Incident,
+    anchor: EntityKey,
+    signals: VecDeque<Signal>,
+    /// Conditions still true (subject, symptom): an incident does not resolve while any is.
+    conditions: BTreeSet<(EntityKey, Symptom)>,
+    last_symptom: DateTime<Utc>,
+    /// Latest error ratio per target (failed, attempts, at).
+    ratios: BTreeMap<String, (f64, f64, DateTime<Utc>)>,
+    ratio_intervals: BTreeMap<String, u32>,
+    abstained: bool,
+}
+
+pub struct CorrelationEngine {
+    cfg: EngineConfig,
+    depth: CorrelationDepth,
+    rules: Vec<Rule>,
+    pub state: ClusterState,
+    active: HashMap<EntityKey, Working>,
+    recent: HashMap<EntityKey, Working>,
+    changes: HashMap<EntityKey, VecDeque<Change>>,
+    weak: HashMap<(EntityKey, Symptom), (u32, DateTime<Utc>)>,
+    /// Weak signals not (yet) part of an incident, per anchor: they join the incident
+    /// if one opens within the window (bounded).
+    pending: HashMap<EntityKey, VecDeque<Signal>>,
+    /// Caller → destinations it was seen connecting to (learned dependency graph).
+    deps: HashMap<EntityKey, BTreeSet<EntityKey>>,
+    clock: DateTime<Utc>,
+    last_sweep: DateTime<Utc>,
+    pub abstentions: u64,
+    pub signals_seen: u64,
+}
+
+const MAX_DEPS: usize = 100_000;
+const MAX_RECENT: usize = 10_000;
+
+impl CorrelationEngine {
+    pub fn new(cfg: EngineConfig, rules: Vec<Rule>, depth: CorrelationDepth) -> Self {
+        Self {
+            cfg,
+            depth,
+            rules,
+            state: ClusterState::default(),
+            active: HashMap::new(),
+            recent: HashMap::new(),
+            changes: HashMap::new(),
+            weak: HashMap::new(),
+            pending: HashMap::new(),
+            deps: HashMap::new(),
+            clock: DateTime::<Utc>::MIN_UTC,
+            last_sweep: DateTime::<Utc>::MIN_UTC,
+            abstentions: 0,
+            signals_seen: 0,
+        }
+    }
+
+    pub fn with_defaults(depth: CorrelationDepth) -> Self {
+        Self::new(EngineConfig::default(), rules::default_rules(), depth)
+    }
+
+    pub fn depth(&self) -> CorrelationDepth {
+        self.depth
+    }
+
+    /// Switch depth live: applies to the next signal; open incidents keep their grouping.
+    pub fn set_depth(&mut self, depth: CorrelationDepth) {
+        self.depth = depth;
+    }
+
+    pub fn set_rules(&mut self, rules: Vec<Rule>) {
+        self.rules = rules;
+    }
+
+    /// Advance the clock without evidence (live: idle time passes), resolving quiet
+    /// incidents. Returns the incidents that changed.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<IncidentChange> {
+        if now > self.clock {
+            self.clock = now;
+        }
+        self.sweep(true)
+    }
+
+    /// Every incident still held (open or recently resolved), for evaluation.
+    pub fn incidents(&self) -> Vec<Incident> {
+        let mut v: Vec<Incident> = self
+            .active
+            .values()
+            .chain(self.recent.values())
+            .map(|w| w.inc.clone())
+            .collect();
+        v.sort_by_key(|i| i.id);
+        v
+    }
+
+    fn record_change(&mut self, c: Change) -> Vec<EntityKey> {
+        let q = self.changes.entry(c.entity.clone()).or_default();
+        q.push_back(c.clone());
+        while q.len() > self.cfg.max_changes_per_entity {
+            q.pop_front();
+        }
+        if self.changes.len() > MAX_DEPS {
+            let horizon = self.clock - Duration::hours(6);
+            self.changes
+                .retain(|_, q| q.back().is_some_and(|c| c.at > horizon));
+        }
+        // Incidents this change may explain: on the entity, or using it (config).
+        let mut touched = Vec::new();
+        for (k, w) in &self.active {
+            let related = *k == c.entity
+                || w.signals.iter().any(|s| s.subject == c.entity)
+                || (c.kind == "config" && self.uses_config(k, &c.entity));
+            if related {
+                touched.push(k.clone());
+            }
+        }
+        touched
+    }
+
+    fn uses_config(&self, workload: &EntityKey, config: &EntityKey) -> bool {
+        self.state
+            .pods
+            .values()
+            .any(|p| p.owner.as_ref() == Some(workload) && p.configs.contains(config))
+    }
+
+    /// Which incident a signal belongs to (its causal anchor), per depth.
+    fn anchor(&self, s: &Signal) -> EntityKey {
+        let within = |w: &Working| s.at - w.last_symptom <= self.cfg.window;
+        if self.depth == CorrelationDepth::Basic {
+            // Same workload or node; no causal inference.
+            return s.subject.clone();
+        }
+        if s.symptom.is_node_condition() {
+            return s.subject.clone();
+        }
+        // A symptom on a pod of a node that has an open node incident joins it.
+        if let Some(node) = &s.node {
+            let nk = EntityKey::node(node);
+            if let Some(w) = self.active.get(&nk)
+                && within(w)
+                && w.signals.iter().any(|x| x.symptom.is_node_condition())
+            {
+                return nk;
+            }
+        }
+        // Failures to reach a destination are symptoms of the destination.
+        if let Some(t) = &s.target {
+            if matches!(s.symptom, Symptom::DnsFailure) {
+                return self.dns_anchor();
+            }
+            if t.kind == "Service" {
+                if let Some(k) = self.incident_of_service(t) {
+                    return k;
+                }
+                return t.clone();
+            }
+            // A workload, or an address nobody in the cluster state owns: failures to it
+            // from every caller are one incident.
+            return t.clone();
+        }
+        // A Service without endpoints: the incident of the workload behind it, if any.
+        if s.subject.kind == "Service" {
+            if let Some(k) = self.incident_of_service(&s.subject) {
+                return k;
+            }
+            return s.subject.clone();
+        }
+        // DNS provider symptoms go to the DNS incident.
+        if s.subject.namespace.as_deref() == Some("kube-system")
+            && (s.subject.name.contains("coredns") || s.subject.name.contains("dns"))
+        {
+            return self.dns_anchor();
+        }
+        // A workload whose Service already has an incident joins it.
+        if s.subject.is_workload() {
+            for svc in self.state.services_of(&s.subject) {
+                if let Some(w) = self.active.get(&svc)
+                    && within(w)
+                {
+                    return svc;
+                }
+            }
+        }
+        if self.depth == CorrelationDepth::Deep
+            && let Some(k) = self.cascade_anchor(s)
+        {
+            return k;
+        }
+        s.subject.clone()
+    }
+
+    fn dns_anchor(&self) -> EntityKey {
+        let coredns = self
+            .state
+            .workloads
+            .keys()
+            .filter(|k| {
+                k.namespace.as_deref() == Some("kube-system")
+                    && (k.name.contains("coredns") || k.name.contains("dns"))
+            })
+            .min()
+            .cloned();
+        coredns
+            .or_else(|| derive::dns_service(&self.state))
+            .unwrap_or_else(|| EntityKey::ns("Deployment", "kube-system", "coredns"))
+    }
+
+    /// The open incident a Service's trouble belongs to: the Service's own, or that of a
+    /// workload behind it.
+    fn incident_of_service(&self, svc: &EntityKey) -> Option<EntityKey> {
+        if self.active.contains_key(svc) {
+            return Some(svc.clone());
+        }
+        self.state
+            .workloads_of(svc)
+            .into_iter()
+            .find(|w| self.active.contains_key(w))
+    }
+
+    /// Deep: a caller's own symptoms while a destination it depends on has an open
+    /// incident that started first belong to that incident (a cascade).
+    fn cascade_anchor(&self, s: &Signal) -> Option<EntityKey> {
+        if !matches!(
+            s.symptom,
+            Symptom::Alert
+                | Symptom::CrashLoop
+                | Symptom::Restarted
+                | Symptom::ProbeFailed
+                | Symptom::AbnormalExit
+                | Symptom::ConnectStats
+        ) {
+            return None;
+        }
+        let deps = self.deps.get(&s.subject)?;
+        let mut best: Option<(DateTime<Utc>, EntityKey)> = None;
+        for d in deps {
+            let k = if d.kind == "Service" {
+                self.incident_of_service(d)
+            } else {
+                self.active.contains_key(d).then(|| d.clone())
+            };
+            if let Some(k) = k
+                && let Some(w) = self.active.get(&k)
+                && w.inc.started_at <= s.at
+                && s.at - w.last_symptom <= self.cfg.window
+                && best.as_ref().is_none_or(|(t, _)| w.inc.started_at < *t)
+            {
+                best = Some((w.inc.started_at, k));
+            }
+        }
+        best.map(|(_, k)| k)
+    }
+
+    fn open(&mut self, anchor: &EntityKey, s: &Signal) -> &mut Working {
+        let identity = Identity {
+            cluster: None,
+            namespace: anchor.namespace.clone(),
+            kind: anchor.kind.clone(),
+            name: anchor.name.clone(),
+            problem: "chain".into(),
+        };
+        let fp = identity.fingerprint();
+        let id = {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            h.update(fp.as_bytes());
+            h.update(s.evidence.to_bytes());
+            let d = h.finalize();
+            let mut random = [0u8; 16];
+            random[6..].copy_from_slice(&d[..10]);
+            Ulid::from_parts(
+                u64::try_from(s.at.timestamp_millis()).unwrap_or(0),
+                u128::from_be_bytes(random),
+            )
+        };
+        let inc = Incident {
+            id,
+            title: format!("{} on {anchor}", human(s.symptom)),
+            severity: Severity::P4,
+            severity_reason: String::new(),
+            status: Status::Open,
+            fingerprint: fp,
+            identity,
+            started_at: s.at,
+            detected_at: s.at,
+            acknowledged_at: None,
+            mitigated_at: None,
+            resolved_at: None,
+            updated_at: s.at,
+            last_evidence_at: s.at,
+            namespace: anchor.namespace.clone(),
+            affected: Vec::new(),
+            evidence: Vec::new(),
+            evidence_count: 0,
+            timeline: vec![TimelineEntry {
+                at: s.at,
+                kind: TimelineKind::Detected,
+                message: format!("detected: {}", s.detail),
+                count: 1,
+                last_at: None,
+                by: None,
+            }],
+            hypotheses: Vec::new(),
+            root_cause_confident: false,
+            changes: Vec::new(),
+        };
+        if self.active.len() >= self.cfg.max_active
+            && let Some(oldest) = self
+                .active
+                .iter()
+                .min_by_key(|(_, w)| w.last_symptom)
+                .map(|(k, _)| k.clone())
+        {
+            self.active.remove(&oldest);
+        }
+        self.active.insert(
+            anchor.clone(),
+            Working {
+                inc,
+                anchor: anchor.clone(),
+                signals: VecDeque::new(),
+                conditions: BTreeSet::new(),
+                last_symptom: s.at,
+                ratios: BTreeMap::new(),
+                ratio_intervals: BTreeMap::new(),
+                abstained: false,
+            },
+        );
+        self.active.get_mut(anchor).expect("just inserted")
+    }
+
+    fn handle_signal(
+        &mut self,
+        s: Signal,
+        touched: &mut BTreeSet<EntityKey>,
+        opened: &mut BTreeSet<EntityKey>,
+    ) {
+        self.signals_seen += 1;
+        // Learn the dependency graph from observed connections.
+        if let Some(t) = &s.target
+            && t.kind != "Destination"
+            && s.subject != *t
+            && (self.deps.len() < MAX_DEPS || self.deps.contains_key(&s.subject))
+        {
+            let set = self.deps.entry(s.subject.clone()).or_default();
+            if set.len() < 64 {
+                set.insert(t.clone());
+            }
+        }
+        // Connect statistics without failures only feed ratios of existing incidents.
+        let failing_ratio = s.ratio.is_some_and(|(f, _)| f > 0.0);
+        let anchor = self.anchor(&s);
+        let exists = self.active.contains_key(&anchor);
+        if !exists {
+            if s.symptom == Symptom::ConnectStats && !failing_ratio {
+                return;
+            }
+            let mut opens = s.strong;
+            if !opens {
+                let key = (anchor.clone(), s.symptom);
+                let e = self.weak.entry(key).or_insert((0, s.at));
+                if s.at - e.1 > self.cfg.window {
+                    *e = (0, s.at);
+                }
+                e.0 += 1;
+                opens = e.0 >= self.cfg.weak_repeats;
+                if self.weak.len() > MAX_DEPS {
+                    let horizon = s.at - self.cfg.window;
+                    self.weak.retain(|_, v| v.1 > horizon);
+                }
+            }
+            if !opens {
+                if self.pending.len() < MAX_DEPS || self.pending.contains_key(&anchor) {
+                    let q = self.pending.entry(anchor.clone()).or_default();
+                    q.push_back(s);
+                    while q.len() > 20 {
+                        q.pop_front();
+                    }
+                }
+                return;
+            }
+            if let Some(mut w) = self.recent.remove(&anchor) {
+                if s.at - w.inc.resolved_at.unwrap_or(s.at) <= self.cfg.reopen {
+                    w.inc.status = Status::Open;
+                    w.inc.resolved_at = None;
+                    w.inc.timeline.push(TimelineEntry {
+                        at: s.at,
+                        kind: TimelineKind::StatusChanged,
+                        message: format!("reopened: relapse ({})", s.detail),
+                        count: 1,
+                        last_at: None,
+                        by: None,
+                    });
+                    self.active.insert(anchor.clone(), w);
+                } else {
+                    self.open(&anchor, &s);
+                    opened.insert(anchor.clone());
+                }
+            } else {
+                self.open(&anchor, &s);
+                opened.insert(anchor.clone());
+            }
+        }
+        // Weak signals seen just before on the same anchor belong to the chain.
+        if let Some(q) = self.pending.remove(&anchor) {
+            let window = self.cfg.window;
+            for p in q {
+                if s.at - p.at <= window && p.at <= s.at {
+                    self.attach(&anchor, p);
+                }
+            }
+        }
+        self.attach(&anchor, s);
+        touched.insert(anchor);
+    }
+
+    fn attach(&mut self, anchor: &EntityKey, s: Signal) {
+        let max_signals = self.cfg.max_signals;
+        let failing_ratio = s.ratio.is_some_and(|(f, _)| f > 0.0);
+        let Some(w) = self.active.get_mut(anchor) else {
+            return;
+        };
+        if s.at < w.inc.started_at {
+            w.inc.started_at = s.at;
+        }
+        if s.symptom != Symptom::ConnectStats || failing_ratio {
+            w.last_symptom = w.last_symptom.max(s.at);
+        }
+        let inc = &mut w.inc;
+        inc.evidence_count += 1;
+        if inc.evidence.len() < MAX_EVIDENCE_REFS
+            && !inc.evidence.iter().any(|r| r.id == s.evidence)
+        {
+            inc.evidence.push(EvidenceRef {
+                id: s.evidence,
+                time: s.at,
+                kind: s.symptom.as_str().into(),
+                entity: s.subject.to_string(),
+            });
+        }
+        inc.last_evidence_at = inc.last_evidence_at.max(s.at);
+        inc.updated_at = inc.updated_at.max(s.at);
+        for a in [
+            Some(s.subject.to_string()),
+            s.node.as_ref().map(|n| EntityKey::node(n).to_string()),
+            s.target.as_ref().map(|t| t.to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if inc.affected.len() < MAX_AFFECTED && !inc.affected.contains(&a) {
+                inc.affected.push(a);
+            }
+        }
+        if s.symptom != Symptom::ConnectStats || failing_ratio {
+            push_timeline(
+                inc,
+                TimelineEntry {
+                    at: s.at,
+                    kind: TimelineKind::Evidence,
+                    message: s.detail.clone(),
+                    count: 1,
+                    last_at: None,
+                    by: None,
+                },
+            );
+        }
+        if is_condition(s.symptom) {
+            w.conditions.insert((s.subject.clone(), s.symptom));
+        }
+        if let Some((f, a)) = s.ratio {
+            let key = s.target.as_ref().unwrap_or(&s.subject).to_string();
+            let n = w.ratio_intervals.entry(key.clone()).or_insert(0);
+            let over = a > 0.0 && f / a > crate::classify::P3_ERROR_RATIO;
+            *n = if over { n.saturating_add(1) } else { 0 };
+            w.ratios.insert(key, (f, a, s.at));
+        }
+        w.signals.push_back(s);
+        while w.signals.len() > max_signals {
+            w.signals.pop_front();
+        }
+    }
+
+    fn recover(
+        &mut self,
+        subject: &EntityKey,
+        symptom: Symptom,
+        touched: &mut BTreeSet<EntityKey>,
+    ) {
+        for (k, w) in self.active.iter_mut() {
+            let before = w.conditions.len();
+            w.conditions.retain(|(s, sym)| {
+                !(s == subject
+                    && (*sym == symptom
+                        || (symptom == Symptom::CrashLoop
+                            && matches!(
+                                sym,
+                                Symptom::CrashLoop
+                                    | Symptom::ImagePullFailed
+                                    | Symptom::ConfigError
+                            ))))
+            });
+            if symptom == Symptom::Alert {
+                // A resolved alert ends its ratio and condition.
+                w.conditions
+                    .retain(|(s, sym)| !(s == subject && *sym == Symptom::Alert));
+                w.ratios.retain(|_, (_, a, _)| *a < 1e6 - 1.0);
+            }
+            if w.conditions.len() != before || symptom == Symptom::Alert {
+                touched.insert(k.clone());
+            }
+        }
+    }
+
+    /// Resolve incidents quiet for `quiet` with no condition still true.
+    fn sweep(&mut self, force: bool) -> Vec<IncidentChange> {
+        if !force && self.clock - self.last_sweep < Duration::seconds(5) {
+            return Vec::new();
+        }
+        self.last_sweep = self.clock;
+        let quiet = self.cfg.quiet;
+        let now = self.clock;
+        let done: Vec<EntityKey> = self
+            .active
+            .iter()
+            .filter(|(_, w)| now - w.last_symptom >= quiet && w.conditions.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        for k in done {
+            if let Some(mut w) = self.active.remove(&k) {
+                w.inc.status = Status::Resolved;
+                w.inc.resolved_at = Some(now);
+                w.inc.updated_at = now;
+                w.inc.timeline.push(TimelineEntry {
+                    at: now,
+                    kind: TimelineKind::StatusChanged,
+                    message: format!(
+                        "resolved: no new symptom for {} min and no condition still active",
+                        quiet.num_minutes()
+                    ),
+                    count: 1,
+                    last_at: None,
+                    by: None,
+                });
+                out.push(IncidentChange::Updated(w.inc.clone()));
+                if self.recent.len() >= MAX_RECENT
+                    && let Some(old) = self
+                        .recent
+                        .iter()
+                        .min_by_key(|(_, w)| w.inc.resolved_at)
+                        .map(|(k, _)| k.clone())
+                {
+                    self.recent.remove(&old);
+                }
+                self.recent.insert(k, w);
+            }
+        }
+        let window = self.cfg.window;
+        self.pending
+            .retain(|_, q| q.back().is_some_and(|s| now - s.at <= window));
+        self.weak.retain(|_, v| now - v.1 <= window);
+        let horizon = now - self.cfg.reopen;
+        self.recent
+            .retain(|_, w| w.inc.resolved_at.is_none_or(|r| r > horizon));
+        out
+    }
+
+    /// Recompute severity and hypotheses of one incident.
+    fn evaluate(&mut self, key: &EntityKey) {
+        let Some(w) = self.active.get(key) else {
+            return;
+        };
+        let (sev, reason) = self.severity(w);
+        let (hyps, changes) = if self.depth == CorrelationDepth::Basic {
+            (Vec::new(), Vec::new())
+        } else {
+            self.hypotheses(w)
+        };
+        let confident = hyps
+            .first()
+            .is_some_and(|h| h.confidence >= self.cfg.confident);
+        let Some(w) = self.active.get_mut(key) else {
+            return;
+        };
+        let at = w.last_symptom.max(w.inc.updated_at);
+        if sev != w.inc.severity || w.inc.severity_reason.is_empty() {
+            if !w.inc.severity_reason.is_empty() {
+                w.inc.timeline.push(TimelineEntry {
+                    at,
+                    kind: TimelineKind::SeverityChanged,
+                    message: format!("severity {} → {sev}: {reason}", w.inc.severity),
+                    count: 1,
+                    last_at: None,
+                    by: None,
+                });
+            }
+            w.inc.severity = sev;
+        }
+        w.inc.severity_reason = reason;
+        let old_top = w
+            .inc
+            .hypotheses
+            .first()
+            .map(|h| (h.cause.clone(), h.entity.clone()));
+        let new_top = hyps.first().map(|h| (h.cause.clone(), h.entity.clone()));
+        if confident
+            && old_top != new_top
+            && let Some(h) = hyps.first()
+        {
+            {
+                w.inc.timeline.push(TimelineEntry {
+                    at,
+                    kind: TimelineKind::Note,
+                    message: format!(
+                        "root cause: {} on {} ({:.0} %)",
+                        h.cause,
+                        h.entity,
+                        h.confidence * 100.0
+                    ),
+                    count: 1,
+                    last_at: None,
+                    by: None,
+                });
+            }
+        }
+        for c in &changes {
+            if !w.inc.changes.iter().any(|x| x.evidence == c.evidence) && w.inc.changes.len() < 20 {
+                w.inc.changes.push(c.clone());
+                w.inc.timeline.push(TimelineEntry {
+                    at: c.at,
+                    kind: TimelineKind::Change,
+                    message: format!("changed before: {}", c.description),
+                    count: 1,
+                    last_at: None,
+                    by: None,
+                });
+            }
+        }
+        w.inc.timeline.sort_by_key(|e| e.at);
+        if w.inc.timeline.len() > MAX_TIMELINE {
+            let drop = w.inc.timeline.len() - MAX_TIMELINE;
+            w.inc.timeline.drain(1..1 + drop);
+        }
+        w.inc.root_cause_confident = confident;
+        if !confident && !w.abstained && self.depth != CorrelationDepth::Basic {
+            w.abstained = true;
+            self.abstentions += 1;
+        }
+        if confident {
+            w.abstained = false;
+        }
+        w.inc.title = match hyps.first().filter(|_| confident) {
+            Some(h) => format!("{} on {}", human_cause(&h.cause), h.entity),
+            None => {
+                let first = w.signals.iter().find(|s| s.strong).or(w.signals.front());
+                format!(
+                    "{} on {} (no confident root cause)",
+                    first.map(|s| human(s.symptom)).unwrap_or("Trouble"),
+                    w.anchor
+                )
+            }
+        };
+        w.inc.hypotheses = hyps;
+    }
+
+    fn severity(&self, w: &Working) -> (Severity, String) {
+        let mut best = (Severity::P4, "informational: runbook P4".to_owned());
+        let mut raise = |sev: Severity, why: String| {
+            if sev < best.0 {
+                best = (sev, why);
+            }
+        };
+        let active_syms: BTreeSet<Symptom> = w.conditions.iter().map(|(_, s)| *s).collect();
+        let recent: Vec<&Signal> = w
+            .signals
+            .iter()
+            .filter(|s| w.last_symptom - s.at <= self.cfg.window)
+            .collect();
+        let has = |sym: Symptom| {
+            active_syms.contains(&sym)
+                || (!is_condition(sym) && recent.iter().any(|s| s.symptom == sym))
+        };
+        for s in &recent {
+            if let Some(p) = s.priority {
+                raise(
+                    p,
+                    format!("priority {p} declared by the producer ({})", s.detail),
+                );
+            }
+        }
+        // P1: complete unavailability.
+        for (subj, sym) in &w.conditions {
+            match sym {
+                Symptom::NoReadyEndpoints => raise(
+                    Severity::P1,
+                    format!(
+                        "{subj} has 0 ready endpoints: runbook P1 \"Complete service unavailability\""
+                    ),
+                ),
+                Symptom::WorkloadUnavailable => raise(
+                    Severity::P1,
+                    format!(
+                        "{subj} has 0 available replicas: runbook P1 \"Complete service unavailability\""
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        let not_ready = self
+            .state
+            .nodes
+            .values()
+            .filter(|n| n.ready == Some(false))
+            .count();
+        let nodes = self.state.nodes.len();
+        if nodes >= 2 && not_ready * 2 > nodes && has(Symptom::NodeNotReady) {
+            raise(
+                Severity::P1,
+                format!(
+                    "{not_ready} of {nodes} nodes NotReady: runbook P1 \"Complete cluster failure\""
+                ),
+            );
+        }
+        if w.anchor == self.dns_anchor() {
+            let callers: BTreeSet<&EntityKey> = recent
+                .iter()
+                .filter(|s| s.symptom == Symptom::DnsFailure)
+                .map(|s| &s.subject)
+                .collect();
+            let dns_down = w.conditions.iter().any(|(_, s)| {
+                matches!(s, Symptom::WorkloadUnavailable | Symptom::NoReadyEndpoints)
+            }) || recent.iter().any(|s| {
+                matches!(s.symptom, Symptom::CrashLoop | Symptom::OomKilled)
+                    && s.subject == w.anchor
+            });
+            if callers.len() >= 2 || (dns_down && !callers.is_empty()) {
+                raise(
+                    Severity::P1,
+                    format!(
+                        "cluster DNS failing for {} workloads: runbook P1 \"Complete cluster failure\" (every service depends on DNS)",
+                        callers.len()
+                    ),
+                );
+            }
+        }
+        // Error ratios (sustained: two intervals, or an alert whose rule has its own `for`).
+        for (target, (f, a, _)) in &w.ratios {
+            let ratio = if *a > 0.0 { f / a } else { 0.0 };
+            let from_alert = *a >= 1e6 - 1.0;
+            if !from_alert && *a < self.cfg.min_traffic {
+                continue;
+            }
+            let sustained = from_alert || w.ratio_intervals.get(target).copied().unwrap_or(0) >= 2;
+            let pct = ratio * 100.0;
+            if ratio >= 0.99 && sustained {
+                raise(
+                    Severity::P1,
+                    format!(
+                        "all requests to {target} failing ({pct:.0} %): runbook P1 \"Complete service unavailability\""
+                    ),
+                );
+            } else if ratio > crate::classify::P2_ERROR_RATIO && sustained {
+                raise(
+                    Severity::P2,
+                    format!(
+                        "error rate {pct:.1} % > 5 % to {target}: runbook P2 \"Error rate > 5%\""
+                    ),
+                );
+            } else if ratio > crate::classify::P2_ERROR_RATIO {
+                raise(
+                    Severity::P3,
+                    format!(
+                        "error rate {pct:.1} % to {target} (not yet sustained): runbook P3 \"Some features intermittently unavailable\""
+                    ),
+                );
+            } else if ratio >= crate::classify::P3_ERROR_RATIO {
+                raise(
+                    Severity::P3,
+                    format!("error rate {pct:.1} % to {target}: runbook P3 \"Error rate 1-5%\""),
+                );
+            }
+        }
+        for s in &recent {
+            if let Some(l) = s.latency_s
+                && l > crate::classify::P2_LATENCY_SECONDS
+            {
+                raise(
+                    Severity::P2,
+                    format!("response time {l:.1} s > 5 s: runbook P2 \"Slow response times\""),
+                );
+            }
+        }
+        // P2: partial functionality unavailable.
+        for sym in [
+            Symptom::CrashLoop,
+            Symptom::ImagePullFailed,
+            Symptom::ConfigError,
+            Symptom::Unschedulable,
+            Symptom::WebhookFailed,
+            Symptom::NodeNotReady,
+            Symptom::Evicted,
+            Symptom::MountFailed,
+            Symptom::CertExpired,
+            Symptom::WorkloadDegraded,
+        ] {
+            if has(sym) {
+                raise(
+                    Severity::P2,
+                    format!(
+                        "{}: runbook P2 \"Partial functionality unavailable\"",
+                        human(sym)
+                    ),
+                );
+                break;
+            }
+        }
+        for s in &recent {
+            if s.symptom == Symptom::Alert && s.strong && s.ratio.is_none() {
+                raise(
+                    Severity::P3,
+                    format!(
+                        "alert firing ({}): runbook P3 \"Non-critical component failures\"",
+                        s.detail
+                    ),
+                );
+            }
+        }
+        // P3: intermittent unavailability, resource warnings, non-critical failures.
+        for sym in [
+            Symptom::ConnRefused,
+            Symptom::ConnTimeout,
+            Symptom::ConnError,
+            Symptom::DnsFailure,
+        ] {
+            if has(sym) {
+                raise(
+                    Severity::P3,
+                    format!(
+                        "{}: runbook P3 \"Some features intermittently unavailable\"",
+                        human(sym)
+                    ),
+                );
+            }
+        }
+        for sym in [
+            Symptom::OomKilled,
+            Symptom::NodeMemoryPressure,
+            Symptom::NodeDiskPressure,
+            Symptom::NodePidPressure,
+            Symptom::CpuPressure,
+            Symptom::IoPressure,
+            Symptom::DiskLatency,
+        ] {
+            if has(sym) {
+                raise(
+                    Severity::P3,
+                    format!("{}: runbook P3 \"Resource usage warnings\"", human(sym)),
+                );
+            }
+        }
+        for sym in [
+            Symptom::DiskError,
+            Symptom::HungTask,
+            Symptom::Restarted,
+            Symptom::ProbeFailed,
+            Symptom::AbnormalExit,
+            Symptom::NetworkDegraded,
+        ] {
+            if has(sym) {
+                raise(
+                    Severity::P3,
+                    format!(
+                        "{}: runbook P3 \"Non-critical component failures\"",
+                        human(sym)
+                    ),
+                );
+            }
+        }
+        if best.0 == Severity::P4 && has(Symptom::Informational) {
+            best.1 = "informational (maintenance, configuration drift): runbook P4".into();
+        }
+        best
+    }
+
+    fn hypotheses(&self, w: &Working) -> (Vec<Hypothesis>, Vec<ChangeNote>) {
+        let mut hyps: Vec<Hypothesis> = Vec::new();
+        let mut notes: Vec<ChangeNote> = Vec::new();
+        let first_at = w
+            .signals
+            .front()
+            .map_or(w.inc.started_at, |s| s.at)
+            .min(w.inc.started_at);
+        let present: BTreeSet<Symptom> = w.signals.iter().map(|s| s.symptom).collect();
+        for rule in &self.rules {
+            if rule.requires_any.iter().any(|r| present.contains(r)) || rule.requires_any.is_empty()
+            {
+            } else {
+                continue;
+            }
+            if rule.excludes.iter().any(|x| present.contains(x)) {
+                continue;
+            }
+            let support: Vec<&Signal> = w
+                .signals
+                .iter()
+                .filter(|s| rule.symptoms.contains(&s.symptom))
+                .collect();
+            if support.is_empty() {
+                continue;
+            }
+            if !rule.message_contains.is_empty()
+                && !support.iter().any(|s| {
+                    let m = format!("{} {}", s.message, s.detail).to_ascii_lowercase();
+                    rule.message_contains.iter().any(|c| m.contains(c))
+                })
+            {
+                continue;
+            }
+            let subjects: BTreeSet<&EntityKey> = support.iter().map(|s| &s.subject).collect();
+            if rule.min_subjects > 0 && subjects.len() < rule.min_subjects {
+                continue;
+            }
+            if rule.max_subjects > 0 && subjects.len() > rule.max_subjects {
+                continue;
+            }
+            // Where the cause sits.
+            let entity: Option<EntityKey> = match rule.on {
+                On::Subject => {
+                    let mut counts: BTreeMap<&EntityKey, usize> = BTreeMap::new();
+                    for s in &support {
+                        if s.subject.kind != "Node"
+                            && s.subject.kind != "Service"
+                            && s.subject.kind != "Cluster"
+                        {
+                            *counts.entry(&s.subject).or_default() += 1;
+                        }
+                    }
+                    if w.anchor.is_workload() && counts.contains_key(&w.anchor) {
+                        Some(w.anchor.clone())
+                    } else {
+                        counts
+                            .into_iter()
+                            .max_by_key(|(k, n)| (*n, std::cmp::Reverse((*k).clone())))
+                            .map(|(k, _)| k.clone())
+                    }
+                }
+                On::Node => {
+                    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+                    for s in &support {
+                        if s.subject.kind == "Node" {
+                            *counts.entry(s.subject.name.clone()).or_default() += 3;
+                        } else if let Some(n) = &s.node {
+                            *counts.entry(n.clone()).or_default() += 1;
+                        }
+                    }
+                    counts
+                        .into_iter()
+                        .max_by_key(|(_, n)| *n)
+                        .map(|(n, _)| EntityKey::node(&n))
+                }
+                On::Service => support
+                    .iter()
+                    .find(|s| s.subject.kind == "Service")
+                    .map(|s| s.subject.clone()),
+                On::Target => {
+                    let mut counts: BTreeMap<&EntityKey, usize> = BTreeMap::new();
+                    for s in &support {
+                        if let Some(t) = &s.target
+                            && t.kind != "Destination"
+                        {
+                            *counts.entry(t).or_default() += 1;
+                        }
+                    }
+                    counts
+                        .into_iter()
+                        .max_by_key(|(_, n)| *n)
+                        .map(|(k, _)| k.clone())
+                }
+                On::Config => None, // resolved below from changes
+                On::Dns => (w.anchor == self.dns_anchor()).then(|| w.anchor.clone()),
+            };
+            // The change the rule needs, before the first symptom.
+            let mut change: Option<Change> = None;
+            if let Some(kind) = &rule.change {
+                let lo = first_at - rule.change_window;
+                let hi = w.last_symptom;
+                let candidates: Vec<&Change> = match rule.on {
+                    On::Config => self
+                        .changes
+                        .iter()
+                        .filter(|(k, _)| matches!(k.kind.as_str(), "ConfigMap" | "Secret"))
+                        .filter(|(k, _)| subjects.iter().any(|s| self.uses_config(s, k)))
+                        .flat_map(|(_, q)| q.iter())
+                        .collect(),
+                    _ => entity
+                        .as_ref()
+                        .and_then(|e| self.changes.get(e))
+                        .map(|q| q.iter().collect())
+                        .unwrap_or_default(),
+                };
+                change = candidates
+                    .into_iter()
+                    .filter(|c| &c.kind == kind && c.at >= lo && c.at <= hi)
+                    .max_by_key(|c| c.at)
+                    .cloned();
+                if change.is_none() {
+                    continue;
+                }
+            }
+            let entity = match (rule.on, &change) {
+                (On::Config, Some(c)) => Some(c.entity.clone()),
+                _ => entity,
+            };
+            let Some(entity) = entity else {
+                continue;
+            };
+            // Confidence: the rule's base, scaled by how much of the incident it explains.
+            let strong: Vec<&Signal> = w.signals.iter().filter(|s| s.strong).collect();
+            let explained = strong
+                .iter()
+                .filter(|s| rule.symptoms.contains(&s.symptom))
+                .count();
+            let coverage = if strong.is_empty() {
+                1.0
+            } else {
+                explained as f64 / strong.len() as f64
+            };
+            let confidence = (rule.confidence * (0.6 + 0.4 * coverage)).min(1.0);
+            let mut syms: Vec<&str> = support.iter().map(|s| s.symptom.as_str()).collect();
+            syms.sort_unstable();
+            syms.dedup();
+            let message = support
+                .iter()
+                .find(|s| !s.message.is_empty())
+                .map(|s| s.message.clone())
+                .unwrap_or_default();
+            let limit = support
+                .iter()
+                .filter(|s| s.symptom == Symptom::OomKilled)
+                .find_map(|s| parse_bytes(&s.message))
+                .map(|b| (b, fmt_bytes(b)));
+            let subject = w.anchor.clone();
+            let vars: Vec<(&str, String)> = vec![
+                ("entity", entity.to_string()),
+                ("kind", entity.kind.clone()),
+                ("kind_lower", entity.kind.to_ascii_lowercase()),
+                ("name", entity.name.clone()),
+                (
+                    "namespace",
+                    entity.namespace.clone().unwrap_or_else(|| "default".into()),
+                ),
+                ("resource", entity.resource()),
+                ("subject", subject.to_string()),
+                ("subject_resource", subject.resource()),
+                (
+                    "node",
+                    support
+                        .iter()
+                        .find_map(|s| s.node.clone())
+                        .unwrap_or_default(),
+                ),
+                ("symptoms", syms.join(", ")),
+                ("count", support.len().to_string()),
+                ("message", message.chars().take(200).collect()),
+                (
+                    "change",
+                    change
+                        .as_ref()
+                        .map(|c| c.description.clone())
+                        .unwrap_or_default(),
+                ),
+                (
+                    "limit",
+                    limit
+                        .as_ref()
+                        .map(|(_, l)| format!(" ({l})"))
+                        .unwrap_or_default(),
+                ),
+                (
+                    "suggested_limit",
+                    limit
+                        .as_ref()
+                        .map(|(b, _)| fmt_bytes(b * 2))
+                        .unwrap_or_else(|| "<2x the observed peak>".into()),
+                ),
+            ];
+            let mut chain = vec![format!("{} on {entity}", rule.cause)];
+            if let Some(c) = &change {
+                chain.insert(0, format!("changed: {}", c.description));
+            }
+            for s in &support {
+                let step = format!("→ {}", s.detail);
+                if !chain.contains(&step) {
+                    chain.push(step);
+                }
+                if chain.len() >= 8 {
+                    break;
+                }
+            }
+            if let Some(c) = &change {
+                notes.push(ChangeNote {
+                    at: c.at,
+                    entity: c.entity.to_string(),
+                    kind: c.kind.clone(),
+                    description: c.description.clone(),
+                    evidence: c.evidence,
+                });
+            }
+            hyps.push(Hypothesis {
+                cause: rule.cause.clone(),
+                entity: entity.to_string(),
+                confidence: (confidence * 1000.0).round() / 1000.0,
+                evidence: support.iter().map(|s| s.evidence).take(20).collect(),
+                chain,
+                rule: rule.name.clone(),
+                explanation: render(&rule.explain, &vars),
+                mitigations: rule.mitigations.iter().map(|m| render(m, &vars)).collect(),
+            });
+        }
+        // Changes on the incident's entities in the hour before, even when no rule used them.
+        for (k, q) in &self.changes {
+            let related = *k == w.anchor
+                || w.signals.iter().any(|s| {
+                    &s.subject == k || s.node.as_ref().is_some_and(|n| EntityKey::node(n) == *k)
+                });
+            if related {
+                for c in q
+                    .iter()
+                    .filter(|c| c.at <= w.last_symptom && c.at >= first_at - Duration::hours(1))
+                {
+                    if !notes.iter().any(|n| n.evidence == c.evidence) {
+                        notes.push(ChangeNote {
+                            at: c.at,
+                            entity: c.entity.to_string(),
+                            kind: c.kind.clone(),
+                            description: c.description.clone(),
+                            evidence: c.evidence,
+                        });
+                    }
+                }
+            }
+        }
+        notes.sort_by_key(|n| n.at);
+        // Rank: confidence, then support, then name (deterministic). One per cause+entity.
+        hyps.sort_by(|a, b| {
+            b.confidence
+                .partial_cmp(&a.confidence)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(b.evidence.len().cmp(&a.evidence.len()))
+                .then(a.rule.cmp(&b.rule))
+        });
+        let mut seen = BTreeSet::new();
+        hyps.retain(|h| seen.insert((h.cause.clone(), h.entity.clone())));
+        hyps.truncate(5);
+        (hyps, notes)
+    }
+}
+
+fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return (n > 0).then_some(n);
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = num.parse().ok()?;
+    let m = match unit {
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "K" | "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => return None,
+    };
+    Some(n * m)
+}
+
+fn fmt_bytes(b: u64) -> String {
+    if b >= 1 << 30 && b.is_multiple_of(1 << 30) {
+        format!("{}Gi", b >> 30)
+    } else {
+        format!("{}Mi", b.div_ceil(1 << 20))
+    }
+}
+
+/// Symptoms that describe a state lasting until a recovery is observed.
+fn is_condition(s: Symptom) -> bool {
+    matches!(
+        s,
+        Symptom::NoReadyEndpoints
+            | Symptom::WorkloadUnavailable
+            | Symptom::NodeNotReady
+            | Symptom::CrashLoop
+            | Symptom::ImagePullFailed
+            | Symptom::ConfigError
+            | Symptom::NodeMemoryPressure
+            | Symptom::NodeDiskPressure
+            | Symptom::NodePidPressure
+            | Symptom::Alert
+    )
+}
+
+fn human(s: Symptom) -> &'static str {
+    match s {
+        Symptom::OomKilled => "OOM kills",
+        Symptom::CrashLoop => "Crash loop",
+        Symptom::Restarted => "Restarts",
+        Symptom::ImagePullFailed => "Image pull failures",
+        Symptom::ConfigError => "Container config errors",
+        Symptom::Unschedulable => "Unschedulable pods",
+        Symptom::Evicted => "Evictions",
+        Symptom::ProbeFailed => "Probe failures",
+        Symptom::MountFailed => "Volume mount failures",
+        Symptom::NodeNotReady => "Node NotReady",
+        Symptom::NodeMemoryPressure => "Node memory pressure",
+        Symptom::NodeDiskPressure => "Node disk pressure",
+        Symptom::NodePidPressure => "Node PID pressure",
+        Symptom::CpuPressure => "CPU pressure",
+        Symptom::IoPressure => "I/O pressure",
+        Symptom::NoReadyEndpoints => "No ready endpoints",
+        Symptom::WorkloadUnavailable => "No replica available",
+        Symptom::WorkloadDegraded => "Replicas unavailable",
+        Symptom::ConnRefused => "Connections refused",
+        Symptom::ConnTimeout => "Connections timing out",
+        Symptom::ConnError => "Connection errors",
+        Symptom::DnsFailure => "DNS failures",
+        Symptom::ConnectStats => "Connection failures",
+        Symptom::DiskError => "Disk I/O errors",
+        Symptom::DiskLatency => "Disk latency",
+        Symptom::HungTask => "Hung tasks",
+        Symptom::Alert => "Alert",
+        Symptom::AbnormalExit => "Abnormal exits",
+        Symptom::WebhookFailed => "Admission webhook failures",
+        Symptom::CertExpired => "Expired certificate",
+        Symptom::NetworkDegraded => "Network degradation",
+        Symptom::Declared => "Declared incident",
+        Symptom::Informational => "Informational",
+    }
+}
+
+fn human_cause(c: &str) -> String {
+    let s = c.replace('_', " ");
+    let mut ch = s.chars();
+    match ch.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + ch.as_str(),
+        None => s,
+    }
+}
+
+fn push_timeline(inc: &mut Incident, entry: TimelineEntry) {
+    if let Some(last) = inc.timeline.last_mut()
+        && last.kind == TimelineKind::Evidence
+        && entry.kind == TimelineKind::Evidence
+        && last.message == entry.message
+    {
+        last.count += 1;
+        last.last_at = Some(entry.at.max(last.last_at.unwrap_or(last.at)));
+        return;
+    }
+    if inc.timeline.len() >= MAX_TIMELINE {
+        inc.timeline.remove(1);
+    }
+    inc.timeline.push(entry);
+}
+
+impl IncidentEngine for CorrelationEngine {
+    fn restore(&mut self, active: Vec<Incident>) {
+        self.active.clear();
+        for inc in active {
+            if !inc.status.is_active() || inc.identity.problem != "chain" {
+                continue;
+            }
+            let anchor = EntityKey::new(
+                &inc.identity.kind,
+                inc.identity.namespace.as_deref(),
+                &inc.identity.name,
+            );
+            self.clock = self.clock.max(inc.last_evidence_at);
+            self.active.insert(
+                anchor.clone(),
+                Working {
+                    last_symptom: inc.last_evidence_at,
+                    inc,
+                    anchor,
+                    signals: VecDeque::new(),
+                    conditions: BTreeSet::new(),
+                    ratios: BTreeMap::new(),
+                    ratio_intervals: BTreeMap::new(),
+                    abstained: false,
+                },
+            );
+        }
+    }
+
+    fn observe(&mut self, ev: &Event, _now: DateTime<Utc>) -> Vec<IncidentChange> {
+        if ev.time > self.clock {
+            self.clock = ev.time;
+        }
+        let derived = if ev.kind.source() == "kubernetes" && ev.kind.domain() == "watch" {
+            match &ev.object {
+                Some(obj) => self.state.apply(ev.kind.anomaly(), obj, ev.time, ev.id),
+                None => Vec::new(),
+            }
+        } else {
+            derive::from_event(ev, &self.state, self.cfg.min_traffic)
+        };
+        let mut touched = BTreeSet::new();
+        let mut opened = BTreeSet::new();
+        for d in derived {
+            match d {
+                Derived::Signal(s) => self.handle_signal(s, &mut touched, &mut opened),
+                Derived::Change(c) => {
+                    for k in self.record_change(c) {
+                        touched.insert(k);
+                    }
+                }
+                Derived::Recovery(r) => self.recover(&r.subject, r.symptom, &mut touched),
+            }
+        }
+        let mut out = Vec::new();
+        for k in &touched {
+            self.evaluate(k);
+            if let Some(w) = self.active.get(k) {
+                out.push(if opened.contains(k) {
+                    IncidentChange::Opened(w.inc.clone())
+                } else {
+                    IncidentChange::Updated(w.inc.clone())
+                });
+            }
+        }
+        out.extend(self.sweep(false));
+        out
+    }
+
+    fn active_count(&self) -> usize {
+        self.active.len()
+    }
+
+    fn set_depth(&mut self, depth: CorrelationDepth) {
+        CorrelationEngine::set_depth(self, depth);
+    }
+
+    fn tick(&mut self, now: DateTime<Utc>) -> Vec<IncidentChange> {
+        CorrelationEngine::tick(self, now)
+    }
+
+    fn name(&self) -> &'static str {
+        "correlation-engine"
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,919 @@
+//! The cluster as the evidence stream describes it: Kubernetes objects from
+//! `kubernetes.watch.*` events, trimmed to what correlation needs, and the entity graph
+//! (container → pod → owner → node; service → ready endpoints → pods; addresses → who).
+//!
+//! Applying an object returns what its change means (signals, changes, recoveries), so
+//! a state transition is observed once, however often the object is re-sent.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use ulid::Ulid;
+
+use super::entity::EntityKey;
+use super::signal::{Change, Derived, Recovery, Signal, Symptom};
+
+/// Objects kept per kind at most; beyond it the state stops growing and counts refusals.
+pub const MAX_OBJECTS: usize = 200_000;
+
+#[derive(Debug, Clone, Default)]
+pub struct NodeState {
+    pub ready: Option<bool>,
+    pub pressure: BTreeSet<String>,
+    pub taints: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerState {
+    pub restarts: i64,
+    pub waiting: Option<String>,
+    pub last_terminated: Option<String>,
+    pub last_exit_code: Option<i64>,
+    pub memory_limit: Option<String>,
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PodState {
+    pub uid: String,
+    pub node: Option<String>,
+    pub owner: Option<EntityKey>,
+    pub ip: Option<String>,
+    pub ready: Option<bool>,
+    pub unschedulable: Option<String>,
+    pub evicted: bool,
+    pub labels: BTreeMap<String, String>,
+    pub containers: BTreeMap<String, ContainerState>,
+    /// ConfigMaps and Secrets the pod mounts or reads (`ConfigMap/ns/name`).
+    pub configs: BTreeSet<EntityKey>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadState {
+    pub desired: Option<i64>,
+    pub available: Option<i64>,
+    pub images: Vec<String>,
+    pub template_hash: Option<String>,
+    pub revision: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ServiceState {
+    pub selector: BTreeMap<String, String>,
+    pub cluster_ip: Option<String>,
+    pub ports: Vec<i64>,
+}
+
+#[derive(Debug, Default)]
+pub struct ClusterState {
+    pub nodes: HashMap<String, NodeState>,
+    pub pods: HashMap<EntityKey, PodState>,
+    pub rs_owner: HashMap<EntityKey, EntityKey>,
+    pub workloads: HashMap<EntityKey, WorkloadState>,
+    pub services: HashMap<EntityKey, ServiceState>,
+    /// EndpointSlice → (service, ready addresses, all addresses).
+    pub slices: HashMap<EntityKey, (EntityKey, Vec<String>, usize)>,
+    pub configs: HashMap<EntityKey, String>,
+    pub refused_objects: u64,
+}
+
+fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    get(v, path)?.as_str()
+}
+fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    Some(cur)
+}
+fn arr<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
+    get(v, path)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+fn int(v: &Value, path: &[&str]) -> Option<i64> {
+    get(v, path)?.as_i64()
+}
+fn labels(v: &Value, path: &[&str]) -> BTreeMap<String, String> {
+    get(v, path)
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Context of one applied object: the evidence it came from.
+struct Ctx {
+    at: DateTime<Utc>,
+    id: Ulid,
+    out: Vec<Derived>,
+}
+
+impl Ctx {
+    #[allow(clippy::too_many_arguments)]
+    fn signal(
+        &mut self,
+        symptom: Symptom,
+        subject: EntityKey,
+        node: Option<String>,
+        detail: String,
+        strong: bool,
+        message: String,
+    ) {
+        self.out.push(Derived::Signal(Signal {
+            at: self.at,
+            evidence: self.id,
+            symptom,
+            subject,
+            node,
+            target: None,
+            detail,
+            strong,
+            ratio: None,
+            latency_s: None,
+            priority: None,
+            message,
+        }));
+    }
+    fn change(&mut self, entity: EntityKey, kind: &str, description: String) {
+        self.out.push(Derived::Change(Change {
+            at: self.at,
+            evidence: self.id,
+            entity,
+            kind: kind.into(),
+            description,
+        }));
+    }
+    fn recovery(&mut self, subject: EntityKey, symptom: Symptom) {
+        self.out.push(Derived::Recovery(Recovery {
+            at: self.at,
+            subject,
+            symptom,
+        }));
+    }
+}
+
+fn memory_limit(c: &Value) -> Option<String> {
+    s(c, &["resources", "limits", "memory"]).map(str::to_owned)
+}
+
+/// Short hash of a config object's data (keys and values), never keeping the values.
+fn data_hash(obj: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for field in ["data", "binaryData", "stringData"] {
+        if let Some(m) = obj.get(field).and_then(Value::as_object) {
+            let sorted: BTreeMap<_, _> = m.iter().collect();
+            for (k, v) in sorted {
+                h.update(k.as_bytes());
+                h.update([0]);
+                h.update(v.to_string().as_bytes());
+                h.update([1]);
+            }
+        }
+    }
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl ClusterState {
+    /// The workload a pod belongs to (a ReplicaSet resolves to its Deployment).
+    pub fn owner_of(&self, ns: &str, refs: &[Value]) -> Option<EntityKey> {
+        let r = refs
+            .iter()
+            .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+            .or_else(|| refs.first())?;
+        let kind = r.get("kind")?.as_str()?;
+        let name = r.get("name")?.as_str()?;
+        let key = EntityKey::ns(kind, ns, name);
+        if kind == "ReplicaSet" {
+            return Some(self.rs_owner.get(&key).cloned().unwrap_or_else(|| {
+                // Not seen yet: a ReplicaSet named <deployment>-<hash> belongs to it.
+                match name.rsplit_once('-') {
+                    Some((dep, hash))
+                        if hash.len() >= 5 && hash.chars().all(|c| c.is_ascii_alphanumeric()) =>
+                    {
+                        EntityKey::ns("Deployment", ns, dep)
+                    }
+                    _ => key,
+                }
+            }));
+        }
+        if kind == "Node" {
+            return None;
+        }
+        Some(key)
+    }
+
+    /// Who an IP address (and port) is: a Service by ClusterIP or endpoint, else a pod's owner.
+    pub fn who_is(&self, addr: &str, port: Option<i64>) -> Option<EntityKey> {
+        for (k, svc) in &self.services {
+            if svc.cluster_ip.as_deref() == Some(addr)
+                && (port.is_none()
+                    || svc.ports.is_empty()
+                    || svc.ports.contains(&port.unwrap_or(0)))
+            {
+                return Some(k.clone());
+            }
+        }
+        for (svc, addrs, _) in self.slices.values() {
+            if addrs.iter().any(|a| a == addr) {
+                return Some(svc.clone());
+            }
+        }
+        self.pods
+            .iter()
+            .find(|(_, p)| p.ip.as_deref() == Some(addr))
+            .map(|(k, p)| p.owner.clone().unwrap_or_else(|| k.clone()))
+    }
+
+    /// Services whose selector matches the pods of a workload.
+    pub fn services_of(&self, workload: &EntityKey) -> Vec<EntityKey> {
+        let pod_labels: Vec<&BTreeMap<String, String>> = self
+            .pods
+            .values()
+            .filter(|p| p.owner.as_ref() == Some(workload))
+            .map(|p| &p.labels)
+            .collect();
+        let mut out: Vec<EntityKey> = self
+            .services
+            .iter()
+            .filter(|(k, svc)| {
+                k.namespace == workload.namespace
+                    && !svc.selector.is_empty()
+                    && pod_labels
+                        .iter()
+                        .any(|l| svc.selector.iter().all(|(sk, sv)| l.get(sk) == Some(sv)))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Workloads whose pods select into a service.
+    pub fn workloads_of(&self, service: &EntityKey) -> Vec<EntityKey> {
+        let Some(svc) = self.services.get(service) else {
+            return Vec::new();
+        };
+        let mut out: BTreeSet<EntityKey> = BTreeSet::new();
+        for p in self.pods.values() {
+            if !svc.selector.is_empty()
+                && svc.selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+                && let Some(o) = &p.owner
+                && o.namespace == service.namespace
+            {
+                out.insert(o.clone());
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// Ready endpoint count of a service (None: no slice seen).
+    pub fn ready_endpoints(&self, service: &EntityKey) -> Option<(usize, usize)> {
+        let mut seen = false;
+        let (mut ready, mut total) = (0, 0);
+        for (svc, addrs, all) in self.slices.values() {
+            if svc == service {
+                seen = true;
+                ready += addrs.len();
+                total += all;
+            }
+        }
+        seen.then_some((ready, total))
+    }
+
+    pub fn pods_on(&self, node: &str) -> impl Iterator<Item = (&EntityKey, &PodState)> {
+        self.pods
+            .iter()
+            .filter(move |(_, p)| p.node.as_deref() == Some(node))
+    }
+
+    /// Apply one watch event. Returns what changed in meaning.
+    pub fn apply(&mut self, verb: &str, obj: &Value, at: DateTime<Utc>, id: Ulid) -> Vec<Derived> {
+        let mut cx = Ctx {
+            at,
+            id,
+            out: Vec::new(),
+        };
+        let kind = s(obj, &["kind"]).unwrap_or("");
+        let name = s(obj, &["metadata", "name"]).unwrap_or("");
+        let ns = s(obj, &["metadata", "namespace"]).unwrap_or("");
+        if name.is_empty() && kind != "Event" {
+            return cx.out;
+        }
+        let deleted = verb == "deleted";
+        match kind {
+            "Node" => self.node(&mut cx, name, obj, deleted),
+            "Pod" => self.pod(&mut cx, ns, name, obj, deleted),
+            "ReplicaSet" => {
+                let key = EntityKey::ns("ReplicaSet", ns, name);
+                if deleted {
+                    self.rs_owner.remove(&key);
+                } else if let Some(o) =
+                    self.owner_of(ns, arr(obj, &["metadata", "ownerReferences"]))
+                {
+                    self.rs_owner.insert(key, o);
+                }
+            }
+            "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => {
+                self.workload(&mut cx, kind, ns, name, obj, deleted)
+            }
+            "Service" => {
+                let key = EntityKey::ns("Service", ns, name);
+                if deleted {
+                    self.services.remove(&key);
+                } else if self.services.len() < MAX_OBJECTS || self.services.contains_key(&key) {
+                    let ports = arr(obj, &["spec", "ports"])
+                        .iter()
+                        .filter_map(|p| p.get("port")?.as_i64())
+                        .collect();
+                    self.services.insert(
+                        key,
+                        ServiceState {
+                            selector: labels(obj, &["spec", "selector"]),
+                            cluster_ip: s(obj, &["spec", "clusterIP"])
+                                .filter(|ip| *ip != "None")
+                                .map(str::to_owned),
+                            ports,
+                        },
+                    );
+                } else {
+                    self.refused_objects += 1;
+                }
+            }
+            "EndpointSlice" | "Endpoints" => self.endpoints(&mut cx, kind, ns, name, obj, deleted),
+            "ConfigMap" | "Secret" => {
+                let key = EntityKey::ns(kind, ns, name);
+                if deleted {
+                    self.configs.remove(&key);
+                } else {
+                    let h = data_hash(obj);
+                    match self.configs.insert(key.clone(), h.clone()) {
+                        Some(old) if old != h => cx.change(
+                            key.clone(),
+                            "config",
+                            format!("{key} data changed (content hash {old} → {h})"),
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+            "Event" => self.event(&mut cx, obj),
+            _ => {}
+        }
+        cx.out
+    }
+
+    fn node(&mut self, cx: &mut Ctx, name: &str, obj: &Value, deleted: bool) {
+        let key = EntityKey::node(name);
+        if deleted {
+            self.nodes.remove(name);
+            return;
+        }
+        if !self.nodes.contains_key(name) && self.nodes.len() >= MAX_OBJECTS {
+            self.refused_objects += 1;
+            return;
+        }
+        let old = self.nodes.get(name).cloned();
+        let mut st = NodeState::default();
+        for c in arr(obj, &["status", "conditions"]) {
+            let t = c.get("type").and_then(Value::as_str).unwrap_or("");
+            let status = c.get("status").and_then(Value::as_str).unwrap_or("");
+            match t {
+                "Ready" => st.ready = Some(status == "True"),
+                "MemoryPressure" | "DiskPressure" | "PIDPressure" if status == "True" => {
+                    st.pressure.insert(t.to_owned());
+                }
+                _ => {}
+            }
+        }
+        for t in arr(obj, &["spec", "taints"]) {
+            if let Some(k) = t.get("key").and_then(Value::as_str) {
+                let eff = t.get("effect").and_then(Value::as_str).unwrap_or("");
+                st.taints.insert(format!("{k}:{eff}"));
+            }
+        }
+        let was = old.clone().unwrap_or_default();
+        // NotReady when it becomes so, or when first seen so.
+        if st.ready == Some(false) && (was.ready != Some(false) || old.is_none()) {
+            cx.signal(
+                Symptom::NodeNotReady,
+                key.clone(),
+                Some(name.into()),
+                format!("node {name} NotReady"),
+                true,
+                String::new(),
+            );
+        }
+        if st.ready == Some(true) && was.ready == Some(false) {
+            cx.recovery(key.clone(), Symptom::NodeNotReady);
+        }
+        for p in &st.pressure {
+            if !was.pressure.contains(p) {
+                let sym = match p.as_str() {
+                    "MemoryPressure" => Symptom::NodeMemoryPressure,
+                    "DiskPressure" => Symptom::NodeDiskPressure,
+                    _ => Symptom::NodePidPressure,
+                };
+                cx.signal(
+                    sym,
+                    key.clone(),
+                    Some(name.into()),
+                    format!("node {name} {p}"),
+                    true,
+                    String::new(),
+                );
+            }
+        }
+        for p in &was.pressure {
+            if !st.pressure.contains(p) {
+                let sym = match p.as_str() {
+                    "MemoryPressure" => Symptom::NodeMemoryPressure,
+                    "DiskPressure" => Symptom::NodeDiskPressure,
+                    _ => Symptom::NodePidPressure,
+                };
+                cx.recovery(key.clone(), sym);
+            }
+        }
+        if old.is_some() {
+            for t in st.taints.difference(&was.taints) {
+                cx.change(
+                    key.clone(),
+                    "node",
+                    format!("taint {t} added to node {name}"),
+                );
+            }
+        }
+        self.nodes.insert(name.to_owned(), st);
+    }
+
+    fn pod(&mut self, cx: &mut Ctx, ns: &str, name: &str, obj: &Value, deleted: bool) {
+        let key = EntityKey::ns("Pod", ns, name);
+        if deleted {
+            self.pods.remove(&key);
+            return;
+        }
+        if !self.pods.contains_key(&key) && self.pods.len() >= MAX_OBJECTS {
+            self.refused_objects += 1;
+            return;
+        }
+        let old = self.pods.get(&key).cloned();
+        let owner = self.owner_of(ns, arr(obj, &["metadata", "ownerReferences"]));
+        let subject = owner.clone().unwrap_or_else(|| key.clone());
+        let node = s(obj, &["spec", "nodeName"]).map(str::to_owned);
+        let mut st = PodState {
+            uid: s(obj, &["metadata", "uid"]).unwrap_or("").to_owned(),
+            node: node.clone(),
+            owner: owner.clone(),
+            ip: s(obj, &["status", "podIP"]).map(str::to_owned),
+            labels: labels(obj, &["metadata", "labels"]),
+            ..PodState::default()
+        };
+        let mut limits: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();
+        for c in arr(obj, &["spec", "containers"]) {
+            if let Some(n) = c.get("name").and_then(Value::as_str) {
+                limits.insert(
+                    n.to_owned(),
+                    (
+                        memory_limit(c),
+                        c.get("image").and_then(Value::as_str).map(str::to_owned),
+                    ),
+                );
+            }
+            for e in arr(c, &["envFrom"]) {
+                if let Some(n) = s(e, &["configMapRef", "name"]) {
+                    st.configs.insert(EntityKey::ns("ConfigMap", ns, n));
+                }
+                if let Some(n) = s(e, &["secretRef", "name"]) {
+                    st.configs.insert(EntityKey::ns("Secret", ns, n));
+                }
+            }
+            for e in arr(c, &["env"]) {
+                if let Some(n) = s(e, &["valueFrom", "configMapKeyRef", "name"]) {
+                    st.configs.insert(EntityKey::ns("ConfigMap", ns, n));
+                }
+                if let Some(n) = s(e, &["valueFrom", "secretKeyRef", "name"]) {
+                    st.configs.insert(EntityKey::ns("Secret", ns, n));
+                }
+            }
+        }
+        for v in arr(obj, &["spec", "volumes"]) {
+            if let Some(n) = s(v, &["configMap", "name"]) {
+                st.configs.insert(EntityKey::ns("ConfigMap", ns, n));
+            }
+            if let Some(n) = s(v, &["secret", "secretName"]) {
+                st.configs.insert(EntityKey::ns("Secret", ns, n));
+            }
+        }
+        for c in arr(obj, &["status", "conditions"]) {
+            let t = c.get("type").and_then(Value::as_str).unwrap_or("");
+            let status = c.get("status").and_then(Value::as_str).unwrap_or("");
+            if t == "Ready" {
+                st.ready = Some(status == "True");
+            }
+            if t == "PodScheduled"
+                && status == "False"
+                && c.get("reason").and_then(Value::as_str) == Some("Unschedulable")
+            {
+                st.unschedulable = Some(
+                    c.get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Unschedulable")
+                        .to_owned(),
+                );
+            }
+        }
+        if s(obj, &["status", "reason"]) == Some("Evicted") {
+            st.evicted = true;
+        }
+        for cs in arr(obj, &["status", "containerStatuses"]) {
+            let Some(cname) = cs.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let (limit, image) = limits.get(cname).cloned().unwrap_or_default();
+            st.containers.insert(
+                cname.to_owned(),
+                ContainerState {
+                    restarts: int(cs, &["restartCount"]).unwrap_or(0),
+                    waiting: s(cs, &["state", "waiting", "reason"]).map(str::to_owned),
+                    last_terminated: s(cs, &["lastState", "terminated", "reason"])
+                        .map(str::to_owned),
+                    last_exit_code: int(cs, &["lastState", "terminated", "exitCode"]),
+                    memory_limit: limit,
+                    image: image.or_else(|| s(cs, &["image"]).map(str::to_owned)),
+                },
+            );
+        }
+        let was = old.clone().unwrap_or_default();
+        // Derive transitions (each observed once).
+        for (cname, c) in &st.containers {
+            let prev = was.containers.get(cname).cloned().unwrap_or_default();
+            let restarted = c.restarts > prev.restarts;
+            if restarted && c.last_terminated.as_deref() == Some("OOMKilled") {
+                let lim = c
+                    .memory_limit
+                    .as_deref()
+                    .map(|l| format!(" (limit {l})"))
+                    .unwrap_or_default();
+                cx.signal(
+                    Symptom::OomKilled,
+                    subject.clone(),
+                    node.clone(),
+                    format!("container {cname} of pod {name} OOMKilled{lim}"),
+                    true,
+                    c.memory_limit.clone().unwrap_or_default(),
+                );
+            } else if restarted {
+                let code = c
+                    .last_exit_code
+                    .map(|x| format!(" exit code {x}"))
+                    .unwrap_or_default();
+                cx.signal(
+                    Symptom::Restarted,
+                    subject.clone(),
+                    node.clone(),
+                    format!("container {cname} of pod {name} restarted{code}"),
+                    false,
+                    String::new(),
+                );
+            }
+            if c.waiting != prev.waiting {
+                match c.waiting.as_deref() {
+                    Some("CrashLoopBackOff") => cx.signal(
+                        Symptom::CrashLoop,
+                        subject.clone(),
+                        node.clone(),
+                        format!(
+                            "container {cname} of pod {name} in CrashLoopBackOff after {} restarts",
+                            c.restarts
+                        ),
+                        true,
+                        c.last_terminated.clone().unwrap_or_default(),
+                    ),
+                    Some(r @ ("ImagePullBackOff" | "ErrImagePull" | "InvalidImageName")) => cx
+                        .signal(
+                            Symptom::ImagePullFailed,
+                            subject.clone(),
+                            node.clone(),
+                            format!(
+                                "container {cname} of pod {name}: {r} ({})",
+                                c.image.clone().unwrap_or_default()
+                            ),
+                            true,
+                            c.image.clone().unwrap_or_default(),
+                        ),
+                    Some(r @ ("CreateContainerConfigError" | "CreateContainerError")) => cx.signal(
+                        Symptom::ConfigError,
+                        subject.clone(),
+                        node.clone(),
+                        format!("container {cname} of pod {name}: {r}"),
+                        true,
+                        String::new(),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        if st.unschedulable.is_some() && was.unschedulable.is_none() {
+            let msg = st.unschedulable.clone().unwrap_or_default();
+            cx.signal(
+                Symptom::Unschedulable,
+                subject.clone(),
+                None,
+                format!("pod {name} unschedulable: {msg}"),
+                true,
+                msg,
+            );
+        }
+        if st.evicted && !was.evicted {
+            cx.signal(
+                Symptom::Evicted,
+                subject.clone(),
+                node.clone(),
+                format!(
+                    "pod {name} evicted from {}",
+                    node.clone().unwrap_or_default()
+                ),
+                true,
+                String::new(),
+            );
+        }
+        if st.ready == Some(true) && was.ready == Some(false) {
+            cx.recovery(subject.clone(), Symptom::CrashLoop);
+        }
+        self.pods.insert(key, st);
+    }
+
+    fn workload(
+        &mut self,
+        cx: &mut Ctx,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        obj: &Value,
+        deleted: bool,
+    ) {
+        let key = EntityKey::ns(kind, ns, name);
+        if deleted {
+            self.workloads.remove(&key);
+            return;
+        }
+        if !self.workloads.contains_key(&key) && self.workloads.len() >= MAX_OBJECTS {
+            self.refused_objects += 1;
+            return;
+        }
+        let images: Vec<String> = arr(obj, &["spec", "template", "spec", "containers"])
+            .iter()
+            .filter_map(|c| c.get("image")?.as_str().map(str::to_owned))
+            .collect();
+        let tmpl = get(obj, &["spec", "template"]).map(|t| {
+            use sha2::{Digest, Sha256};
+            let d = Sha256::digest(t.to_string().as_bytes());
+            d[..6]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        });
+        let st = WorkloadState {
+            desired: int(obj, &["spec", "replicas"])
+                .or_else(|| int(obj, &["status", "desiredNumberScheduled"])),
+            available: int(obj, &["status", "availableReplicas"])
+                .or_else(|| int(obj, &["status", "numberAvailable"]))
+                .or_else(|| int(obj, &["status", "readyReplicas"])),
+            images: images.clone(),
+            template_hash: tmpl,
+            revision: s(
+                obj,
+                &[
+                    "metadata",
+                    "annotations",
+                    "deployment.kubernetes.io/revision",
+                ],
+            )
+            .map(str::to_owned),
+        };
+        if let Some(old) = self.workloads.get(&key) {
+            if old.template_hash.is_some() && old.template_hash != st.template_hash {
+                let what = if old.images != st.images {
+                    format!(
+                        "rollout of {key}: image {} → {}",
+                        old.images.join(","),
+                        st.images.join(",")
+                    )
+                } else {
+                    format!(
+                        "rollout of {key}: pod template changed{}",
+                        st.revision
+                            .as_deref()
+                            .map(|r| format!(" (revision {r})"))
+                            .unwrap_or_default()
+                    )
+                };
+                cx.change(key.clone(), "rollout", what);
+            } else if old.desired != st.desired && old.desired.is_some() {
+                cx.change(
+                    key.clone(),
+                    "scale",
+                    format!(
+                        "{key} scaled {} → {}",
+                        old.desired.unwrap_or(0),
+                        st.desired.unwrap_or(0)
+                    ),
+                );
+            }
+            let was_down = matches!((old.desired, old.available), (Some(d), a) if d > 0 && a.unwrap_or(0) == 0);
+            let is_down =
+                matches!((st.desired, st.available), (Some(d), a) if d > 0 && a.unwrap_or(0) == 0);
+            if is_down && !was_down {
+                cx.signal(
+                    Symptom::WorkloadUnavailable,
+                    key.clone(),
+                    None,
+                    format!("{key}: 0 of {} replicas available", st.desired.unwrap_or(0)),
+                    true,
+                    String::new(),
+                );
+            } else if was_down && !is_down {
+                cx.recovery(key.clone(), Symptom::WorkloadUnavailable);
+            }
+        }
+        self.workloads.insert(key, st);
+    }
+
+    fn endpoints(
+        &mut self,
+        cx: &mut Ctx,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        obj: &Value,
+        deleted: bool,
+    ) {
+        let slice_key = EntityKey::ns(kind, ns, name);
+        let svc_name = if kind == "EndpointSlice" {
+            obj.get("metadata")
+                .and_then(|m| m.get("labels"))
+                .and_then(|l| l.get("kubernetes.io/service-name"))
+                .and_then(Value::as_str)
+                .unwrap_or(name)
+                .to_owned()
+        } else {
+            name.to_owned()
+        };
+        let svc = EntityKey::ns("Service", ns, &svc_name);
+        let before = self.ready_endpoints(&svc);
+        if deleted {
+            self.slices.remove(&slice_key);
+        } else {
+            let mut ready = Vec::new();
+            let mut all = 0;
+            if kind == "EndpointSlice" {
+                for e in arr(obj, &["endpoints"]) {
+                    let addrs: Vec<String> = arr(e, &["addresses"])
+                        .iter()
+                        .filter_map(|a| a.as_str().map(str::to_owned))
+                        .collect();
+                    all += addrs.len().max(1);
+                    // `ready` absent means ready (API semantics).
+                    if get(e, &["conditions", "ready"]).and_then(Value::as_bool) != Some(false) {
+                        ready.extend(addrs);
+                    }
+                }
+            } else {
+                for sub in arr(obj, &["subsets"]) {
+                    for a in arr(sub, &["addresses"]) {
+                        if let Some(ip) = a.get("ip").and_then(Value::as_str) {
+                            ready.push(ip.to_owned());
+                            all += 1;
+                        }
+                    }
+                    all += arr(sub, &["notReadyAddresses"]).len();
+                }
+            }
+            if !self.slices.contains_key(&slice_key) && self.slices.len() >= MAX_OBJECTS {
+                self.refused_objects += 1;
+                return;
+            }
+            self.slices.insert(slice_key, (svc.clone(), ready, all));
+        }
+        let after = self.ready_endpoints(&svc);
+        let had = before.map(|(r, _)| r).unwrap_or(0);
+        let has = after.map(|(r, _)| r).unwrap_or(0);
+        if before.is_some() && had > 0 && has == 0 {
+            let total = after.map(|(_, t)| t).unwrap_or(0);
+            cx.signal(
+                Symptom::NoReadyEndpoints,
+                svc.clone(),
+                None,
+                format!("{svc}: 0 ready endpoints (of {total})"),
+                true,
+                String::new(),
+            );
+        } else if had == 0 && has > 0 && before.is_some() {
+            cx.recovery(svc, Symptom::NoReadyEndpoints);
+        }
+    }
+
+    fn event(&mut self, cx: &mut Ctx, obj: &Value) {
+        if s(obj, &["type"]) != Some("Warning") {
+            return;
+        }
+        let reason = s(obj, &["reason"]).unwrap_or("");
+        let message = s(obj, &["message"])
+            .or_else(|| s(obj, &["note"]))
+            .unwrap_or("")
+            .to_owned();
+        let inv = obj.get("involvedObject").or_else(|| obj.get("regarding"));
+        let Some(inv) = inv else {
+            return;
+        };
+        let ikind = s(inv, &["kind"]).unwrap_or("");
+        let iname = s(inv, &["name"]).unwrap_or("");
+        let ins = s(inv, &["namespace"]).unwrap_or("");
+        // Resolve the subject: a pod's owner, else the object itself.
+        let (subject, node) = match ikind {
+            "Pod" => {
+                let pk = EntityKey::ns("Pod", ins, iname);
+                match self.pods.get(&pk) {
+                    Some(p) => (p.owner.clone().unwrap_or(pk), p.node.clone()),
+                    None => (self.owner_from_pod_name(ins, iname).unwrap_or(pk), None),
+                }
+            }
+            "Node" => (EntityKey::node(iname), Some(iname.to_owned())),
+            "ReplicaSet" => {
+                let rk = EntityKey::ns("ReplicaSet", ins, iname);
+                (
+                    self.rs_owner.get(&rk).cloned().unwrap_or_else(|| {
+                        match iname.rsplit_once('-') {
+                            Some((d, _)) => EntityKey::ns("Deployment", ins, d),
+                            None => rk,
+                        }
+                    }),
+                    None,
+                )
+            }
+            "" => return,
+            k => (EntityKey::new(k, Some(ins), iname), None),
+        };
+        let lower = message.to_ascii_lowercase();
+        let detail = format!("{reason} on {ikind}/{iname}: {message}");
+        let cut: String = detail.chars().take(300).collect();
+        if lower.contains("x509") && (lower.contains("expired") || lower.contains("not yet valid"))
+        {
+            cx.signal(Symptom::CertExpired, subject, node, cut, true, message);
+            return;
+        }
+        let (sym, strong) = match reason {
+            "FailedScheduling" => (Symptom::Unschedulable, true),
+            "BackOff" if lower.contains("pulling image") || lower.contains("image") => {
+                (Symptom::ImagePullFailed, true)
+            }
+            "BackOff" => (Symptom::CrashLoop, true),
+            "Failed" | "ErrImagePull" | "ImagePullBackOff"
+                if lower.contains("pull") || lower.contains("image") =>
+            {
+                (Symptom::ImagePullFailed, true)
+            }
+            "Failed" => (Symptom::ConfigError, false),
+            "Unhealthy" => (Symptom::ProbeFailed, false),
+            "FailedMount" | "FailedAttachVolume" => (Symptom::MountFailed, true),
+            "Evicted" => (Symptom::Evicted, true),
+            "NodeNotReady" => (Symptom::NodeNotReady, true),
+            "OOMKilling" | "SystemOOM" => (Symptom::OomKilled, true),
+            "FailedCreate" | "FailedCreatePodSandBox" if lower.contains("webhook") => {
+                (Symptom::WebhookFailed, true)
+            }
+            "FailedCreate" => (Symptom::WebhookFailed, false),
+            "EvictionThresholdMet" | "NodeHasInsufficientMemory" => {
+                (Symptom::NodeMemoryPressure, true)
+            }
+            "NodeHasDiskPressure" | "FreeDiskSpaceFailed" => (Symptom::NodeDiskPressure, true),
+            _ => return,
+        };
+        // A node-level event about a node: the node is the subject.
+        let subject = if sym.is_node_condition() && ikind == "Node" {
+            EntityKey::node(iname)
+        } else {
+            subject
+        };
+        cx.signal(sym, subject, node, cut, strong, message);
+    }
+
+    fn owner_from_pod_name(&self, ns: &str, pod: &str) -> Option<EntityKey> {
+        // <deployment>-<rs hash>-<pod suffix>
+        let mut parts = pod.rsplitn(3, '-');
+        let _suffix = parts.next()?;
+        let _hash = parts.next()?;
+        let dep = parts.next()?;
+        Some(EntityKey::ns("Deployment", ns, dep))
+    }
+}

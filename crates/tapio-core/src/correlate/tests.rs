@@ -1,0 +1,340 @@
+//! Engine behaviour at the runbook's boundaries, flap damping, live depth switching and
+//! determinism. Scenario-level accuracy is measured by `tapio eval tests/scenarios`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use tapio_proto::{AttrValue, Entity, Event, EventSeverity, EventType, WorkloadRef};
+use ulid::Ulid;
+
+use super::*;
+
+fn t0() -> DateTime<Utc> {
+    "2026-11-27T10:00:00Z".parse().expect("time")
+}
+
+fn ev(
+    at: i64,
+    kind: &str,
+    sev: EventSeverity,
+    entity: Entity,
+    attrs: &[(&str, AttrValue)],
+) -> Event {
+    Event {
+        id: Ulid::from_parts(
+            (t0() + Duration::seconds(at)).timestamp_millis() as u64,
+            at as u128 + 1,
+        ),
+        time: t0() + Duration::seconds(at),
+        kind: EventType::parse(kind).expect("type"),
+        severity: sev,
+        entity,
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        object: None,
+    }
+}
+
+fn watch(at: i64, verb: &str, obj: serde_json::Value) -> Event {
+    let mut e = ev(
+        at,
+        &format!("kubernetes.watch.{verb}"),
+        EventSeverity::Info,
+        Entity::default(),
+        &[],
+    );
+    e.id = Ulid::from_parts(e.time.timestamp_millis() as u64, (at as u128) << 20 | 7);
+    e.object = Some(obj);
+    e
+}
+
+fn workload(ns: &str, name: &str) -> Entity {
+    Entity {
+        namespace: Some(ns.into()),
+        workload: Some(WorkloadRef {
+            kind: "Deployment".into(),
+            name: name.into(),
+        }),
+        ..Entity::default()
+    }
+}
+
+fn alert(at: i64, ratio: f64) -> Event {
+    ev(
+        at,
+        "alert.prometheus.firing",
+        EventSeverity::Warning,
+        Entity {
+            namespace: Some("shop".into()),
+            service: Some("checkout".into()),
+            ..Entity::default()
+        },
+        &[
+            ("alertname", AttrValue::String("HighErrorRate".into())),
+            ("error_ratio", AttrValue::Float(ratio)),
+        ],
+    )
+}
+
+fn run(engine: &mut CorrelationEngine, evs: &[Event]) -> Vec<Incident> {
+    for e in evs {
+        engine.observe(e, e.time);
+    }
+    engine.incidents()
+}
+
+fn standard() -> CorrelationEngine {
+    CorrelationEngine::with_defaults(CorrelationDepth::Standard)
+}
+
+#[test]
+fn error_rate_boundaries_follow_the_runbook() {
+    for (ratio, want) in [
+        (0.05, Severity::P3),   // exactly 5 %: not "> 5 %"
+        (0.0501, Severity::P2), // just above
+        (0.01, Severity::P3),   // 1 %: P3 "1-5 %"
+        (0.995, Severity::P1),  // all requests failing
+    ] {
+        let incs = run(&mut standard(), &[alert(0, ratio)]);
+        assert_eq!(incs.len(), 1, "{ratio}");
+        assert_eq!(
+            incs[0].severity, want,
+            "ratio {ratio}: {}",
+            incs[0].severity_reason
+        );
+    }
+}
+
+#[test]
+fn response_time_boundary_is_five_seconds() {
+    for (lat, want) in [(5.0, Severity::P3), (5.01, Severity::P2)] {
+        let e = ev(
+            0,
+            "alert.prometheus.firing",
+            EventSeverity::Warning,
+            workload("shop", "checkout"),
+            &[
+                ("alertname", AttrValue::String("SlowCheckout".into())),
+                ("p99_latency_seconds", AttrValue::Float(lat)),
+            ],
+        );
+        let incs = run(&mut standard(), &[e]);
+        assert_eq!(
+            incs[0].severity, want,
+            "latency {lat}: {}",
+            incs[0].severity_reason
+        );
+    }
+}
+
+fn stats(at: i64, attempts: i64, refused: i64) -> Event {
+    ev(
+        at,
+        "kernel.network.connect_stats",
+        EventSeverity::Warning,
+        Entity {
+            node: Some("n1".into()),
+            ..Entity::default()
+        },
+        &[
+            ("dst_addr", AttrValue::String("10.0.0.9".into())),
+            ("dst_port", AttrValue::Int(443)),
+            ("attempts", AttrValue::Int(attempts)),
+            ("refused", AttrValue::Int(refused)),
+        ],
+    )
+}
+
+#[test]
+fn l4_ratios_need_traffic_and_must_be_sustained_for_p2() {
+    // 3 of 10: a service with almost no traffic does not page.
+    assert!(run(&mut standard(), &[stats(0, 10, 3)]).is_empty());
+    // 30 of 100 once: not yet sustained (P3); twice: P2.
+    let mut e = standard();
+    let incs = run(&mut e, &[stats(0, 100, 30)]);
+    assert_eq!(incs[0].severity, Severity::P3);
+    let incs = run(&mut e, &[stats(10, 100, 30)]);
+    assert_eq!(
+        incs[0].severity,
+        Severity::P2,
+        "{}",
+        incs[0].severity_reason
+    );
+    // The ratio falls: severity moves down, and the move is on the timeline.
+    let incs = run(&mut e, &[stats(20, 100, 2)]);
+    assert_eq!(incs[0].severity, Severity::P3);
+    assert!(
+        incs[0]
+            .timeline
+            .iter()
+            .any(|t| t.kind == TimelineKind::SeverityChanged && t.message.contains("P2 → P3"))
+    );
+}
+
+fn oom(at: i64, name: &str) -> Event {
+    ev(
+        at,
+        "kernel.container.oom_kill",
+        EventSeverity::Critical,
+        workload("shop", name),
+        &[("memory_limit_bytes", AttrValue::Int(268_435_456))],
+    )
+}
+
+#[test]
+fn flap_damping_resolves_after_quiet_and_a_relapse_reopens_the_same_incident() {
+    let mut e = standard();
+    let first = run(&mut e, &[oom(0, "api")]);
+    assert_eq!(first.len(), 1);
+    let id = first[0].id;
+    // Four minutes later: still open (quiet period is five).
+    e.tick(t0() + Duration::minutes(4));
+    assert_eq!(e.incidents()[0].status, Status::Open);
+    // Six minutes: resolved.
+    let changed = e.tick(t0() + Duration::minutes(6));
+    assert_eq!(changed.len(), 1);
+    assert_eq!(e.incidents()[0].status, Status::Resolved);
+    // A relapse ten minutes later reopens the same incident.
+    let again = run(&mut e, &[oom(16 * 60, "api")]);
+    assert_eq!(again.len(), 1, "no second incident");
+    assert_eq!(again[0].id, id);
+    assert_eq!(again[0].status, Status::Open);
+    assert!(
+        again[0]
+            .timeline
+            .iter()
+            .any(|t| t.message.starts_with("reopened"))
+    );
+    // Long after the reopen window, a new failure is a new incident.
+    e.tick(t0() + Duration::minutes(30));
+    let later = run(&mut e, &[oom(90 * 60, "api")]);
+    assert!(later.iter().any(|i| i.id != id && i.status == Status::Open));
+}
+
+#[test]
+fn a_condition_still_true_keeps_the_incident_open() {
+    let mut e = standard();
+    let slice = |at: i64, ready: bool| {
+        watch(
+            at,
+            if at == 0 { "added" } else { "modified" },
+            json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "checkout-abc", "namespace": "shop",
+                             "labels": {"kubernetes.io/service-name": "checkout"}},
+                "endpoints": [{"addresses": ["10.1.0.5"], "conditions": {"ready": ready}}]
+            }),
+        )
+    };
+    let incs = run(&mut e, &[slice(0, true), slice(10, false)]);
+    assert_eq!(incs.len(), 1, "state: {:?}", e.state.slices);
+    assert_eq!(
+        incs[0].severity,
+        Severity::P1,
+        "{}",
+        incs[0].severity_reason
+    );
+    e.tick(t0() + Duration::hours(1));
+    assert_eq!(
+        e.incidents()[0].status,
+        Status::Open,
+        "0 endpoints is still true"
+    );
+    // Endpoints back, and the last symptom long past: resolved at once.
+    run(&mut e, &[slice(3700, true)]);
+    e.tick(t0() + Duration::seconds(3710));
+    assert_eq!(e.incidents()[0].status, Status::Resolved);
+}
+
+#[test]
+fn depth_switches_live_basic_groups_without_causes() {
+    let rollout = |at: i64, image: &str| {
+        watch(
+            at,
+            if at == 0 { "added" } else { "modified" },
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "api", "namespace": "shop"},
+                "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
+                "status": {"availableReplicas": 2}
+            }),
+        )
+    };
+    let crash = |at: i64| {
+        ev(
+            at,
+            "kubernetes.pod.crash_loop_backoff",
+            EventSeverity::Error,
+            workload("shop", "api"),
+            &[],
+        )
+    };
+    let mut e = CorrelationEngine::with_defaults(CorrelationDepth::Basic);
+    let incs = run(
+        &mut e,
+        &[rollout(0, "api:1"), rollout(60, "api:2"), crash(90)],
+    );
+    assert_eq!(incs.len(), 1);
+    assert!(incs[0].hypotheses.is_empty(), "basic: no causal inference");
+    assert!(!incs[0].root_cause_confident);
+    // Switched to standard while the incident is open: the next signal is explained.
+    e.set_depth(CorrelationDepth::Standard);
+    let incs = run(&mut e, &[crash(120)]);
+    assert_eq!(incs.len(), 1);
+    assert_eq!(incs[0].hypotheses[0].cause, "bad_rollout");
+    assert!(incs[0].root_cause_confident);
+    assert!(
+        incs[0].hypotheses[0]
+            .mitigations
+            .contains(&"kubectl rollout undo deployment/api -n shop".to_owned())
+    );
+}
+
+#[test]
+fn the_same_stream_twice_gives_identical_incidents() {
+    let evs: Vec<Event> = (0..20)
+        .flat_map(|i| {
+            [
+                oom(i * 30, "api"),
+                stats(i * 30 + 1, 100, 40),
+                alert(i * 30 + 2, 0.2),
+            ]
+        })
+        .collect();
+    let a = run(&mut standard(), &evs);
+    let b = run(&mut standard(), &evs);
+    assert!(!a.is_empty());
+    assert_eq!(
+        serde_json::to_string(&a).expect("json"),
+        serde_json::to_string(&b).expect("json")
+    );
+}
+
+#[test]
+fn a_weak_signal_alone_opens_nothing_three_do() {
+    let exit = |at: i64| {
+        ev(
+            at,
+            "kernel.container.abnormal_exit",
+            EventSeverity::Warning,
+            workload("batch", "job"),
+            &[("exit_code", AttrValue::Int(1))],
+        )
+    };
+    let mut e = standard();
+    assert!(run(&mut e, &[exit(0)]).is_empty());
+    assert!(
+        run(&mut e, &[exit(700)]).is_empty(),
+        "outside the window: still one"
+    );
+    assert!(run(&mut e, &[exit(710)]).is_empty());
+    let incs = run(&mut e, &[exit(720)]);
+    assert_eq!(incs.len(), 1);
+    assert_eq!(
+        incs[0].evidence_count, 3,
+        "the earlier weak signals join the chain"
+    );
+}

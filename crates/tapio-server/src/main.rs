@@ -56,6 +56,10 @@ struct Args {
     /// Correlator backlog (events) at which load shedding reaches full pressure.
     #[arg(long, env = "TAPIO_SHED_CAPACITY", default_value_t = 100_000)]
     shed_capacity: u64,
+    /// Extra causal rules (TOML, docs/rules.md); a rule named like a built-in replaces it.
+    /// An invalid file stops the server with the rule and field named.
+    #[arg(long, env = "TAPIO_RULES")]
+    rules: Vec<PathBuf>,
 }
 
 fn store_dir(args: &Args) -> anyhow::Result<PathBuf> {
@@ -131,10 +135,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let wake = Arc::new(Notify::new());
+    let mut rules = tapio_core::correlate::rules::default_rules();
+    for path in &args.rules {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the rules file {}", path.display()))?;
+        let extra = tapio_core::correlate::rules::parse_rules(&text, &path.display().to_string())
+            .map_err(|e| anyhow::anyhow!("{e} (see docs/rules.md)"))?;
+        tracing::info!(file = %path.display(), rules = extra.len(), "loaded causal rules");
+        rules = tapio_core::correlate::rules::merge(rules, extra);
+    }
     let correlator_status = Arc::new(CorrelatorStatus::default());
     let mut correlator = Correlator {
         store: store.clone(),
-        engine: Box::new(CorrelationEngine::with_defaults(
+        engine: Box::new(CorrelationEngine::new(
+            tapio_core::correlate::EngineConfig::default(),
+            rules,
             config_rx.borrow().config.correlation_depth,
         )),
         status: correlator_status.clone(),

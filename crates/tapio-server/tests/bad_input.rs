@@ -147,3 +147,42 @@ fn each_bad_input_class_is_refused_clearly_and_harmlessly() {
     assert!(s.metric("tapio_batches_rejected_total") >= 10.0);
     assert_eq!(s.get_json("/health")["status"], "healthy");
 }
+
+/// A rule file with a bad value or an unknown field stops the server at start, naming the
+/// file, the rule and the field; a valid one is loaded.
+#[test]
+fn rule_files_are_validated_on_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        (
+            "[[rule]]\nname = \"mine\"\ncause = \"c\"\non = \"pod\"\nsymptoms = [\"crash_loop\"]\nconfidence = 0.5\nexplain = \"e\"\n",
+            vec!["rule \"mine\"", "field \"on\"", "\"pod\""],
+        ),
+        (
+            "[[rule]]\nname = \"mine\"\ncause = \"c\"\non = \"subject\"\nsymptoms = [\"crash_loop\"]\nconfidence = 0.5\nexplain = \"e\"\nwhen = \"now\"\n",
+            vec!["line 8", "when"],
+        ),
+    ];
+    for (i, (text, needles)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("rules{i}.toml"));
+        std::fs::write(&path, text).expect("write rules");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tapio-server"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join(format!("d{i}")))
+            .arg("--config-dir")
+            .arg(dir.path().join(format!("c{i}")))
+            .arg("--rules")
+            .arg(&path)
+            .output()
+            .expect("run tapio-server");
+        assert!(
+            !out.status.success(),
+            "a bad rule file must stop the server"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        for n in needles {
+            assert!(err.contains(n), "{n:?} in {err}");
+        }
+    }
+}

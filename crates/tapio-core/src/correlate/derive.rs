@@ -215,8 +215,10 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
                 }
             };
             let known = target.as_ref().is_some_and(|t| t.kind != "Destination");
+            // The agent reports a refusal only once it repeats (3 in 10 s by default); a
+            // producer that sends every single one needs three before it counts.
             let strong =
-                (count >= 3.0 || sym == Symptom::ConnTimeout || dns) && (known || count >= 10.0);
+                count >= 3.0 || sym == Symptom::ConnTimeout || dns || (known && count >= 2.0);
             let tgt = target.clone().map(|t| t.to_string()).unwrap_or_default();
             let caller = match ev.attr_str("comm") {
                 Some(c) => format!("{c} in {who}"),

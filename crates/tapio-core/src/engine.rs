@@ -209,6 +209,8 @@ impl SimpleIncidentPath {
             hypotheses: Vec::new(),
             root_cause_confident: false,
             changes: Vec::new(),
+            merged_into: None,
+            peak_severity: None,
         };
         push_timeline(
             &mut inc,

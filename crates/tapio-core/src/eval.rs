@@ -121,8 +121,18 @@ pub fn run_scenario(
     for ev in events {
         engine.observe(ev, ev.time);
     }
-    let produced = engine.incidents();
+    // Incidents merged into another chain are part of the survivor, not incidents of their own.
+    let produced: Vec<Incident> = engine
+        .incidents()
+        .into_iter()
+        .filter(|i| i.merged_into.is_none())
+        .collect();
     Ok(score(name, depth, &produced, expected, events))
+}
+
+/// The most severe level an incident reached.
+fn peak(i: &Incident) -> Severity {
+    i.peak_severity.unwrap_or(i.severity).min(i.severity)
 }
 
 pub fn score(
@@ -207,11 +217,11 @@ pub fn score(
             matched: mine.len(),
             got_cause: best.and_then(|i| i.hypotheses.first().map(|h| h.cause.clone())),
             got_entity: best.and_then(|i| i.hypotheses.first().map(|h| h.entity.clone())),
-            got_severity: best.map(|i| i.severity),
+            got_severity: best.map(peak),
             confident: best.is_some_and(|i| i.root_cause_confident),
             ac_at_1: best.is_some_and(|i| hit(i, 1)),
             ac_at_3: best.is_some_and(|i| hit(i, 3)),
-            severity_exact: best.is_some_and(|i| i.severity == e.severity),
+            severity_exact: best.is_some_and(|i| peak(i) == e.severity),
             detection_delay_s: delay,
         });
     }

@@ -222,6 +222,14 @@ pub struct Incident {
     /// node changes, change markers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<ChangeNote>,
+    /// Set when this incident turned out to be part of another causal chain and was merged
+    /// into it (it is then resolved, pointing at the survivor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<Ulid>,
+    /// The most severe level the incident reached (severity moves up and down as evidence
+    /// evolves; reports and scoring use the peak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_severity: Option<Severity>,
 }
 
 /// A change seen before an incident ("what changed").

@@ -170,17 +170,22 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
     let count = ev.attr_f64("count").unwrap_or(1.0);
     match t {
         "kernel.container.oom_kill" | "kubernetes.pod.oom_killed" => {
-            let mut s = sig(
-                ev,
-                Symptom::OomKilled,
-                who,
-                true,
-                format!(
-                    "OOM kill of {} (pid {})",
-                    ev.attr_str("comm").unwrap_or_default(),
-                    ev.attr_str("pid").unwrap_or_default()
+            let what = match (ev.attr_str("comm"), ev.attr_str("pid")) {
+                (Some(c), Some(p)) => format!("OOM kill of {c} (pid {p})"),
+                (Some(c), None) => format!("OOM kill of {c}"),
+                _ => format!(
+                    "container {}OOMKilled{}",
+                    ev.entity
+                        .container
+                        .as_deref()
+                        .map(|c| format!("{c} "))
+                        .unwrap_or_default(),
+                    ev.attr_str("restart_count")
+                        .map(|r| format!(" (restart {r})"))
+                        .unwrap_or_default()
                 ),
-            );
+            };
+            let mut s = sig(ev, Symptom::OomKilled, who, true, what);
             s.message = ev.attr_str("memory_limit_bytes").unwrap_or_default();
             out.push(Derived::Signal(s));
         }
@@ -264,7 +269,7 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
             let mut s = sig(
                 ev,
                 sym,
-                target.clone(),
+                who,
                 strong,
                 format!(
                     "connects to {target}: {failed} of {attempts} failed ({:.1} %)",
@@ -397,7 +402,18 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
             } else {
                 Symptom::Alert
             };
-            let strong = ev.severity >= EventSeverity::Warning;
+            // A warning alert alone is not an incident (alert noise is what users drown
+            // in): it joins the chain it belongs to, or opens one when it repeats. Error and
+            // critical alerts, and alerts that carry an error ratio above 1 % or a latency
+            // above 5 s, open one.
+            let ratio_bad = ev
+                .attr_f64("error_ratio")
+                .is_some_and(|r| r >= crate::classify::P3_ERROR_RATIO);
+            let slow = ev
+                .attr_f64("p99_latency_seconds")
+                .or_else(|| ev.attr_f64("latency_seconds"))
+                .is_some_and(|l| l > crate::classify::P2_LATENCY_SECONDS);
+            let strong = ev.severity >= EventSeverity::Error || ratio_bad || slow;
             let mut s = sig(
                 ev,
                 sym,

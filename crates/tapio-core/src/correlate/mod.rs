@@ -81,6 +81,12 @@ struct Working {
     ratios: BTreeMap<String, (f64, f64, DateTime<Utc>)>,
     ratio_intervals: BTreeMap<String, u32>,
     abstained: bool,
+    /// Last time the evidence still justified the current severity: a lower severity is
+    /// applied only after the higher one has not been justified for the quiet period.
+    level_seen_at: DateTime<Utc>,
+    /// (symptom, subject) pairs already part of the chain: a repeat only adds evidence,
+    /// it does not re-run severity and rules.
+    seen: BTreeSet<(Symptom, EntityKey)>,
 }
 
 pub struct CorrelationEngine {
@@ -97,6 +103,14 @@ pub struct CorrelationEngine {
     pending: HashMap<EntityKey, VecDeque<Signal>>,
     /// Caller → destinations it was seen connecting to (learned dependency graph).
     deps: HashMap<EntityKey, BTreeSet<EntityKey>>,
+    /// Destination → the incident its error ratios feed (healthy statistics then update
+    /// that ratio without routing).
+    ratio_route: HashMap<EntityKey, EntityKey>,
+    /// Anchor of a merged incident → the anchor of the incident it joined.
+    alias: HashMap<EntityKey, EntityKey>,
+    /// A caller seen failing to reach an incident's entity → that incident: the caller's
+    /// own symptoms are part of the same chain.
+    failing_callers: HashMap<EntityKey, EntityKey>,
     clock: DateTime<Utc>,
     last_sweep: DateTime<Utc>,
     pub abstentions: u64,
@@ -118,6 +132,9 @@ impl CorrelationEngine {
             changes: HashMap::new(),
             weak: HashMap::new(),
             pending: HashMap::new(),
+            ratio_route: HashMap::new(),
+            alias: HashMap::new(),
+            failing_callers: HashMap::new(),
             deps: HashMap::new(),
             clock: DateTime::<Utc>::MIN_UTC,
             last_sweep: DateTime::<Utc>::MIN_UTC,
@@ -136,6 +153,12 @@ impl CorrelationEngine {
 
     /// Switch depth live: applies to the next signal; open incidents keep their grouping.
     pub fn set_depth(&mut self, depth: CorrelationDepth) {
+        if depth != self.depth {
+            // The next signal of each open incident re-runs its analysis at the new depth.
+            for w in self.active.values_mut() {
+                w.seen.clear();
+            }
+        }
         self.depth = depth;
     }
 
@@ -189,10 +212,7 @@ impl CorrelationEngine {
     }
 
     fn uses_config(&self, workload: &EntityKey, config: &EntityKey) -> bool {
-        self.state
-            .pods
-            .values()
-            .any(|p| p.owner.as_ref() == Some(workload) && p.configs.contains(config))
+        self.state.configs_of(workload).contains(config)
     }
 
     /// Which incident a signal belongs to (its causal anchor), per depth.
@@ -250,6 +270,23 @@ impl CorrelationEngine {
                     && within(w)
                 {
                     return svc;
+                }
+            }
+        }
+        // A caller already failing to reach an incident's entity: its own symptoms (errors,
+        // alerts, restarts) are part of that chain.
+        if s.target.is_none() {
+            let mut mine = vec![s.subject.clone()];
+            if s.subject.kind == "Service" {
+                mine.extend(self.state.workloads_of(&s.subject));
+            }
+            for m in &mine {
+                if let Some(a) = self.failing_callers.get(m)
+                    && let Some(w) = self.active.get(a)
+                    && within(w)
+                    && a != m
+                {
+                    return a.clone();
                 }
             }
         }
@@ -375,6 +412,8 @@ impl CorrelationEngine {
             hypotheses: Vec::new(),
             root_cause_confident: false,
             changes: Vec::new(),
+            merged_into: None,
+            peak_severity: None,
         };
         if self.active.len() >= self.cfg.max_active
             && let Some(oldest) = self
@@ -396,6 +435,8 @@ impl CorrelationEngine {
                 ratios: BTreeMap::new(),
                 ratio_intervals: BTreeMap::new(),
                 abstained: false,
+                level_seen_at: s.at,
+                seen: BTreeSet::new(),
             },
         );
         self.active.get_mut(anchor).expect("just inserted")
@@ -406,6 +447,7 @@ impl CorrelationEngine {
         s: Signal,
         touched: &mut BTreeSet<EntityKey>,
         opened: &mut BTreeSet<EntityKey>,
+        novel: &mut BTreeSet<EntityKey>,
     ) {
         self.signals_seen += 1;
         // Learn the dependency graph from observed connections.
@@ -421,7 +463,25 @@ impl CorrelationEngine {
         }
         // Connect statistics without failures only feed ratios of existing incidents.
         let failing_ratio = s.ratio.is_some_and(|(f, _)| f > 0.0);
-        let anchor = self.anchor(&s);
+        if s.symptom == Symptom::ConnectStats && !failing_ratio {
+            if let Some(t) = &s.target
+                && let Some(anchor) = self.ratio_route.get(t).cloned()
+                && self.active.contains_key(&anchor)
+            {
+                if self.attach(&anchor, s) {
+                    novel.insert(anchor.clone());
+                }
+                touched.insert(anchor);
+            }
+            return;
+        }
+        let mut anchor = self.anchor(&s);
+        for _ in 0..8 {
+            match self.alias.get(&anchor) {
+                Some(a) if self.active.contains_key(a) => anchor = a.clone(),
+                _ => break,
+            }
+        }
         let exists = self.active.contains_key(&anchor);
         if !exists {
             if s.symptom == Symptom::ConnectStats && !failing_ratio {
@@ -478,20 +538,62 @@ impl CorrelationEngine {
             let window = self.cfg.window;
             for p in q {
                 if s.at - p.at <= window && p.at <= s.at {
-                    self.attach(&anchor, p);
+                    let _ = self.attach(&anchor, p);
                 }
             }
         }
-        self.attach(&anchor, s);
+        if self.attach(&anchor, s) || opened.contains(&anchor) {
+            novel.insert(anchor.clone());
+        }
         touched.insert(anchor);
     }
 
-    fn attach(&mut self, anchor: &EntityKey, s: Signal) {
+    /// Add a signal to an incident; true when it can change severity or hypotheses.
+    fn attach(&mut self, anchor: &EntityKey, s: Signal) -> bool {
         let max_signals = self.cfg.max_signals;
+        // A Service is served by workloads: they are affected too.
+        let mut behind: Vec<EntityKey> = Vec::new();
+        for e in [Some(&s.subject), s.target.as_ref()].into_iter().flatten() {
+            if e.kind == "Service" {
+                behind.extend(self.state.workloads_of(e));
+            }
+        }
         let failing_ratio = s.ratio.is_some_and(|(f, _)| f > 0.0);
+        if s.ratio.is_some()
+            && let Some(t) = &s.target
+        {
+            if self.ratio_route.len() > MAX_DEPS {
+                let active = &self.active;
+                self.ratio_route.retain(|_, a| active.contains_key(a));
+            }
+            self.ratio_route.insert(t.clone(), anchor.clone());
+        }
+        if (matches!(
+            s.symptom,
+            Symptom::ConnRefused | Symptom::ConnTimeout | Symptom::ConnError | Symptom::DnsFailure
+        ) || (s.symptom == Symptom::ConnectStats && failing_ratio))
+            && s.target.as_ref().is_some_and(|t| *t != s.subject)
+            && s.subject.kind != "Node"
+        {
+            {
+                if self.failing_callers.len() > MAX_DEPS {
+                    let active = &self.active;
+                    self.failing_callers.retain(|_, a| active.contains_key(a));
+                }
+                self.failing_callers
+                    .insert(s.subject.clone(), anchor.clone());
+            }
+        }
         let Some(w) = self.active.get_mut(anchor) else {
-            return;
+            return false;
         };
+        let cond_new =
+            is_condition(s.symptom) && w.conditions.insert((s.subject.clone(), s.symptom));
+        let novel = w.seen.insert((s.symptom, s.subject.clone()))
+            || cond_new
+            || s.ratio.is_some()
+            || s.latency_s.is_some()
+            || s.priority.is_some();
         if s.at < w.inc.started_at {
             w.inc.started_at = s.at;
         }
@@ -519,6 +621,7 @@ impl CorrelationEngine {
         ]
         .into_iter()
         .flatten()
+        .chain(behind.iter().map(|b| b.to_string()))
         {
             if inc.affected.len() < MAX_AFFECTED && !inc.affected.contains(&a) {
                 inc.affected.push(a);
@@ -537,9 +640,6 @@ impl CorrelationEngine {
                 },
             );
         }
-        if is_condition(s.symptom) {
-            w.conditions.insert((s.subject.clone(), s.symptom));
-        }
         if let Some((f, a)) = s.ratio {
             let key = s.target.as_ref().unwrap_or(&s.subject).to_string();
             let n = w.ratio_intervals.entry(key.clone()).or_insert(0);
@@ -551,6 +651,7 @@ impl CorrelationEngine {
         while w.signals.len() > max_signals {
             w.signals.pop_front();
         }
+        novel
     }
 
     fn recover(
@@ -638,6 +739,155 @@ impl CorrelationEngine {
         out
     }
 
+    /// The incident this one belongs to: the one anchored at its confident root cause, or an
+    /// older one with the same confident root cause (one causal chain, one incident).
+    fn merge_target(&self, k: &EntityKey) -> Option<EntityKey> {
+        if self.depth == CorrelationDepth::Basic {
+            return None;
+        }
+        let w = self.active.get(k)?;
+        if !w.inc.root_cause_confident {
+            return None;
+        }
+        let top = w.inc.hypotheses.first()?;
+        let cause = EntityKey::parse(&top.entity)?;
+        if cause == *k {
+            return None;
+        }
+        if self.active.contains_key(&cause) {
+            return Some(cause);
+        }
+        self.active
+            .iter()
+            .filter(|(other, o)| {
+                *other != k
+                    && o.inc.root_cause_confident
+                    && o.inc
+                        .hypotheses
+                        .first()
+                        .is_some_and(|h| h.cause == top.cause && h.entity == top.entity)
+                    && (o.inc.started_at, o.inc.id) < (w.inc.started_at, w.inc.id)
+            })
+            .map(|(other, _)| other.clone())
+            .min()
+    }
+
+    /// Whether incident `k` is only a symptom (no confident cause, or "its callers fail")
+    /// of incident `j`, which has a confident cause of its own and already involves it.
+    fn absorbs(&self, j: &EntityKey, k: &EntityKey) -> bool {
+        if j == k || self.depth == CorrelationDepth::Basic {
+            return false;
+        }
+        let (Some(wj), Some(wk)) = (self.active.get(j), self.active.get(k)) else {
+            return false;
+        };
+        let weak_k = !wk.inc.root_cause_confident
+            || wk
+                .inc
+                .hypotheses
+                .first()
+                .is_some_and(|h| h.cause == "dependency_failure");
+        let strong_j = wj.inc.root_cause_confident
+            && wj
+                .inc
+                .hypotheses
+                .first()
+                .is_some_and(|h| h.cause != "dependency_failure");
+        if !weak_k || !strong_j {
+            return false;
+        }
+        if wk.last_symptom < wj.inc.started_at - self.cfg.window
+            || wj.last_symptom < wk.inc.started_at - self.cfg.window
+        {
+            return false;
+        }
+        let mut mine = vec![k.clone()];
+        if k.kind == "Service" {
+            mine.extend(self.state.workloads_of(k));
+        }
+        if let Some(h) = wk.inc.hypotheses.first()
+            && let Some(e) = EntityKey::parse(&h.entity)
+        {
+            mine.push(e);
+        }
+        mine.iter().any(|m| {
+            let s = m.to_string();
+            wj.inc.affected.contains(&s)
+        })
+    }
+
+    /// Move incident `from` into `into`; `from` ends resolved, pointing at the survivor.
+    fn merge(&mut self, from: &EntityKey, into: &EntityKey) -> Option<Incident> {
+        let mut gone = self.active.remove(from)?;
+        let Some(w) = self.active.get_mut(into) else {
+            self.active.insert(from.clone(), gone);
+            return None;
+        };
+        let at = gone.last_symptom.max(w.last_symptom);
+        w.inc.started_at = w.inc.started_at.min(gone.inc.started_at);
+        w.inc.evidence_count += gone.inc.evidence_count;
+        for r in gone.inc.evidence.drain(..) {
+            if w.inc.evidence.len() < MAX_EVIDENCE_REFS
+                && !w.inc.evidence.iter().any(|x| x.id == r.id)
+            {
+                w.inc.evidence.push(r);
+            }
+        }
+        for a in &gone.inc.affected {
+            if w.inc.affected.len() < MAX_AFFECTED && !w.inc.affected.contains(a) {
+                w.inc.affected.push(a.clone());
+            }
+        }
+        w.inc.timeline.push(TimelineEntry {
+            at,
+            kind: TimelineKind::Note,
+            message: format!(
+                "joined incident {} ({}): same causal chain",
+                gone.inc.id, gone.inc.title
+            ),
+            count: 1,
+            last_at: None,
+            by: None,
+        });
+        for s in gone.signals.drain(..) {
+            w.seen.insert((s.symptom, s.subject.clone()));
+            w.signals.push_back(s);
+        }
+        let mut sigs: Vec<Signal> = w.signals.drain(..).collect();
+        sigs.sort_by_key(|s| s.at);
+        w.signals = sigs.into_iter().collect();
+        while w.signals.len() > self.cfg.max_signals {
+            w.signals.pop_front();
+        }
+        w.conditions.extend(gone.conditions.iter().cloned());
+        for (k, v) in &gone.ratios {
+            w.ratios.entry(k.clone()).or_insert(*v);
+        }
+        w.last_symptom = at;
+        w.seen.clear();
+        let survivor = w.inc.id;
+        gone.inc.status = Status::Resolved;
+        gone.inc.resolved_at = Some(at);
+        gone.inc.updated_at = at;
+        gone.inc.merged_into = Some(survivor);
+        gone.inc.timeline.push(TimelineEntry {
+            at,
+            kind: TimelineKind::StatusChanged,
+            message: format!("merged into incident {survivor}: same causal chain"),
+            count: 1,
+            last_at: None,
+            by: None,
+        });
+        let out = gone.inc.clone();
+        if self.alias.len() > MAX_DEPS {
+            let active = &self.active;
+            self.alias.retain(|_, a| active.contains_key(a));
+        }
+        self.alias.insert(from.clone(), into.clone());
+        self.ratio_route.retain(|_, a| a != from);
+        Some(out)
+    }
+
     /// Recompute severity and hypotheses of one incident.
     fn evaluate(&mut self, key: &EntityKey) {
         let Some(w) = self.active.get(key) else {
@@ -655,8 +905,22 @@ impl CorrelationEngine {
         let Some(w) = self.active.get_mut(key) else {
             return;
         };
-        let at = w.last_symptom.max(w.inc.updated_at);
-        if sev != w.inc.severity || w.inc.severity_reason.is_empty() {
+        let at = w.last_symptom.max(w.inc.updated_at).max(self.clock);
+        let first = w.inc.severity_reason.is_empty();
+        // Up at once; down only once the higher level has not been justified for the
+        // quiet period (readiness flapping must not flap the page).
+        let sev = if first || sev <= w.inc.severity || at - w.level_seen_at >= self.cfg.quiet {
+            w.level_seen_at = at;
+            sev
+        } else {
+            w.inc.severity
+        };
+        let reason = if sev == w.inc.severity && !first && reason_sev(&reason) != Some(sev) {
+            w.inc.severity_reason.clone()
+        } else {
+            reason
+        };
+        if sev != w.inc.severity || first {
             if !w.inc.severity_reason.is_empty() {
                 w.inc.timeline.push(TimelineEntry {
                     at,
@@ -670,6 +934,7 @@ impl CorrelationEngine {
             w.inc.severity = sev;
         }
         w.inc.severity_reason = reason;
+        w.inc.peak_severity = Some(w.inc.peak_severity.map_or(sev, |p| p.min(sev)));
         let old_top = w
             .inc
             .hypotheses
@@ -817,7 +1082,10 @@ impl CorrelationEngine {
             }
         }
         // Error ratios (sustained: two intervals, or an alert whose rule has its own `for`).
-        for (target, (f, a, _)) in &w.ratios {
+        for (target, (f, a, at)) in &w.ratios {
+            if w.last_symptom - *at > self.cfg.window {
+                continue;
+            }
             let ratio = if *a > 0.0 { f / a } else { 0.0 };
             let from_alert = *a >= 1e6 - 1.0;
             if !from_alert && *a < self.cfg.min_traffic {
@@ -863,16 +1131,59 @@ impl CorrelationEngine {
                 );
             }
         }
-        // P2: partial functionality unavailable.
+        // P2: partial functionality unavailable. Pod-level failures count as that only when
+        // their workload is short of available replicas (or nothing says it is not); while
+        // the old replicas still serve everyone, it is a P3 non-critical failure.
         for sym in [
             Symptom::CrashLoop,
             Symptom::ImagePullFailed,
             Symptom::ConfigError,
             Symptom::Unschedulable,
+            Symptom::MountFailed,
+        ] {
+            if !has(sym) {
+                continue;
+            }
+            let subjects: BTreeSet<&EntityKey> = recent
+                .iter()
+                .filter(|s| s.symptom == sym)
+                .map(|s| &s.subject)
+                .chain(
+                    w.conditions
+                        .iter()
+                        .filter(|(_, x)| *x == sym)
+                        .map(|(k, _)| k),
+                )
+                .collect();
+            let short = subjects.iter().any(|k| match self.state.workloads.get(*k) {
+                Some(ws) => match (ws.desired, ws.available) {
+                    (Some(d), Some(a)) => a < d,
+                    _ => true,
+                },
+                None => true,
+            });
+            if short {
+                raise(
+                    Severity::P2,
+                    format!(
+                        "{} with replicas unavailable: runbook P2 \"Partial functionality unavailable\"",
+                        human(sym)
+                    ),
+                );
+            } else {
+                raise(
+                    Severity::P3,
+                    format!(
+                        "{} while every desired replica is still available: runbook P3 \"Non-critical component failures\"",
+                        human(sym)
+                    ),
+                );
+            }
+        }
+        for sym in [
             Symptom::WebhookFailed,
             Symptom::NodeNotReady,
             Symptom::Evicted,
-            Symptom::MountFailed,
             Symptom::CertExpired,
             Symptom::WorkloadDegraded,
         ] {
@@ -1229,6 +1540,16 @@ impl CorrelationEngine {
     }
 }
 
+/// The level a severity reason was written for ("… runbook P2 …").
+fn reason_sev(reason: &str) -> Option<Severity> {
+    ["P1", "P2", "P3", "P4"]
+        .iter()
+        .find(|p| {
+            reason.contains(&format!("runbook {p}")) || reason.contains(&format!("priority {p}"))
+        })
+        .and_then(|p| p.parse().ok())
+}
+
 fn parse_bytes(s: &str) -> Option<u64> {
     let s = s.trim();
     if let Ok(n) = s.parse::<u64>() {
@@ -1360,6 +1681,8 @@ impl IncidentEngine for CorrelationEngine {
                     ratios: BTreeMap::new(),
                     ratio_intervals: BTreeMap::new(),
                     abstained: false,
+                    level_seen_at: DateTime::<Utc>::MIN_UTC,
+                    seen: BTreeSet::new(),
                 },
             );
         }
@@ -1379,26 +1702,88 @@ impl IncidentEngine for CorrelationEngine {
         };
         let mut touched = BTreeSet::new();
         let mut opened = BTreeSet::new();
+        // Incidents whose analysis may change (others only gained evidence).
+        let mut novel = BTreeSet::new();
         for d in derived {
             match d {
-                Derived::Signal(s) => self.handle_signal(s, &mut touched, &mut opened),
+                Derived::Signal(s) => self.handle_signal(s, &mut touched, &mut opened, &mut novel),
                 Derived::Change(c) => {
                     for k in self.record_change(c) {
-                        touched.insert(k);
+                        touched.insert(k.clone());
+                        novel.insert(k);
                     }
                 }
-                Derived::Recovery(r) => self.recover(&r.subject, r.symptom, &mut touched),
+                Derived::Recovery(r) => {
+                    let mut rec = BTreeSet::new();
+                    self.recover(&r.subject, r.symptom, &mut rec);
+                    touched.extend(rec.iter().cloned());
+                    novel.extend(rec);
+                }
             }
         }
         let mut out = Vec::new();
-        for k in &touched {
+        let mut merged: Vec<Incident> = Vec::new();
+        let mut touched: Vec<EntityKey> = touched.into_iter().collect();
+        for k in &novel {
             self.evaluate(k);
+        }
+        // Symptom-only incidents join the confident chain that involves them.
+        let mut absorbed: BTreeSet<EntityKey> = BTreeSet::new();
+        for j in novel.iter().cloned().collect::<Vec<_>>() {
+            let candidates: Vec<EntityKey> =
+                self.active.keys().filter(|k| **k != j).cloned().collect();
+            for k in candidates {
+                let pair = if self.absorbs(&j, &k) {
+                    Some((k.clone(), j.clone()))
+                } else if touched.contains(&k) || !self.absorbs(&k, &j) {
+                    None
+                } else {
+                    Some((j.clone(), k.clone()))
+                };
+                if let Some((from, into)) = pair
+                    && let Some(gone) = self.merge(&from, &into)
+                {
+                    self.evaluate(&into);
+                    merged.push(gone);
+                    absorbed.insert(from);
+                    if !touched.contains(&into) {
+                        touched.push(into);
+                    }
+                    if !self.active.contains_key(&j) {
+                        break;
+                    }
+                }
+            }
+        }
+        for k in &touched {
+            if absorbed.contains(k) {
+                continue;
+            }
+            if let Some(target) = self.merge_target(k)
+                && let Some(gone) = self.merge(k, &target)
+            {
+                self.evaluate(&target);
+                merged.push(gone);
+                if let Some(w) = self.active.get(&target) {
+                    out.push(IncidentChange::Updated(w.inc.clone()));
+                }
+                continue;
+            }
             if let Some(w) = self.active.get(k) {
                 out.push(if opened.contains(k) {
                     IncidentChange::Opened(w.inc.clone())
                 } else {
                     IncidentChange::Updated(w.inc.clone())
                 });
+            }
+        }
+        // A merged incident that was never reported as opened is not reported at all.
+        for m in merged {
+            if !opened
+                .iter()
+                .any(|k| self.recent.get(k).is_some_and(|w| w.inc.id == m.id))
+            {
+                out.push(IncidentChange::Updated(m));
             }
         }
         out.extend(self.sweep(false));

@@ -73,9 +73,15 @@ pub struct ClusterState {
     pub workloads: HashMap<EntityKey, WorkloadState>,
     pub services: HashMap<EntityKey, ServiceState>,
     /// EndpointSlice → (service, ready addresses, all addresses).
-    pub slices: HashMap<EntityKey, (EntityKey, Vec<String>, usize)>,
+    pub slices: HashMap<EntityKey, (EntityKey, Vec<String>, usize, Vec<String>)>,
     pub configs: HashMap<EntityKey, String>,
     pub refused_objects: u64,
+    /// Address → who answers there (Service ClusterIPs and endpoints, pod IPs → owner).
+    ip_index: HashMap<String, EntityKey>,
+    /// Owner → its pods; namespace → pods / services (so lookups never scan the cluster).
+    pods_by_owner: HashMap<EntityKey, BTreeSet<EntityKey>>,
+    pods_by_ns: HashMap<String, BTreeSet<EntityKey>>,
+    services_by_ns: HashMap<String, BTreeSet<EntityKey>>,
 }
 
 fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -185,6 +191,65 @@ fn data_hash(obj: &Value) -> String {
 }
 
 impl ClusterState {
+    fn unindex_pod(&mut self, key: &EntityKey) {
+        if let Some(old) = self.pods.get(key) {
+            if let Some(ip) = &old.ip
+                && self
+                    .ip_index
+                    .get(ip)
+                    .is_some_and(|w| Some(w) == old.owner.as_ref() || w == key)
+            {
+                self.ip_index.remove(ip);
+            }
+            if let Some(o) = &old.owner
+                && let Some(set) = self.pods_by_owner.get_mut(o)
+            {
+                set.remove(key);
+                if set.is_empty() {
+                    self.pods_by_owner.remove(o);
+                }
+            }
+        }
+        if let Some(ns) = &key.namespace
+            && let Some(set) = self.pods_by_ns.get_mut(ns)
+        {
+            set.remove(key);
+        }
+    }
+
+    fn index_pod(&mut self, key: &EntityKey, st: &PodState) {
+        if let Some(ip) = &st.ip {
+            // A Service endpoint address stays the Service's.
+            if self.ip_index.get(ip).is_none_or(|w| w.kind != "Service") {
+                self.ip_index
+                    .insert(ip.clone(), st.owner.clone().unwrap_or_else(|| key.clone()));
+            }
+        }
+        if let Some(o) = &st.owner {
+            self.pods_by_owner
+                .entry(o.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        if let Some(ns) = &key.namespace {
+            self.pods_by_ns
+                .entry(ns.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+    }
+
+    /// ConfigMaps and Secrets a workload's pods use.
+    pub fn configs_of(&self, workload: &EntityKey) -> BTreeSet<EntityKey> {
+        let mut out = BTreeSet::new();
+        for pk in self.pods_by_owner.get(workload).into_iter().flatten() {
+            if let Some(p) = self.pods.get(pk) {
+                out.extend(p.configs.iter().cloned());
+            }
+        }
+        out
+    }
+
     /// The workload a pod belongs to (a ReplicaSet resolves to its Deployment).
     pub fn owner_of(&self, ns: &str, refs: &[Value]) -> Option<EntityKey> {
         let r = refs
@@ -213,50 +278,39 @@ impl ClusterState {
         Some(key)
     }
 
-    /// Who an IP address (and port) is: a Service by ClusterIP or endpoint, else a pod's owner.
-    pub fn who_is(&self, addr: &str, port: Option<i64>) -> Option<EntityKey> {
-        for (k, svc) in &self.services {
-            if svc.cluster_ip.as_deref() == Some(addr)
-                && (port.is_none()
-                    || svc.ports.is_empty()
-                    || svc.ports.contains(&port.unwrap_or(0)))
-            {
-                return Some(k.clone());
-            }
-        }
-        for (svc, addrs, _) in self.slices.values() {
-            if addrs.iter().any(|a| a == addr) {
-                return Some(svc.clone());
-            }
-        }
-        self.pods
-            .iter()
-            .find(|(_, p)| p.ip.as_deref() == Some(addr))
-            .map(|(k, p)| p.owner.clone().unwrap_or_else(|| k.clone()))
+    /// Who an IP address is: a Service by ClusterIP or endpoint, else a pod's owner.
+    pub fn who_is(&self, addr: &str, _port: Option<i64>) -> Option<EntityKey> {
+        self.ip_index.get(addr).cloned()
     }
 
     /// Services whose selector matches the pods of a workload.
     pub fn services_of(&self, workload: &EntityKey) -> Vec<EntityKey> {
-        let pod_labels: Vec<&BTreeMap<String, String>> = self
-            .pods
-            .values()
-            .filter(|p| p.owner.as_ref() == Some(workload))
-            .map(|p| &p.labels)
-            .collect();
-        let mut out: Vec<EntityKey> = self
-            .services
-            .iter()
-            .filter(|(k, svc)| {
-                k.namespace == workload.namespace
-                    && !svc.selector.is_empty()
-                    && pod_labels
-                        .iter()
-                        .any(|l| svc.selector.iter().all(|(sk, sv)| l.get(sk) == Some(sv)))
+        let Some(ns) = &workload.namespace else {
+            return Vec::new();
+        };
+        let Some(pod) = self
+            .pods_by_owner
+            .get(workload)
+            .and_then(|s| s.iter().next())
+            .and_then(|k| self.pods.get(k))
+        else {
+            return Vec::new();
+        };
+        self.services_by_ns
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .filter(|k| {
+                self.services.get(*k).is_some_and(|svc| {
+                    !svc.selector.is_empty()
+                        && svc
+                            .selector
+                            .iter()
+                            .all(|(sk, sv)| pod.labels.get(sk) == Some(sv))
+                })
             })
-            .map(|(k, _)| k.clone())
-            .collect();
-        out.sort();
-        out
+            .cloned()
+            .collect()
     }
 
     /// Workloads whose pods select into a service.
@@ -264,12 +318,18 @@ impl ClusterState {
         let Some(svc) = self.services.get(service) else {
             return Vec::new();
         };
+        if svc.selector.is_empty() {
+            return Vec::new();
+        }
+        let Some(ns) = &service.namespace else {
+            return Vec::new();
+        };
         let mut out: BTreeSet<EntityKey> = BTreeSet::new();
-        for p in self.pods.values() {
-            if !svc.selector.is_empty()
-                && svc.selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+        for pk in self.pods_by_ns.get(ns).into_iter().flatten() {
+            if let Some(p) = self.pods.get(pk)
                 && let Some(o) = &p.owner
-                && o.namespace == service.namespace
+                && !out.contains(o)
+                && svc.selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
             {
                 out.insert(o.clone());
             }
@@ -281,7 +341,7 @@ impl ClusterState {
     pub fn ready_endpoints(&self, service: &EntityKey) -> Option<(usize, usize)> {
         let mut seen = false;
         let (mut ready, mut total) = (0, 0);
-        for (svc, addrs, all) in self.slices.values() {
+        for (svc, addrs, all, _) in self.slices.values() {
             if svc == service {
                 seen = true;
                 ready += addrs.len();
@@ -329,9 +389,26 @@ impl ClusterState {
             }
             "Service" => {
                 let key = EntityKey::ns("Service", ns, name);
+                if let Some(old) = self.services.get(&key)
+                    && let Some(ip) = &old.cluster_ip
+                {
+                    self.ip_index.remove(ip);
+                }
                 if deleted {
                     self.services.remove(&key);
+                    if let Some(set) = self.services_by_ns.get_mut(ns) {
+                        set.remove(&key);
+                    }
                 } else if self.services.len() < MAX_OBJECTS || self.services.contains_key(&key) {
+                    if let Some(ip) =
+                        s(obj, &["spec", "clusterIP"]).filter(|ip| *ip != "None" && !ip.is_empty())
+                    {
+                        self.ip_index.insert(ip.to_owned(), key.clone());
+                    }
+                    self.services_by_ns
+                        .entry(ns.to_owned())
+                        .or_default()
+                        .insert(key.clone());
                     let ports = arr(obj, &["spec", "ports"])
                         .iter()
                         .filter_map(|p| p.get("port")?.as_i64())
@@ -459,6 +536,7 @@ impl ClusterState {
     fn pod(&mut self, cx: &mut Ctx, ns: &str, name: &str, obj: &Value, deleted: bool) {
         let key = EntityKey::ns("Pod", ns, name);
         if deleted {
+            self.unindex_pod(&key);
             self.pods.remove(&key);
             return;
         }
@@ -650,6 +728,8 @@ impl ClusterState {
         if st.ready == Some(true) && was.ready == Some(false) {
             cx.recovery(subject.clone(), Symptom::CrashLoop);
         }
+        self.unindex_pod(&key);
+        self.index_pod(&key, &st);
         self.pods.insert(key, st);
     }
 
@@ -771,10 +851,18 @@ impl ClusterState {
         };
         let svc = EntityKey::ns("Service", ns, &svc_name);
         let before = self.ready_endpoints(&svc);
+        if let Some((_, _, _, old)) = self.slices.get(&slice_key) {
+            for a in old.clone() {
+                if self.ip_index.get(&a) == Some(&svc) {
+                    self.ip_index.remove(&a);
+                }
+            }
+        }
         if deleted {
             self.slices.remove(&slice_key);
         } else {
             let mut ready = Vec::new();
+            let mut every: Vec<String> = Vec::new();
             let mut all = 0;
             if kind == "EndpointSlice" {
                 for e in arr(obj, &["endpoints"]) {
@@ -783,6 +871,7 @@ impl ClusterState {
                         .filter_map(|a| a.as_str().map(str::to_owned))
                         .collect();
                     all += addrs.len().max(1);
+                    every.extend(addrs.iter().cloned());
                     // `ready` absent means ready (API semantics).
                     if get(e, &["conditions", "ready"]).and_then(Value::as_bool) != Some(false) {
                         ready.extend(addrs);
@@ -793,17 +882,27 @@ impl ClusterState {
                     for a in arr(sub, &["addresses"]) {
                         if let Some(ip) = a.get("ip").and_then(Value::as_str) {
                             ready.push(ip.to_owned());
+                            every.push(ip.to_owned());
                             all += 1;
                         }
                     }
-                    all += arr(sub, &["notReadyAddresses"]).len();
+                    for a in arr(sub, &["notReadyAddresses"]) {
+                        if let Some(ip) = a.get("ip").and_then(Value::as_str) {
+                            every.push(ip.to_owned());
+                        }
+                        all += 1;
+                    }
                 }
             }
             if !self.slices.contains_key(&slice_key) && self.slices.len() >= MAX_OBJECTS {
                 self.refused_objects += 1;
                 return;
             }
-            self.slices.insert(slice_key, (svc.clone(), ready, all));
+            for a in &every {
+                self.ip_index.insert(a.clone(), svc.clone());
+            }
+            self.slices
+                .insert(slice_key, (svc.clone(), ready, all, every));
         }
         let after = self.ready_endpoints(&svc);
         let had = before.map(|(r, _)| r).unwrap_or(0);

@@ -114,7 +114,7 @@ fn response_time_boundary_is_five_seconds() {
         let e = ev(
             0,
             "alert.prometheus.firing",
-            EventSeverity::Warning,
+            EventSeverity::Error,
             workload("shop", "checkout"),
             &[
                 ("alertname", AttrValue::String("SlowCheckout".into())),
@@ -163,9 +163,18 @@ fn l4_ratios_need_traffic_and_must_be_sustained_for_p2() {
         "{}",
         incs[0].severity_reason
     );
-    // The ratio falls: severity moves down, and the move is on the timeline.
+    // The ratio falls: severity holds for the quiet period (no flapping page), then moves
+    // down, and the move is on the timeline.
     let incs = run(&mut e, &[stats(20, 100, 2)]);
-    assert_eq!(incs[0].severity, Severity::P3);
+    assert_eq!(incs[0].severity, Severity::P2, "held");
+    let incs = run(&mut e, &[stats(20 + 301, 100, 2)]);
+    assert_eq!(
+        incs[0].severity,
+        Severity::P3,
+        "{}",
+        incs[0].severity_reason
+    );
+    assert_eq!(incs[0].peak_severity, Some(Severity::P2));
     assert!(
         incs[0]
             .timeline

@@ -156,7 +156,7 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
             kind: kind.into(),
             description: desc.clone(),
         }));
-        if ev.kind.anomaly().contains("maintenance") || ev.kind.anomaly().contains("drift") {
+        if ev.kind.anomaly().contains("drift") {
             out.push(Derived::Signal(sig(
                 ev,
                 Symptom::Informational,
@@ -435,6 +435,10 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
             s.message = format!("{name} {text}");
             if ev.severity <= EventSeverity::Info {
                 s.symptom = Symptom::Informational;
+                // Drift is worth a P4 ticket; other informational alerts are context.
+                let m = s.message.to_ascii_lowercase();
+                s.strong =
+                    m.contains("drift") || m.contains("out of sync") || m.contains("outofsync");
             }
             out.push(Derived::Signal(s));
         }

@@ -67,5 +67,10 @@ pub fn subject_of(e: &Entity) -> Option<EntityKey> {
     if let Some(s) = &e.service {
         return Some(EntityKey::new("Service", ns, s));
     }
-    e.node.as_deref().map(EntityKey::node)
+    if let Some(n) = e.node.as_deref() {
+        return Some(EntityKey::node(n));
+    }
+    e.namespace
+        .as_deref()
+        .map(|ns| EntityKey::new("Namespace", None, ns))
 }

@@ -495,7 +495,14 @@ impl CorrelationEngine {
                     *e = (0, s.at);
                 }
                 e.0 += 1;
-                opens = e.0 >= self.cfg.weak_repeats;
+                // A pod pending briefly is normal (the autoscaler adds a node): scheduling
+                // must fail a few more times before it is an incident.
+                let need = if s.symptom == Symptom::Unschedulable {
+                    self.cfg.weak_repeats + 2
+                } else {
+                    self.cfg.weak_repeats
+                };
+                opens = e.0 >= need;
                 if self.weak.len() > MAX_DEPS {
                     let horizon = s.at - self.cfg.window;
                     self.weak.retain(|_, v| v.1 > horizon);
@@ -1140,6 +1147,7 @@ impl CorrelationEngine {
             Symptom::ConfigError,
             Symptom::Unschedulable,
             Symptom::MountFailed,
+            Symptom::WebhookFailed,
         ] {
             if !has(sym) {
                 continue;
@@ -1155,12 +1163,19 @@ impl CorrelationEngine {
                         .map(|(k, _)| k),
                 )
                 .collect();
-            let short = subjects.iter().any(|k| match self.state.workloads.get(*k) {
-                Some(ws) => match (ws.desired, ws.available) {
-                    (Some(d), Some(a)) => a < d,
-                    _ => true,
-                },
-                None => true,
+            // Short of replicas, and serving: a Service selects it (a worker or agent
+            // without one is a non-critical component).
+            let short = subjects.iter().any(|k| {
+                let serving =
+                    !self.state.services_of(k).is_empty() || !self.state.workloads.contains_key(*k);
+                serving
+                    && match self.state.workloads.get(*k) {
+                        Some(ws) => match (ws.desired, ws.available) {
+                            (Some(d), Some(a)) => a < d,
+                            _ => true,
+                        },
+                        None => true,
+                    }
             });
             if short {
                 raise(
@@ -1181,7 +1196,6 @@ impl CorrelationEngine {
             }
         }
         for sym in [
-            Symptom::WebhookFailed,
             Symptom::NodeNotReady,
             Symptom::Evicted,
             Symptom::CertExpired,
@@ -1366,14 +1380,30 @@ impl CorrelationEngine {
             // The change the rule needs, before the first symptom.
             let mut change: Option<Change> = None;
             if let Some(kind) = &rule.change {
+                // A cause comes before its effects: the change must precede the chain's
+                // first strong symptom (30 s of slack for clock and ordering skew); a change
+                // made during the incident is a mitigation attempt, not its cause.
+                let first_strong = w
+                    .signals
+                    .iter()
+                    .filter(|s| s.strong)
+                    .map(|s| s.at)
+                    .min()
+                    .unwrap_or(first_at);
                 let lo = first_at - rule.change_window;
-                let hi = w.last_symptom;
+                let hi = first_strong + Duration::seconds(30);
                 let candidates: Vec<&Change> = match rule.on {
                     On::Config => self
                         .changes
                         .iter()
                         .filter(|(k, _)| matches!(k.kind.as_str(), "ConfigMap" | "Secret"))
-                        .filter(|(k, _)| subjects.iter().any(|s| self.uses_config(s, k)))
+                        .filter(|(k, _)| {
+                            subjects.iter().any(|s| {
+                                self.uses_config(s, k)
+                                    || (s.kind == "Namespace"
+                                        && k.namespace.as_deref() == Some(s.name.as_str()))
+                            })
+                        })
                         .flat_map(|(_, q)| q.iter())
                         .collect(),
                     _ => entity

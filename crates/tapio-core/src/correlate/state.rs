@@ -480,14 +480,28 @@ impl ClusterState {
             }
         }
         let was = old.clone().unwrap_or_default();
-        // NotReady when it becomes so, or when first seen so.
+        // NotReady when it becomes so, or when first seen so. A cordoned node (drain,
+        // scale-down) going away is planned: a weak signal.
+        let cordoned = obj
+            .get("spec")
+            .and_then(|s| s.get("unschedulable"))
+            .and_then(Value::as_bool)
+            == Some(true)
+            || st.taints.iter().any(|t| {
+                t.starts_with("node.kubernetes.io/unschedulable")
+                    || t.starts_with("ToBeDeletedByClusterAutoscaler")
+            });
+        // A node first seen NotReady is booting (a new node from the autoscaler): weak.
         if st.ready == Some(false) && (was.ready != Some(false) || old.is_none()) {
             cx.signal(
                 Symptom::NodeNotReady,
                 key.clone(),
                 Some(name.into()),
-                format!("node {name} NotReady"),
-                true,
+                format!(
+                    "node {name} NotReady{}",
+                    if cordoned { " (cordoned)" } else { "" }
+                ),
+                !cordoned && old.is_some(),
                 String::new(),
             );
         }
@@ -703,12 +717,14 @@ impl ClusterState {
         }
         if st.unschedulable.is_some() && was.unschedulable.is_none() {
             let msg = st.unschedulable.clone().unwrap_or_default();
+            // Pending for a moment is normal (the autoscaler adds a node); a pod that
+            // stays unschedulable repeats the signal.
             cx.signal(
                 Symptom::Unschedulable,
                 subject.clone(),
                 None,
                 format!("pod {name} unschedulable: {msg}"),
-                true,
+                false,
                 msg,
             );
         }
@@ -972,7 +988,7 @@ impl ClusterState {
             return;
         }
         let (sym, strong) = match reason {
-            "FailedScheduling" => (Symptom::Unschedulable, true),
+            "FailedScheduling" => (Symptom::Unschedulable, false),
             "BackOff" if lower.contains("pulling image") || lower.contains("image") => {
                 (Symptom::ImagePullFailed, true)
             }

@@ -1,0 +1,68 @@
+//! The scenario suite (tests/scenarios, docs/scenarios.md) scored by `tapio eval`, in CI.
+//! The build fails below the bar; the figures are in README.md.
+
+use std::process::Command;
+
+fn eval(extra: &[&str]) -> (i32, serde_json::Value) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/scenarios");
+    let out = Command::new(env!("CARGO_BIN_EXE_tapio"))
+        .args(["eval", dir, "-o", "json"])
+        .args(extra)
+        .output()
+        .expect("run tapio eval");
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "tapio eval printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+#[test]
+fn the_scenario_suite_meets_the_bar() {
+    let (code, v) = eval(&[
+        "--min-ac1",
+        "0.85",
+        "--min-ac3",
+        "0.95",
+        "--min-severity",
+        "0.85",
+    ]);
+    let s = &v["summary"];
+    for key in [
+        "scenarios",
+        "ac_at_1",
+        "ac_at_3",
+        "severity_exact",
+        "over_merge",
+        "over_split",
+        "abstained",
+        "detection_delay_p50_s",
+        "detection_delay_p99_s",
+        "signals",
+        "incidents",
+    ] {
+        assert!(!s[key].is_null(), "summary.{key} missing: {s}");
+    }
+    assert!(s["scenarios"].as_u64().unwrap_or(0) >= 25, "{s}");
+    assert_eq!(code, 0, "below the bar: {s}");
+    // Noise reduction: far fewer incidents than raw signals.
+    assert!(
+        s["incidents"].as_u64().unwrap_or(u64::MAX) * 10 < s["signals"].as_u64().unwrap_or(0),
+        "{s}"
+    );
+}
+
+#[test]
+fn evaluation_is_deterministic() {
+    let (_, a) = eval(&[]);
+    let (_, b) = eval(&[]);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_bar_above_the_score_fails_the_run() {
+    let (code, _) = eval(&["--min-ac1", "1.01"]);
+    assert_eq!(code, 1);
+}

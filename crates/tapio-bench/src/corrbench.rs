@@ -229,12 +229,14 @@ impl Gen {
                     "involvedObject": {"kind": "Pod", "name": format!("app-{d}-5d8f7c9b4-{i:05}"), "namespace": ns_of(d)}})));
             }
             98 => {
+                // A short-lived job container exiting 1 now and then, spread over many jobs.
+                let job = self.rng.below(50_000);
                 let e = Entity {
                     namespace: Some(ns_of(d)),
                     node: Some(format!("node-{}", d % self.nodes)),
                     workload: Some(WorkloadRef {
                         kind: "Job".into(),
-                        name: format!("cron-{d}"),
+                        name: format!("cron-{job}"),
                     }),
                     ..Entity::default()
                 };
@@ -298,7 +300,10 @@ fn run(a: &Args, depth: CorrelationDepth) -> Value {
     let checkpoints = [a.events / 4, a.events / 2, a.events * 3 / 4, a.events];
     let mut next_cp = 0;
     let mut pending = g.snapshot();
+    let snapshot_len = pending.len();
+    pending.reverse();
     let mut since_episode = 0usize;
+    let mut by_kind: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
     while processed < a.events {
         if pending.is_empty() {
             since_episode += 1;
@@ -310,11 +315,24 @@ fn run(a: &Args, depth: CorrelationDepth) -> Value {
             pending.reverse();
         }
         let Some(ev) = pending.pop() else { continue };
+        let kind_label = match &ev.object {
+            Some(o) => format!(
+                "watch:{}",
+                o.get("kind").and_then(|k| k.as_str()).unwrap_or("")
+            ),
+            None => ev.kind.as_str().to_owned(),
+        };
         let t = Instant::now();
         let changes = engine.observe(&ev, ev.time);
         let d = t.elapsed();
         busy += d;
         lat_ns.push(d.as_nanos().min(u32::MAX as u128) as u32);
+        if processed >= snapshot_len {
+            by_kind
+                .entry(kind_label)
+                .or_default()
+                .push(d.as_nanos().min(u32::MAX as u128) as u32);
+        }
         opened += changes
             .iter()
             .filter(|c| matches!(c, tapio_core::IncidentChange::Opened(_)))
@@ -325,8 +343,20 @@ fn run(a: &Args, depth: CorrelationDepth) -> Value {
             next_cp += 1;
         }
     }
+    // The initial snapshot (every object ADDED once) and the steady stream separately.
+    let mut stream: Vec<u32> = lat_ns.split_off(snapshot_len.min(lat_ns.len()));
+    stream.sort_unstable();
     lat_ns.sort_unstable();
-    let pct = |p: f64| lat_ns[((lat_ns.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
+    let pct_of = |v: &[u32], p: f64| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v[((v.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0
+        }
+    };
+    let snapshot_p99 = pct_of(&lat_ns, 0.99);
+    lat_ns = stream;
+    let pct = |p: f64| pct_of(&lat_ns, p);
     json!({
         "depth": depth.to_string(),
         "events": processed,
@@ -334,6 +364,13 @@ fn run(a: &Args, depth: CorrelationDepth) -> Value {
         "engine_seconds": (busy.as_secs_f64() * 1000.0).round() / 1000.0,
         "events_per_second": (processed as f64 / busy.as_secs_f64()).round(),
         "latency_us": {"p50": pct(0.5), "p99": pct(0.99), "p999": pct(0.999), "max": pct(1.0)},
+        "snapshot_events": snapshot_len,
+        "by_kind_us": by_kind.iter_mut().map(|(k, v)| {
+            v.sort_unstable();
+            let total: f64 = v.iter().map(|x| *x as f64).sum::<f64>() / 1000.0;
+            (k.clone(), json!({"n": v.len(), "p50": pct_of(v, 0.5), "p99": pct_of(v, 0.99), "total_ms": (total / 1000.0).round()}))
+        }).collect::<serde_json::Map<String, Value>>(),
+        "snapshot_p99_us": snapshot_p99,
         "incidents_opened": opened,
         "active_at_end": engine.active_count(),
         "rss_mb": rss,

@@ -271,10 +271,15 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
                 sym,
                 who,
                 strong,
-                format!(
-                    "connects to {target}: {failed} of {attempts} failed ({:.1} %)",
-                    ratio * 100.0
-                ),
+                // Healthy statistics only feed ratios: no text to build.
+                if failed > 0.0 {
+                    format!(
+                        "connects to {target}: {failed} of {attempts} failed ({:.1} %)",
+                        ratio * 100.0
+                    )
+                } else {
+                    String::new()
+                },
             );
             s.ratio = Some((failed, attempts));
             s.target = Some(target);

@@ -1,6 +1,8 @@
 //! Entity keys: `Kind/namespace/name` for namespaced objects, `Kind/name` for cluster ones.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use tapio_proto::Entity;
 
@@ -74,3 +76,29 @@ pub fn subject_of(e: &Entity) -> Option<EntityKey> {
         .as_deref()
         .map(|ns| EntityKey::new("Namespace", None, ns))
 }
+
+/// FNV-1a: fast for short keys, and fixed (no random seed), so iteration order — and
+/// with it every tie the engine breaks — is the same in every run of the same stream.
+#[derive(Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// The map type of the engine's state.
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;

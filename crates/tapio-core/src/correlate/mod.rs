@@ -17,7 +17,7 @@ pub mod rules;
 pub mod signal;
 pub mod state;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use tapio_proto::Event;
@@ -26,7 +26,7 @@ use ulid::Ulid;
 use crate::config::CorrelationDepth;
 use crate::engine::{IncidentChange, IncidentEngine};
 use crate::incident::*;
-use entity::EntityKey;
+use entity::{EntityKey, FastMap};
 use rules::{On, Rule, render};
 use signal::{Change, Derived, Signal, Symptom};
 use state::ClusterState;
@@ -81,6 +81,8 @@ struct Working {
     ratios: BTreeMap<String, (f64, f64, DateTime<Utc>)>,
     ratio_intervals: BTreeMap<String, u32>,
     abstained: bool,
+    /// Event time this incident was last reported as changed.
+    last_emitted: DateTime<Utc>,
     /// Last time the evidence still justified the current severity: a lower severity is
     /// applied only after the higher one has not been justified for the quiet period.
     level_seen_at: DateTime<Utc>,
@@ -94,23 +96,23 @@ pub struct CorrelationEngine {
     depth: CorrelationDepth,
     rules: Vec<Rule>,
     pub state: ClusterState,
-    active: HashMap<EntityKey, Working>,
-    recent: HashMap<EntityKey, Working>,
-    changes: HashMap<EntityKey, VecDeque<Change>>,
-    weak: HashMap<(EntityKey, Symptom), (u32, DateTime<Utc>)>,
+    active: FastMap<EntityKey, Working>,
+    recent: FastMap<EntityKey, Working>,
+    changes: FastMap<EntityKey, VecDeque<Change>>,
+    weak: FastMap<(EntityKey, Symptom), (u32, DateTime<Utc>)>,
     /// Weak signals not (yet) part of an incident, per anchor: they join the incident
     /// if one opens within the window (bounded).
-    pending: HashMap<EntityKey, VecDeque<Signal>>,
+    pending: FastMap<EntityKey, VecDeque<Signal>>,
     /// Caller → destinations it was seen connecting to (learned dependency graph).
-    deps: HashMap<EntityKey, BTreeSet<EntityKey>>,
+    deps: FastMap<EntityKey, BTreeSet<EntityKey>>,
     /// Destination → the incident its error ratios feed (healthy statistics then update
     /// that ratio without routing).
-    ratio_route: HashMap<EntityKey, EntityKey>,
+    ratio_route: FastMap<EntityKey, EntityKey>,
     /// Anchor of a merged incident → the anchor of the incident it joined.
-    alias: HashMap<EntityKey, EntityKey>,
+    alias: FastMap<EntityKey, EntityKey>,
     /// A caller seen failing to reach an incident's entity → that incident: the caller's
     /// own symptoms are part of the same chain.
-    failing_callers: HashMap<EntityKey, EntityKey>,
+    failing_callers: FastMap<EntityKey, EntityKey>,
     clock: DateTime<Utc>,
     last_sweep: DateTime<Utc>,
     pub abstentions: u64,
@@ -119,6 +121,8 @@ pub struct CorrelationEngine {
 
 const MAX_DEPS: usize = 100_000;
 const MAX_RECENT: usize = 10_000;
+/// At most one report per this many seconds for an incident that only gained evidence.
+const EMIT_EVERY_SECONDS: i64 = 5;
 
 impl CorrelationEngine {
     pub fn new(cfg: EngineConfig, rules: Vec<Rule>, depth: CorrelationDepth) -> Self {
@@ -127,15 +131,15 @@ impl CorrelationEngine {
             depth,
             rules,
             state: ClusterState::default(),
-            active: HashMap::new(),
-            recent: HashMap::new(),
-            changes: HashMap::new(),
-            weak: HashMap::new(),
-            pending: HashMap::new(),
-            ratio_route: HashMap::new(),
-            alias: HashMap::new(),
-            failing_callers: HashMap::new(),
-            deps: HashMap::new(),
+            active: FastMap::default(),
+            recent: FastMap::default(),
+            changes: FastMap::default(),
+            weak: FastMap::default(),
+            pending: FastMap::default(),
+            ratio_route: FastMap::default(),
+            alias: FastMap::default(),
+            failing_callers: FastMap::default(),
+            deps: FastMap::default(),
             clock: DateTime::<Utc>::MIN_UTC,
             last_sweep: DateTime::<Utc>::MIN_UTC,
             abstentions: 0,
@@ -299,17 +303,11 @@ impl CorrelationEngine {
     }
 
     fn dns_anchor(&self) -> EntityKey {
-        let coredns = self
-            .state
-            .workloads
-            .keys()
-            .filter(|k| {
-                k.namespace.as_deref() == Some("kube-system")
-                    && (k.name.contains("coredns") || k.name.contains("dns"))
-            })
-            .min()
-            .cloned();
-        coredns
+        self.state
+            .dns_workloads
+            .iter()
+            .next()
+            .cloned()
             .or_else(|| derive::dns_service(&self.state))
             .unwrap_or_else(|| EntityKey::ns("Deployment", "kube-system", "coredns"))
     }
@@ -436,6 +434,7 @@ impl CorrelationEngine {
                 ratio_intervals: BTreeMap::new(),
                 abstained: false,
                 level_seen_at: s.at,
+                last_emitted: s.at,
                 seen: BTreeSet::new(),
             },
         );
@@ -596,9 +595,32 @@ impl CorrelationEngine {
         };
         let cond_new =
             is_condition(s.symptom) && w.conditions.insert((s.subject.clone(), s.symptom));
+        // A ratio is news when it moves to another severity band or becomes sustained.
+        let band = |f: f64, a: f64| {
+            let r = if a > 0.0 { f / a } else { 0.0 };
+            if r >= 0.99 {
+                3
+            } else if r > crate::classify::P2_ERROR_RATIO {
+                2
+            } else if r >= crate::classify::P3_ERROR_RATIO {
+                1
+            } else {
+                0
+            }
+        };
+        let ratio_news = s.ratio.is_some_and(|(f, a)| {
+            let key = s.target.as_ref().unwrap_or(&s.subject).to_string();
+            match w.ratios.get(&key) {
+                None => true,
+                Some((pf, pa, _)) => {
+                    band(*pf, *pa) != band(f, a)
+                        || w.ratio_intervals.get(&key).copied().unwrap_or(0) == 1
+                }
+            }
+        });
         let novel = w.seen.insert((s.symptom, s.subject.clone()))
             || cond_new
-            || s.ratio.is_some()
+            || ratio_news
             || s.latency_s.is_some()
             || s.priority.is_some();
         if s.at < w.inc.started_at {
@@ -777,6 +799,39 @@ impl CorrelationEngine {
             })
             .map(|(other, _)| other.clone())
             .min()
+    }
+
+    /// Incidents that could absorb `j` or be absorbed by it: cheap filters first (strength,
+    /// namespace), so this stays fast with thousands of open incidents.
+    fn merge_candidates(&self, j: &EntityKey) -> Vec<EntityKey> {
+        let Some(wj) = self.active.get(j) else {
+            return Vec::new();
+        };
+        let is_strong = |w: &Working| {
+            w.inc.root_cause_confident
+                && w.inc
+                    .hypotheses
+                    .first()
+                    .is_some_and(|h| h.cause != "dependency_failure")
+        };
+        let j_strong = is_strong(wj);
+        let mut namespaces: BTreeSet<Option<&str>> = BTreeSet::new();
+        namespaces.insert(None);
+        namespaces.insert(Some("kube-system"));
+        namespaces.insert(j.namespace.as_deref());
+        for a in &wj.inc.affected {
+            let parts: Vec<&str> = a.split('/').collect();
+            if parts.len() == 3 {
+                namespaces.insert(Some(parts[1]));
+            }
+        }
+        self.active
+            .iter()
+            .filter(|(k, w)| {
+                *k != j && is_strong(w) != j_strong && namespaces.contains(&k.namespace.as_deref())
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Whether incident `k` is only a symptom (no confident cause, or "its callers fail")
@@ -1289,6 +1344,19 @@ impl CorrelationEngine {
             .map_or(w.inc.started_at, |s| s.at)
             .min(w.inc.started_at);
         let present: BTreeSet<Symptom> = w.signals.iter().map(|s| s.symptom).collect();
+        #[allow(clippy::type_complexity)]
+        let mut cands: Vec<(&Rule, EntityKey, f64, Vec<&Signal>, Option<Change>)> = Vec::new();
+        // Signals grouped once per evaluation, in arrival order within each symptom.
+        let mut by_symptom: BTreeMap<Symptom, Vec<&Signal>> = BTreeMap::new();
+        let mut strong_by_symptom: BTreeMap<Symptom, usize> = BTreeMap::new();
+        let mut strong_total = 0usize;
+        for s in &w.signals {
+            by_symptom.entry(s.symptom).or_default().push(s);
+            if s.strong {
+                *strong_by_symptom.entry(s.symptom).or_default() += 1;
+                strong_total += 1;
+            }
+        }
         for rule in &self.rules {
             if rule.requires_any.iter().any(|r| present.contains(r)) || rule.requires_any.is_empty()
             {
@@ -1298,10 +1366,10 @@ impl CorrelationEngine {
             if rule.excludes.iter().any(|x| present.contains(x)) {
                 continue;
             }
-            let support: Vec<&Signal> = w
-                .signals
+            let support: Vec<&Signal> = rule
+                .symptoms
                 .iter()
-                .filter(|s| rule.symptoms.contains(&s.symptom))
+                .flat_map(|sym| by_symptom.get(sym).into_iter().flatten().copied())
                 .collect();
             if support.is_empty() {
                 continue;
@@ -1429,17 +1497,31 @@ impl CorrelationEngine {
                 continue;
             };
             // Confidence: the rule's base, scaled by how much of the incident it explains.
-            let strong: Vec<&Signal> = w.signals.iter().filter(|s| s.strong).collect();
-            let explained = strong
+            let explained: usize = rule
+                .symptoms
                 .iter()
-                .filter(|s| rule.symptoms.contains(&s.symptom))
-                .count();
-            let coverage = if strong.is_empty() {
+                .map(|sym| strong_by_symptom.get(sym).copied().unwrap_or(0))
+                .sum();
+            let coverage = if strong_total == 0 {
                 1.0
             } else {
-                explained as f64 / strong.len() as f64
+                explained as f64 / strong_total as f64
             };
             let confidence = (rule.confidence * (0.6 + 0.4 * coverage)).min(1.0);
+            cands.push((rule, entity, confidence, support, change));
+        }
+        // Rank: confidence, then support, then rule name (deterministic); one per
+        // cause + entity; only the best five are rendered.
+        cands.sort_by(|a, b| {
+            b.2.partial_cmp(&a.2)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(b.3.len().cmp(&a.3.len()))
+                .then(a.0.name.cmp(&b.0.name))
+        });
+        let mut seen_pairs = BTreeSet::new();
+        cands.retain(|c| seen_pairs.insert((c.0.cause.clone(), c.1.clone())));
+        cands.truncate(5);
+        for (rule, entity, confidence, support, change) in cands {
             let mut syms: Vec<&str> = support.iter().map(|s| s.symptom.as_str()).collect();
             syms.sort_unstable();
             syms.dedup();
@@ -1532,12 +1614,18 @@ impl CorrelationEngine {
             });
         }
         // Changes on the incident's entities in the hour before, even when no rule used them.
-        for (k, q) in &self.changes {
-            let related = *k == w.anchor
-                || w.signals.iter().any(|s| {
-                    &s.subject == k || s.node.as_ref().is_some_and(|n| EntityKey::node(n) == *k)
-                });
-            if related {
+        let mut related: BTreeSet<EntityKey> = BTreeSet::new();
+        related.insert(w.anchor.clone());
+        for s in &w.signals {
+            if !related.contains(&s.subject) {
+                related.insert(s.subject.clone());
+            }
+            if let Some(n) = &s.node {
+                related.insert(EntityKey::node(n));
+            }
+        }
+        for k in &related {
+            if let Some(q) = self.changes.get(k) {
                 for c in q
                     .iter()
                     .filter(|c| c.at <= w.last_symptom && c.at >= first_at - Duration::hours(1))
@@ -1712,6 +1800,7 @@ impl IncidentEngine for CorrelationEngine {
                     ratio_intervals: BTreeMap::new(),
                     abstained: false,
                     level_seen_at: DateTime::<Utc>::MIN_UTC,
+                    last_emitted: DateTime::<Utc>::MIN_UTC,
                     seen: BTreeSet::new(),
                 },
             );
@@ -1760,8 +1849,10 @@ impl IncidentEngine for CorrelationEngine {
         // Symptom-only incidents join the confident chain that involves them.
         let mut absorbed: BTreeSet<EntityKey> = BTreeSet::new();
         for j in novel.iter().cloned().collect::<Vec<_>>() {
-            let candidates: Vec<EntityKey> =
-                self.active.keys().filter(|k| **k != j).cloned().collect();
+            if self.depth == CorrelationDepth::Basic {
+                break;
+            }
+            let candidates = self.merge_candidates(&j);
             for k in candidates {
                 let pair = if self.absorbs(&j, &k) {
                     Some((k.clone(), j.clone()))
@@ -1799,7 +1890,18 @@ impl IncidentEngine for CorrelationEngine {
                 }
                 continue;
             }
-            if let Some(w) = self.active.get(k) {
+            // Repeats of known symptoms only add evidence: report such an incident at most
+            // every few seconds of event time (copying a large incident per fact would be
+            // most of the cost); anything that changes its analysis is reported at once.
+            let now = self.clock;
+            if let Some(w) = self.active.get_mut(k) {
+                let due = opened.contains(k)
+                    || novel.contains(k)
+                    || now - w.last_emitted >= Duration::seconds(EMIT_EVERY_SECONDS);
+                if !due {
+                    continue;
+                }
+                w.last_emitted = now;
                 out.push(if opened.contains(k) {
                     IncidentChange::Opened(w.inc.clone())
                 } else {

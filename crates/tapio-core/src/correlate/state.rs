@@ -5,13 +5,13 @@
 //! Applying an object returns what its change means (signals, changes, recoveries), so
 //! a state transition is observed once, however often the object is re-sent.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use ulid::Ulid;
 
-use super::entity::EntityKey;
+use super::entity::{EntityKey, FastMap};
 use super::signal::{Change, Derived, Recovery, Signal, Symptom};
 
 /// Objects kept per kind at most; beyond it the state stops growing and counts refusals.
@@ -67,21 +67,26 @@ pub struct ServiceState {
 
 #[derive(Debug, Default)]
 pub struct ClusterState {
-    pub nodes: HashMap<String, NodeState>,
-    pub pods: HashMap<EntityKey, PodState>,
-    pub rs_owner: HashMap<EntityKey, EntityKey>,
-    pub workloads: HashMap<EntityKey, WorkloadState>,
-    pub services: HashMap<EntityKey, ServiceState>,
+    pub nodes: FastMap<String, NodeState>,
+    pub pods: FastMap<EntityKey, PodState>,
+    pub rs_owner: FastMap<EntityKey, EntityKey>,
+    pub workloads: FastMap<EntityKey, WorkloadState>,
+    pub services: FastMap<EntityKey, ServiceState>,
     /// EndpointSlice → (service, ready addresses, all addresses).
-    pub slices: HashMap<EntityKey, (EntityKey, Vec<String>, usize, Vec<String>)>,
-    pub configs: HashMap<EntityKey, String>,
+    pub slices: FastMap<EntityKey, (EntityKey, Vec<String>, usize, Vec<String>)>,
+    pub configs: FastMap<EntityKey, String>,
     pub refused_objects: u64,
     /// Address → who answers there (Service ClusterIPs and endpoints, pod IPs → owner).
-    ip_index: HashMap<String, EntityKey>,
+    ip_index: FastMap<String, EntityKey>,
     /// Owner → its pods; namespace → pods / services (so lookups never scan the cluster).
-    pods_by_owner: HashMap<EntityKey, BTreeSet<EntityKey>>,
-    pods_by_ns: HashMap<String, BTreeSet<EntityKey>>,
-    services_by_ns: HashMap<String, BTreeSet<EntityKey>>,
+    pods_by_owner: FastMap<EntityKey, BTreeSet<EntityKey>>,
+    pods_by_ns: FastMap<String, BTreeSet<EntityKey>>,
+    services_by_ns: FastMap<String, BTreeSet<EntityKey>>,
+    /// Service → the workloads whose pods its selector matches (maintained as pods and
+    /// services change, so lookups never scan).
+    svc_workloads: FastMap<EntityKey, BTreeSet<EntityKey>>,
+    /// The cluster DNS workloads (kube-system, name with "dns").
+    pub dns_workloads: BTreeSet<EntityKey>,
 }
 
 fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -191,8 +196,8 @@ fn data_hash(obj: &Value) -> String {
 }
 
 impl ClusterState {
-    fn unindex_pod(&mut self, key: &EntityKey) {
-        if let Some(old) = self.pods.get(key) {
+    fn unindex_pod(&mut self, key: &EntityKey, old: Option<&PodState>) {
+        if let Some(old) = old {
             if let Some(ip) = &old.ip
                 && self
                     .ip_index
@@ -315,26 +320,10 @@ impl ClusterState {
 
     /// Workloads whose pods select into a service.
     pub fn workloads_of(&self, service: &EntityKey) -> Vec<EntityKey> {
-        let Some(svc) = self.services.get(service) else {
-            return Vec::new();
-        };
-        if svc.selector.is_empty() {
-            return Vec::new();
-        }
-        let Some(ns) = &service.namespace else {
-            return Vec::new();
-        };
-        let mut out: BTreeSet<EntityKey> = BTreeSet::new();
-        for pk in self.pods_by_ns.get(ns).into_iter().flatten() {
-            if let Some(p) = self.pods.get(pk)
-                && let Some(o) = &p.owner
-                && !out.contains(o)
-                && svc.selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
-            {
-                out.insert(o.clone());
-            }
-        }
-        out.into_iter().collect()
+        self.svc_workloads
+            .get(service)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Ready endpoint count of a service (None: no slice seen).
@@ -396,6 +385,7 @@ impl ClusterState {
                 }
                 if deleted {
                     self.services.remove(&key);
+                    self.svc_workloads.remove(&key);
                     if let Some(set) = self.services_by_ns.get_mut(ns) {
                         set.remove(&key);
                     }
@@ -409,6 +399,19 @@ impl ClusterState {
                         .entry(ns.to_owned())
                         .or_default()
                         .insert(key.clone());
+                    let selector = labels(obj, &["spec", "selector"]);
+                    let mut behind = BTreeSet::new();
+                    if !selector.is_empty() {
+                        for pk in self.pods_by_ns.get(ns).into_iter().flatten() {
+                            if let Some(p) = self.pods.get(pk)
+                                && let Some(o) = &p.owner
+                                && selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+                            {
+                                behind.insert(o.clone());
+                            }
+                        }
+                    }
+                    self.svc_workloads.insert(key.clone(), behind);
                     let ports = arr(obj, &["spec", "ports"])
                         .iter()
                         .filter_map(|p| p.get("port")?.as_i64())
@@ -550,15 +553,16 @@ impl ClusterState {
     fn pod(&mut self, cx: &mut Ctx, ns: &str, name: &str, obj: &Value, deleted: bool) {
         let key = EntityKey::ns("Pod", ns, name);
         if deleted {
-            self.unindex_pod(&key);
-            self.pods.remove(&key);
+            let old = self.pods.remove(&key);
+            self.unindex_pod(&key, old.as_ref());
             return;
         }
         if !self.pods.contains_key(&key) && self.pods.len() >= MAX_OBJECTS {
             self.refused_objects += 1;
             return;
         }
-        let old = self.pods.get(&key).cloned();
+        // Taken out while it is compared with the new version (no clone), put back below.
+        let old = self.pods.remove(&key);
         let owner = self.owner_of(ns, arr(obj, &["metadata", "ownerReferences"]));
         let subject = owner.clone().unwrap_or_else(|| key.clone());
         let node = s(obj, &["spec", "nodeName"]).map(str::to_owned);
@@ -645,7 +649,8 @@ impl ClusterState {
                 },
             );
         }
-        let was = old.clone().unwrap_or_default();
+        let empty = PodState::default();
+        let was = old.as_ref().unwrap_or(&empty);
         // Derive transitions (each observed once).
         for (cname, c) in &st.containers {
             let prev = was.containers.get(cname).cloned().unwrap_or_default();
@@ -744,8 +749,34 @@ impl ClusterState {
         if st.ready == Some(true) && was.ready == Some(false) {
             cx.recovery(subject.clone(), Symptom::CrashLoop);
         }
-        self.unindex_pod(&key);
-        self.index_pod(&key, &st);
+        let moved = old
+            .as_ref()
+            .is_none_or(|o| o.owner != st.owner || o.ip != st.ip || o.labels != st.labels);
+        if moved {
+            self.unindex_pod(&key, old.as_ref());
+            self.index_pod(&key, &st);
+            if let (Some(o), Some(ns)) = (&st.owner, &key.namespace) {
+                let svcs: Vec<EntityKey> = self
+                    .services_by_ns
+                    .get(ns)
+                    .into_iter()
+                    .flatten()
+                    .filter(|k| {
+                        self.services.get(*k).is_some_and(|svc| {
+                            !svc.selector.is_empty()
+                                && svc
+                                    .selector
+                                    .iter()
+                                    .all(|(sk, sv)| st.labels.get(sk) == Some(sv))
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                for svc in svcs {
+                    self.svc_workloads.entry(svc).or_default().insert(o.clone());
+                }
+            }
+        }
         self.pods.insert(key, st);
     }
 
@@ -761,7 +792,11 @@ impl ClusterState {
         let key = EntityKey::ns(kind, ns, name);
         if deleted {
             self.workloads.remove(&key);
+            self.dns_workloads.remove(&key);
             return;
+        }
+        if ns == "kube-system" && name.contains("dns") {
+            self.dns_workloads.insert(key.clone());
         }
         if !self.workloads.contains_key(&key) && self.workloads.len() >= MAX_OBJECTS {
             self.refused_objects += 1;

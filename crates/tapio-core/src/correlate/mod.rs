@@ -83,6 +83,8 @@ struct Working {
     abstained: bool,
     /// Event time this incident was last reported as changed.
     last_emitted: DateTime<Utc>,
+    /// The evidence justifies a lower severity, held back until the quiet period passes.
+    pending_downgrade: bool,
     /// Last time the evidence still justified the current severity: a lower severity is
     /// applied only after the higher one has not been justified for the quiet period.
     level_seen_at: DateTime<Utc>,
@@ -176,7 +178,22 @@ impl CorrelationEngine {
         if now > self.clock {
             self.clock = now;
         }
-        self.sweep(true)
+        let quiet = self.cfg.quiet;
+        let due: Vec<EntityKey> = self
+            .active
+            .iter()
+            .filter(|(_, w)| w.pending_downgrade && now - w.level_seen_at >= quiet)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        for k in due {
+            self.evaluate(&k);
+            if let Some(w) = self.active.get(&k) {
+                out.push(IncidentChange::Updated(w.inc.clone()));
+            }
+        }
+        out.extend(self.sweep(true));
+        out
     }
 
     /// Every incident still held (open or recently resolved), for evaluation.
@@ -435,6 +452,7 @@ impl CorrelationEngine {
                 abstained: false,
                 level_seen_at: s.at,
                 last_emitted: s.at,
+                pending_downgrade: false,
                 seen: BTreeSet::new(),
             },
         );
@@ -973,8 +991,10 @@ impl CorrelationEngine {
         // quiet period (readiness flapping must not flap the page).
         let sev = if first || sev <= w.inc.severity || at - w.level_seen_at >= self.cfg.quiet {
             w.level_seen_at = at;
+            w.pending_downgrade = false;
             sev
         } else {
+            w.pending_downgrade = true;
             w.inc.severity
         };
         let reason = if sev == w.inc.severity && !first && reason_sev(&reason) != Some(sev) {
@@ -1801,6 +1821,7 @@ impl IncidentEngine for CorrelationEngine {
                     abstained: false,
                     level_seen_at: DateTime::<Utc>::MIN_UTC,
                     last_emitted: DateTime::<Utc>::MIN_UTC,
+                    pending_downgrade: false,
                     seen: BTreeSet::new(),
                 },
             );
@@ -1842,6 +1863,15 @@ impl IncidentEngine for CorrelationEngine {
         }
         let mut out = Vec::new();
         let mut merged: Vec<Incident> = Vec::new();
+        // A held-back downgrade is due once the quiet period has passed.
+        let quiet = self.cfg.quiet;
+        let clock = self.clock;
+        for (k, w) in &self.active {
+            if w.pending_downgrade && clock - w.level_seen_at >= quiet {
+                novel.insert(k.clone());
+                touched.insert(k.clone());
+            }
+        }
         let mut touched: Vec<EntityKey> = touched.into_iter().collect();
         for k in &novel {
             self.evaluate(k);

@@ -905,6 +905,8 @@ impl CorrelationEngine {
         };
         let at = gone.last_symptom.max(w.last_symptom);
         w.inc.started_at = w.inc.started_at.min(gone.inc.started_at);
+        // The chain was detected when its first part was.
+        w.inc.detected_at = w.inc.detected_at.min(gone.inc.detected_at);
         w.inc.evidence_count += gone.inc.evidence_count;
         for r in gone.inc.evidence.drain(..) {
             if w.inc.evidence.len() < MAX_EVIDENCE_REFS

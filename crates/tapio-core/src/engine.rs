@@ -43,6 +43,11 @@ pub trait IncidentEngine: Send {
     fn tick(&mut self, _now: DateTime<Utc>) -> Vec<IncidentChange> {
         Vec::new()
     }
+    /// Incidents changed since they were last returned (evidence only; the engine may
+    /// batch such updates): called after each chunk, before persisting.
+    fn flush(&mut self) -> Vec<IncidentChange> {
+        Vec::new()
+    }
     /// Name shown in `/health`.
     fn name(&self) -> &'static str {
         "simple-incident-path"

@@ -191,6 +191,10 @@ impl Correlator {
                     .inc();
                 last = *pos;
             }
+            for change in self.engine.flush() {
+                let inc = change.incident().clone();
+                changes.insert(inc.id, inc);
+            }
             let n = rows.len() as u64;
             // Persist incidents and position together; on failure, re-read from the old
             // position (the engine may then see facts twice; the next restart restores

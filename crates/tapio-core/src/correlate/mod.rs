@@ -110,6 +110,8 @@ pub struct CorrelationEngine {
     /// Destination → the incident its error ratios feed (healthy statistics then update
     /// that ratio without routing).
     ratio_route: FastMap<EntityKey, EntityKey>,
+    /// Incidents changed (evidence only) but not yet reported: `flush` reports them.
+    dirty: BTreeSet<EntityKey>,
     /// Anchor of a merged incident → the anchor of the incident it joined.
     alias: FastMap<EntityKey, EntityKey>,
     /// A caller seen failing to reach an incident's entity → that incident: the caller's
@@ -140,6 +142,7 @@ impl CorrelationEngine {
             pending: FastMap::default(),
             ratio_route: FastMap::default(),
             alias: FastMap::default(),
+            dirty: BTreeSet::new(),
             failing_callers: FastMap::default(),
             deps: FastMap::default(),
             clock: DateTime::<Utc>::MIN_UTC,
@@ -846,7 +849,9 @@ impl CorrelationEngine {
         self.active
             .iter()
             .filter(|(k, w)| {
-                *k != j && is_strong(w) != j_strong && namespaces.contains(&k.namespace.as_deref())
+                *k != j
+                    && (is_strong(w) != j_strong || (j_strong && k.kind == "Node"))
+                    && namespaces.contains(&k.namespace.as_deref())
             })
             .map(|(k, _)| k.clone())
             .collect()
@@ -861,19 +866,18 @@ impl CorrelationEngine {
         let (Some(wj), Some(wk)) = (self.active.get(j), self.active.get(k)) else {
             return false;
         };
-        let weak_k = !wk.inc.root_cause_confident
-            || wk
-                .inc
+        fn top(w: &Working) -> Option<&str> {
+            w.inc
                 .hypotheses
                 .first()
-                .is_some_and(|h| h.cause == "dependency_failure");
-        let strong_j = wj.inc.root_cause_confident
-            && wj
-                .inc
-                .hypotheses
-                .first()
-                .is_some_and(|h| h.cause != "dependency_failure");
-        if !weak_k || !strong_j {
+                .filter(|_| w.inc.root_cause_confident)
+                .map(|h| h.cause.as_str())
+        }
+        let (ck, cj) = (top(wk), top(wj));
+        let Some(cj) = cj else {
+            return false;
+        };
+        if !absorbable(ck, cj) {
             return false;
         }
         if wk.last_symptom < wj.inc.started_at - self.cfg.window
@@ -889,6 +893,16 @@ impl CorrelationEngine {
             && let Some(e) = EntityKey::parse(&h.entity)
         {
             mine.push(e);
+        }
+        if ck == Some(cj) {
+            // Same kind of node trouble: one chain when they share a (non-node) workload,
+            // and the newer joins the older.
+            return (wj.inc.started_at, wj.inc.id) < (wk.inc.started_at, wk.inc.id)
+                && wk.inc.affected.iter().any(|a| {
+                    !a.starts_with("Node/")
+                        && !a.starts_with("Destination/")
+                        && wj.inc.affected.contains(a)
+                });
         }
         mine.iter().any(|m| {
             let s = m.to_string();
@@ -1119,12 +1133,26 @@ impl CorrelationEngine {
                         "{subj} has 0 ready endpoints: runbook P1 \"Complete service unavailability\""
                     ),
                 ),
-                Symptom::WorkloadUnavailable => raise(
-                    Severity::P1,
-                    format!(
-                        "{subj} has 0 available replicas: runbook P1 \"Complete service unavailability\""
-                    ),
-                ),
+                Symptom::WorkloadUnavailable => {
+                    // Serving: a Service selects it (or nothing says it does not).
+                    let serving = !self.state.services_of(subj).is_empty()
+                        || !self.state.workloads.contains_key(subj);
+                    if serving {
+                        raise(
+                            Severity::P1,
+                            format!(
+                                "{subj} has 0 available replicas: runbook P1 \"Complete service unavailability\""
+                            ),
+                        )
+                    } else {
+                        raise(
+                            Severity::P2,
+                            format!(
+                                "{subj} has 0 available replicas and serves no Service: runbook P2 \"Partial functionality unavailable\""
+                            ),
+                        )
+                    }
+                }
                 _ => {}
             }
         }
@@ -1432,6 +1460,12 @@ impl CorrelationEngine {
                             .map(|(k, _)| k.clone())
                     }
                 }
+                On::Node
+                    if w.anchor.kind == "Node" && support.iter().any(|s| s.subject == w.anchor) =>
+                {
+                    // The chain's own node: where it started.
+                    Some(w.anchor.clone())
+                }
                 On::Node => {
                     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
                     for s in &support {
@@ -1680,6 +1714,29 @@ impl CorrelationEngine {
     }
 }
 
+/// Whether an incident whose cause is `k` (None: no confident cause) is only a symptom of
+/// an incident whose confident cause is `j`, when `j` already involves it.
+fn absorbable(k: Option<&str>, j: &str) -> bool {
+    // Symptom-level causes: they say what failed, not why.
+    const SYMPTOMATIC: [&str; 2] = ["dependency_failure", "no_ready_endpoints"];
+    if SYMPTOMATIC.contains(&j) {
+        return false;
+    }
+    match k {
+        None => true,
+        Some(k) if SYMPTOMATIC.contains(&k) => true,
+        // OOM kills on a node starved of memory are the node's, not the limit's.
+        Some("memory_limit_too_low") => j == "node_memory_pressure",
+        // A node going NotReady under pressure is the pressure's doing.
+        Some("node_failure") => {
+            matches!(j, "node_memory_pressure" | "cpu_pressure" | "io_pressure")
+        }
+        // The same kind of node trouble following one workload from node to node is one
+        // chain (the DFDS Hangfire post-mortem): joined when they share a workload.
+        Some(k) => k == j && matches!(j, "node_memory_pressure" | "cpu_pressure" | "io_pressure"),
+    }
+}
+
 /// The level a severity reason was written for ("… runbook P2 …").
 fn reason_sev(reason: &str) -> Option<Severity> {
     ["P1", "P2", "P3", "P4"]
@@ -1908,6 +1965,37 @@ impl IncidentEngine for CorrelationEngine {
                 }
             }
         }
+        // Incidents whose confident cause is an incident that now exists join it.
+        if self.depth != CorrelationDepth::Basic {
+            for j in novel.iter().cloned().collect::<Vec<_>>() {
+                if !self.active.contains_key(&j) {
+                    continue;
+                }
+                let name = j.to_string();
+                let followers: Vec<EntityKey> = self
+                    .active
+                    .iter()
+                    .filter(|(k, w)| {
+                        **k != j
+                            && w.inc.root_cause_confident
+                            && w.inc.hypotheses.first().is_some_and(|h| h.entity == name)
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in followers {
+                    if let Some(gone) = self.merge(&k, &j) {
+                        merged.push(gone);
+                        absorbed.insert(k);
+                        if !touched.contains(&j) {
+                            touched.push(j.clone());
+                        }
+                    }
+                }
+                if absorbed.iter().any(|a| self.alias.get(a) == Some(&j)) {
+                    self.evaluate(&j);
+                }
+            }
+        }
         for k in &touched {
             if absorbed.contains(k) {
                 continue;
@@ -1931,9 +2019,11 @@ impl IncidentEngine for CorrelationEngine {
                     || novel.contains(k)
                     || now - w.last_emitted >= Duration::seconds(EMIT_EVERY_SECONDS);
                 if !due {
+                    self.dirty.insert(k.clone());
                     continue;
                 }
                 w.last_emitted = now;
+                self.dirty.remove(k);
                 out.push(if opened.contains(k) {
                     IncidentChange::Opened(w.inc.clone())
                 } else {
@@ -1968,6 +2058,18 @@ impl IncidentEngine for CorrelationEngine {
 
     fn name(&self) -> &'static str {
         "correlation-engine"
+    }
+
+    fn flush(&mut self) -> Vec<IncidentChange> {
+        let keys: Vec<EntityKey> = std::mem::take(&mut self.dirty).into_iter().collect();
+        let now = self.clock;
+        keys.into_iter()
+            .filter_map(|k| {
+                let w = self.active.get_mut(&k)?;
+                w.last_emitted = now;
+                Some(IncidentChange::Updated(w.inc.clone()))
+            })
+            .collect()
     }
 }
 

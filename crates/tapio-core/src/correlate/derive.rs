@@ -59,10 +59,14 @@ pub fn dns_service(state: &ClusterState) -> Option<EntityKey> {
 }
 
 fn target_of(ev: &Event, state: &ClusterState) -> (Option<EntityKey>, bool) {
-    let addr = ev.attr_str("dst_addr");
+    // Borrowed: this runs for every connect statistic.
+    let addr: Option<&str> = match ev.attributes.get("dst_addr") {
+        Some(tapio_proto::AttrValue::String(a)) => Some(a.as_str()),
+        _ => None,
+    };
     let port = ev.attr_f64("dst_port").map(|p| p as i64);
     let is_dns = port == Some(53);
-    let who = addr.as_deref().and_then(|a| state.who_is(a, port));
+    let who = addr.and_then(|a| state.who_is(a, port));
     let target = match (who, addr) {
         (Some(w), _) => Some(w),
         (None, Some(a)) if is_dns => dns_service(state).or(Some(EntityKey::new(

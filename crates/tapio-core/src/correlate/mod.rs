@@ -1112,9 +1112,9 @@ impl CorrelationEngine {
             .iter()
             .filter(|s| w.last_symptom - s.at <= self.cfg.window)
             .collect();
+        let recent_syms: BTreeSet<Symptom> = recent.iter().map(|s| s.symptom).collect();
         let has = |sym: Symptom| {
-            active_syms.contains(&sym)
-                || (!is_condition(sym) && recent.iter().any(|s| s.symptom == sym))
+            active_syms.contains(&sym) || (!is_condition(sym) && recent_syms.contains(&sym))
         };
         for s in &recent {
             if let Some(p) = s.priority {
@@ -1432,7 +1432,14 @@ impl CorrelationEngine {
             {
                 continue;
             }
-            let subjects: BTreeSet<&EntityKey> = support.iter().map(|s| &s.subject).collect();
+            // Distinct subjects: only built when the rule needs them.
+            let needs_subjects =
+                rule.min_subjects > 0 || rule.max_subjects > 0 || rule.on == On::Config;
+            let subjects: BTreeSet<&EntityKey> = if needs_subjects {
+                support.iter().map(|s| &s.subject).collect()
+            } else {
+                BTreeSet::new()
+            };
             if rule.min_subjects > 0 && subjects.len() < rule.min_subjects {
                 continue;
             }
@@ -1670,17 +1677,22 @@ impl CorrelationEngine {
             });
         }
         // Changes on the incident's entities in the hour before, even when no rule used them.
-        let mut related: BTreeSet<EntityKey> = BTreeSet::new();
-        related.insert(w.anchor.clone());
+        let mut related: BTreeSet<&EntityKey> = BTreeSet::new();
+        let mut nodes: BTreeSet<&str> = BTreeSet::new();
+        related.insert(&w.anchor);
         for s in &w.signals {
-            if !related.contains(&s.subject) {
-                related.insert(s.subject.clone());
-            }
+            related.insert(&s.subject);
             if let Some(n) = &s.node {
-                related.insert(EntityKey::node(n));
+                nodes.insert(n);
             }
         }
-        for k in &related {
+        let node_keys: Vec<EntityKey> = nodes
+            .iter()
+            .filter(|n| self.changes.contains_key(&EntityKey::node(n)))
+            .map(|n| EntityKey::node(n))
+            .collect();
+        related.extend(node_keys.iter());
+        for k in related {
             if let Some(q) = self.changes.get(k) {
                 for c in q
                     .iter()

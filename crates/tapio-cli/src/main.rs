@@ -151,6 +151,62 @@ enum IncidentsCmd {
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// Acknowledge: someone is on it (stops escalation).
+    Ack(ActArgs),
+    /// Mitigated: the impact is contained, the cause may remain.
+    Mitigate(ActArgs),
+    /// Resolved.
+    Resolve(ActArgs),
+    /// Reopen a resolved incident.
+    Reopen(ActArgs),
+    /// Add a note to the timeline.
+    Note {
+        id: String,
+        text: String,
+        /// Who (default: $TAPIO_USER or $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// The incident's timeline: detection, evidence, changes, people's actions.
+    Timeline {
+        id: String,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Declare an incident from a user report; it runs the same lifecycle.
+    Declare {
+        #[arg(long)]
+        severity: String,
+        #[arg(long)]
+        title: String,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ActArgs {
+    id: String,
+    /// Who (default: $TAPIO_USER or $USER).
+    #[arg(long)]
+    by: Option<String>,
+    /// A note recorded with the change.
+    #[arg(long)]
+    note: Option<String>,
+}
+
+/// Who acts: --by, else $TAPIO_USER, else $USER.
+fn actor(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("TAPIO_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "cli".into())
 }
 
 fn main() -> ExitCode {
@@ -354,7 +410,79 @@ fn incidents(client: &Client, cmd: IncidentsCmd) -> Result<(), ClientError> {
                 Output::Table => print!("{}", render::incident_detail(&inc, chrono::Utc::now())),
             }
         }
+        IncidentsCmd::Ack(a) => act(client, "ack", a)?,
+        IncidentsCmd::Mitigate(a) => act(client, "mitigate", a)?,
+        IncidentsCmd::Resolve(a) => act(client, "resolve", a)?,
+        IncidentsCmd::Reopen(a) => act(client, "reopen", a)?,
+        IncidentsCmd::Note { id, text, by } => {
+            let body = serde_json::json!({"by": actor(by), "text": text});
+            let inc: Incident = client.post(
+                &format!("/api/v1/incidents/{}/notes", encode(&id)),
+                body.to_string().as_bytes(),
+            )?;
+            println!("noted on {} ({})", inc.id, inc.title);
+        }
+        IncidentsCmd::Timeline { id, output } => {
+            let v: serde_json::Value =
+                client.get(&format!("/api/v1/incidents/{}/timeline", encode(&id)))?;
+            match output {
+                Output::Json => println!("{}", pretty(&v)),
+                Output::Table => {
+                    println!(
+                        "{} {}  {}  [{}]",
+                        v["severity"].as_str().unwrap_or(""),
+                        v["title"].as_str().unwrap_or(""),
+                        v["id"].as_str().unwrap_or(""),
+                        v["status"].as_str().unwrap_or("")
+                    );
+                    for e in v["timeline"].as_array().into_iter().flatten() {
+                        let at = e["at"].as_str().unwrap_or("");
+                        let count = e["count"]
+                            .as_u64()
+                            .filter(|c| *c > 1)
+                            .map(|c| format!(" ×{c}"))
+                            .unwrap_or_default();
+                        let by = e["by"]
+                            .as_str()
+                            .map(|b| format!("  ({b})"))
+                            .unwrap_or_default();
+                        println!(
+                            "  {}  {:<15} {}{count}{by}",
+                            at.get(..19).unwrap_or(at).replace('T', " "),
+                            e["kind"].as_str().unwrap_or(""),
+                            e["message"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            }
+        }
+        IncidentsCmd::Declare {
+            severity,
+            title,
+            namespace,
+            service,
+            description,
+            by,
+        } => {
+            let body = serde_json::json!({"severity": severity.to_ascii_uppercase(), "title": title,
+                "namespace": namespace, "service": service, "description": description, "by": actor(by)});
+            let inc: Incident = client.post("/api/v1/incidents", body.to_string().as_bytes())?;
+            println!("declared {} {} ({})", inc.severity, inc.id, inc.title);
+        }
     }
+    Ok(())
+}
+
+fn act(client: &Client, verb: &str, a: ActArgs) -> Result<(), ClientError> {
+    let body = serde_json::json!({"by": actor(a.by), "note": a.note});
+    let inc: Incident = client.post(
+        &format!("/api/v1/incidents/{}/{verb}", encode(&a.id)),
+        body.to_string().as_bytes(),
+    )?;
+    println!(
+        "{} is {} ({} {})",
+        inc.id, inc.status, inc.severity, inc.title
+    );
     Ok(())
 }
 

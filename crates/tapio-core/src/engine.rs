@@ -43,6 +43,18 @@ pub trait IncidentEngine: Send {
     fn tick(&mut self, _now: DateTime<Utc>) -> Vec<IncidentChange> {
         Vec::new()
     }
+    /// A person acted on an incident the engine holds (acknowledge, resolve, note…): apply
+    /// it to the engine's copy so later changes keep it. `None`: not held here (the caller
+    /// applies it to the stored record).
+    fn act(
+        &mut self,
+        _id: Ulid,
+        _action: &crate::lifecycle::Action,
+        _by: &str,
+        _at: DateTime<Utc>,
+    ) -> Option<Result<Incident, crate::lifecycle::ActionError>> {
+        None
+    }
     /// Incidents changed since they were last returned (evidence only; the engine may
     /// batch such updates): called after each chunk, before persisting.
     fn flush(&mut self) -> Vec<IncidentChange> {

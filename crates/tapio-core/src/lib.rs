@@ -17,6 +17,7 @@ pub mod duration;
 pub mod engine;
 pub mod eval;
 pub mod incident;
+pub mod lifecycle;
 pub mod shed;
 
 pub use classify::{Classification, classify};

@@ -52,7 +52,34 @@ impl CorrelatorStatus {
     }
 }
 
+/// A person's action on an incident, carried to the correlator task: it owns the engine,
+/// so lifecycle changes and detection never overwrite each other.
+pub enum CommandKind {
+    Act {
+        id: ulid::Ulid,
+        action: tapio_core::lifecycle::Action,
+        by: String,
+    },
+    Declare(tapio_core::lifecycle::Declare),
+}
+
+#[derive(Debug)]
+pub enum CommandError {
+    NotFound(String),
+    Invalid(tapio_core::lifecycle::ActionError),
+    Store(String),
+}
+
+pub struct Command {
+    pub kind: CommandKind,
+    pub reply: tokio::sync::oneshot::Sender<Result<tapio_core::Incident, CommandError>>,
+}
+
+/// Commands waiting for the correlator (bounded: callers wait when it is full).
+pub const COMMAND_QUEUE: usize = 256;
+
 pub struct Correlator {
+    pub commands: tokio::sync::mpsc::Receiver<Command>,
     pub store: Arc<dyn Store>,
     pub engine: Box<dyn IncidentEngine>,
     pub status: Arc<CorrelatorStatus>,
@@ -115,6 +142,37 @@ impl Correlator {
         }
     }
 
+    /// Carry out one person's action and persist the result with the current position.
+    async fn command(&mut self, cmd: Command, cursor: i64) {
+        let now = Utc::now();
+        let result = match cmd.kind {
+            CommandKind::Declare(d) => tapio_core::lifecycle::declare(&d, now, ulid::Ulid::new())
+                .map_err(CommandError::Invalid),
+            CommandKind::Act { id, action, by } => match self.engine.act(id, &action, &by, now) {
+                Some(r) => r.map_err(CommandError::Invalid),
+                None => match self.store.get_incident(id).await {
+                    Ok(Some(mut inc)) => tapio_core::lifecycle::apply(&mut inc, &action, &by, now)
+                        .map(|()| inc)
+                        .map_err(CommandError::Invalid),
+                    Ok(None) => Err(CommandError::NotFound(format!("no incident {id}"))),
+                    Err(e) => Err(CommandError::Store(e.to_string())),
+                },
+            },
+        };
+        let result = match result {
+            Ok(inc) => match self.store.apply_incidents(vec![inc.clone()], cursor).await {
+                Ok(()) => {
+                    tracing::info!(component = "correlator", incident = %inc.id, status = %inc.status,
+                        "incident changed by a person");
+                    Ok(inc)
+                }
+                Err(e) => Err(CommandError::Store(e.to_string())),
+            },
+            Err(e) => Err(e),
+        };
+        let _ = cmd.reply.send(result);
+    }
+
     /// Idle: let time pass in the engine (quiet incidents resolve), keeping the cursor.
     /// The engine's clock is event time; idle wall time is added to the newest event time
     /// seen, so a replayed stream of old events is not resolved at once by the wall clock.
@@ -140,6 +198,9 @@ impl Correlator {
             self.status
                 .heartbeat_ms
                 .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+            while let Ok(cmd) = self.commands.try_recv() {
+                self.command(cmd, cursor).await;
+            }
             self.note_depth();
             if *shutdown.borrow() {
                 break;
@@ -163,6 +224,7 @@ impl Correlator {
                 self.metrics.set_queue("correlator", 0);
                 self.tick(cursor, clock).await;
                 tokio::select! {
+                    Some(cmd) = self.commands.recv() => self.command(cmd, cursor).await,
                     _ = self.wake.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.changed() => {}

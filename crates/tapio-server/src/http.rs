@@ -35,7 +35,28 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/evidence", post(post_evidence).get(list_evidence))
         .route("/api/v1/events", post(post_event))
         .route("/api/v1/alertmanager", post(crate::alertmanager::receive))
-        .route("/api/v1/incidents", get(list_incidents))
+        .route(
+            "/api/v1/incidents",
+            get(list_incidents).post(crate::lifecycle::declare),
+        )
+        .route("/api/v1/incidents/{id}/ack", post(crate::lifecycle::ack))
+        .route(
+            "/api/v1/incidents/{id}/mitigate",
+            post(crate::lifecycle::mitigate),
+        )
+        .route(
+            "/api/v1/incidents/{id}/resolve",
+            post(crate::lifecycle::resolve),
+        )
+        .route(
+            "/api/v1/incidents/{id}/reopen",
+            post(crate::lifecycle::reopen),
+        )
+        .route("/api/v1/incidents/{id}/notes", post(crate::lifecycle::note))
+        .route(
+            "/api/v1/incidents/{id}/timeline",
+            get(crate::lifecycle::timeline),
+        )
         .route("/api/v1/incidents/summary", get(incident_summary))
         .route("/api/v1/incidents/{id}", get(get_incident))
         .route("/api/v1/agents", get(list_agents))

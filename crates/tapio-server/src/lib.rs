@@ -8,6 +8,7 @@ pub mod correlator;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod runtime_config;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub shutting_down: Arc<AtomicBool>,
     /// Correlator lag (events) at which load shedding reaches full pressure.
     pub shed_capacity: u64,
+    /// People's actions on incidents, to the correlator task (the engine's single owner).
+    pub commands: tokio::sync::mpsc::Sender<correlator::Command>,
     /// Latest self-report of each agent (bounded by `MAX_AGENT_HEARTBEATS`).
     pub heartbeats:
         std::sync::Mutex<std::collections::HashMap<String, tapio_proto::AgentHeartbeat>>,

@@ -145,7 +145,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         rules = tapio_core::correlate::rules::merge(rules, extra);
     }
     let correlator_status = Arc::new(CorrelatorStatus::default());
+    let (commands_tx, commands_rx) =
+        tokio::sync::mpsc::channel(tapio_server::correlator::COMMAND_QUEUE);
     let mut correlator = Correlator {
+        commands: commands_rx,
         store: store.clone(),
         engine: Box::new(CorrelationEngine::new(
             tapio_core::correlate::EngineConfig::default(),
@@ -181,6 +184,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         shutting_down: Arc::new(AtomicBool::new(false)),
         shed_capacity: args.shed_capacity,
         heartbeats: Default::default(),
+        commands: commands_tx,
     });
 
     let correlator_task = tokio::spawn(correlator.run(shutdown_rx.clone()));

@@ -2072,6 +2072,58 @@ impl IncidentEngine for CorrelationEngine {
         "correlation-engine"
     }
 
+    fn act(
+        &mut self,
+        id: Ulid,
+        action: &crate::lifecycle::Action,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Option<Result<Incident, crate::lifecycle::ActionError>> {
+        use crate::lifecycle::Action;
+        let in_active = self
+            .active
+            .iter()
+            .find(|(_, w)| w.inc.id == id)
+            .map(|(k, _)| k.clone());
+        let in_recent = self
+            .recent
+            .iter()
+            .find(|(_, w)| w.inc.id == id)
+            .map(|(k, _)| k.clone());
+        let (key, active) = match (in_active, in_recent) {
+            (Some(k), _) => (k, true),
+            (None, Some(k)) => (k, false),
+            (None, None) => return None,
+        };
+        let map = if active {
+            &mut self.active
+        } else {
+            &mut self.recent
+        };
+        let w = map.get_mut(&key)?;
+        if let Err(e) = crate::lifecycle::apply(&mut w.inc, action, by, at) {
+            return Some(Err(e));
+        }
+        let inc = w.inc.clone();
+        // Keep the maps in step with the status: resolved lives in `recent` (a relapse
+        // reopens it), reopened in `active`.
+        match action {
+            Action::Resolve if active => {
+                if let Some(w) = self.active.remove(&key) {
+                    self.recent.insert(key, w);
+                }
+            }
+            Action::Reopen if !active => {
+                if let Some(mut w) = self.recent.remove(&key) {
+                    w.last_symptom = at.max(w.last_symptom);
+                    self.active.insert(key, w);
+                }
+            }
+            _ => {}
+        }
+        Some(Ok(inc))
+    }
+
     fn flush(&mut self) -> Vec<IncidentChange> {
         let keys: Vec<EntityKey> = std::mem::take(&mut self.dirty).into_iter().collect();
         let now = self.clock;

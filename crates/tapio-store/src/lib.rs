@@ -83,6 +83,46 @@ pub struct StoreStats {
     pub schema_version: i64,
 }
 
+/// A notification to deliver: one per incident state change per receiver (the unique
+/// `key` makes a second enqueue of the same change a no-op).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub key: String,
+    pub incident: Ulid,
+    pub receiver: String,
+    /// `initial`, `update`, `resolution`, `escalation`, `cadence`.
+    pub kind: String,
+    /// The incident as it was at the state change (JSON), so the message shows that state.
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An outbox row as the dispatcher sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub item: OutboxItem,
+    pub attempts: u32,
+    pub next_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxUpdate {
+    Delivered {
+        at: DateTime<Utc>,
+    },
+    Retry {
+        next_at: DateTime<Utc>,
+        error: String,
+    },
+    /// Given up after the last attempt.
+    Failed {
+        error: String,
+    },
+    /// A newer state of the same incident for the same pager replaced it before delivery.
+    Superseded,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Store a batch durably (see the crate contract).
@@ -94,7 +134,29 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(i64, Event)>, StoreError>;
     /// Persist incident changes and the correlator position in one transaction.
-    async fn apply_incidents(&self, changes: Vec<Incident>, cursor: i64) -> Result<(), StoreError>;
+    async fn apply_incidents(&self, changes: Vec<Incident>, cursor: i64) -> Result<(), StoreError> {
+        self.apply_incidents_outbox(changes, cursor, Vec::new())
+            .await
+    }
+    /// The same, also enqueueing the notifications the changes cause, in the same
+    /// transaction: a crash can neither lose nor repeat them.
+    async fn apply_incidents_outbox(
+        &self,
+        changes: Vec<Incident>,
+        cursor: i64,
+        outbox: Vec<OutboxItem>,
+    ) -> Result<(), StoreError>;
+    /// Enqueue notifications (escalations, fallbacks); returns how many were new.
+    async fn outbox_enqueue(&self, items: Vec<OutboxItem>) -> Result<u64, StoreError>;
+    /// Pending notifications due at `now`, oldest first.
+    async fn outbox_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+    async fn outbox_update(&self, id: i64, update: OutboxUpdate) -> Result<(), StoreError>;
+    /// Notifications per (receiver, status) (for metrics and tests).
+    async fn outbox_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError>;
     /// How far the correlator has read.
     async fn correlator_cursor(&self) -> Result<i64, StoreError>;
     async fn list_incidents(&self, filter: IncidentFilter) -> Result<Vec<Incident>, StoreError>;

@@ -30,9 +30,10 @@ const READERS: usize = 3;
 const PRUNE_CHUNK: i64 = 20_000;
 
 /// Migrations, applied in order; each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE evidence (
     pos          INTEGER PRIMARY KEY AUTOINCREMENT, -- storage order, never reused; the correlator's cursor
     id           TEXT NOT NULL UNIQUE,  -- event ULID
@@ -75,7 +76,28 @@ CREATE INDEX incidents_status ON incidents (status, severity);
 CREATE INDEX incidents_updated ON incidents (updated_ms);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE outbox (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    key           TEXT NOT NULL UNIQUE,      -- incident:state:receiver: one per state change per receiver
+    incident      TEXT NOT NULL,
+    receiver      TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'pending',  -- pending, delivered, failed, superseded
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_ms       INTEGER NOT NULL,
+    done_ms       INTEGER,
+    last_error    TEXT
+);
+CREATE INDEX outbox_due ON outbox (status, next_ms);
+"#,
+    ),
+];
 
 /// How hard commits are flushed. `Full` fsyncs every commit (survives power loss);
 /// `Normal` survives a process kill but not a power cut.
@@ -85,12 +107,22 @@ pub enum Durability {
     Normal,
 }
 
+/// A small write run inside the writer's transaction; returns rows changed.
+type ExecFn = Box<dyn FnOnce(&rusqlite::Savepoint<'_>) -> Result<u64, StoreError> + Send>;
+
 enum WriteCmd {
     Ingest(
         IngestBatch,
         oneshot::Sender<Result<IngestOutcome, StoreError>>,
     ),
-    Incidents(Vec<Incident>, i64, oneshot::Sender<Result<(), StoreError>>),
+    Incidents(
+        Vec<Incident>,
+        i64,
+        Vec<crate::OutboxItem>,
+        oneshot::Sender<Result<(), StoreError>>,
+    ),
+    /// Any other small write, run in the writer's transaction; returns rows changed.
+    Exec(ExecFn, oneshot::Sender<Result<u64, StoreError>>),
     Prune(i64, oneshot::Sender<Result<u64, StoreError>>),
 }
 
@@ -288,8 +320,8 @@ fn run_group(conn: &mut Connection, group: Vec<WriteCmd>) {
             for cmd in group {
                 let reply = match cmd {
                     WriteCmd::Ingest(_, r) => Done::Ingest(r, Ok(IngestOutcome::default())),
-                    WriteCmd::Incidents(_, _, r) => Done::Incidents(r, Ok(())),
-                    WriteCmd::Prune(_, r) => Done::Prune(r, Ok(0)),
+                    WriteCmd::Incidents(_, _, _, r) => Done::Incidents(r, Ok(())),
+                    WriteCmd::Prune(_, r) | WriteCmd::Exec(_, r) => Done::Prune(r, Ok(0)),
                 };
                 reply.fail(err());
             }
@@ -303,9 +335,16 @@ fn run_group(conn: &mut Connection, group: Vec<WriteCmd>) {
                 let res = in_savepoint(&mut tx, |sp| ingest_tx(sp, batch));
                 done.push(Done::Ingest(reply, res));
             }
-            WriteCmd::Incidents(changes, cursor, reply) => {
-                let res = in_savepoint(&mut tx, |sp| incidents_tx(sp, &changes, cursor));
+            WriteCmd::Incidents(changes, cursor, outbox, reply) => {
+                let res = in_savepoint(&mut tx, |sp| {
+                    incidents_tx(sp, &changes, cursor)?;
+                    enqueue_tx(sp, &outbox).map(|_| ())
+                });
                 done.push(Done::Incidents(reply, res));
+            }
+            WriteCmd::Exec(f, reply) => {
+                let res = in_savepoint(&mut tx, f);
+                done.push(Done::Prune(reply, res));
             }
             WriteCmd::Prune(cutoff, reply) => {
                 let res = in_savepoint(&mut tx, |sp| prune_tx(sp, cutoff));
@@ -447,6 +486,28 @@ fn ingest_tx(
     Ok(out)
 }
 
+fn enqueue_tx(
+    tx: &rusqlite::Savepoint<'_>,
+    items: &[crate::OutboxItem],
+) -> Result<u64, StoreError> {
+    let mut ins = tx.prepare_cached(
+        "INSERT OR IGNORE INTO outbox (key, incident, receiver, kind, body, created_ms, next_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?;
+    let mut n = 0;
+    for it in items {
+        n += ins.execute(params![
+            it.key,
+            it.incident.to_string(),
+            it.receiver,
+            it.kind,
+            it.body,
+            ms(it.created_at)
+        ])? as u64;
+    }
+    Ok(n)
+}
+
 fn incidents_tx(
     tx: &rusqlite::Savepoint<'_>,
     changes: &[Incident],
@@ -552,9 +613,113 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn apply_incidents(&self, changes: Vec<Incident>, cursor: i64) -> Result<(), StoreError> {
-        self.write(|r| WriteCmd::Incidents(changes, cursor, r))
+    async fn apply_incidents_outbox(
+        &self,
+        changes: Vec<Incident>,
+        cursor: i64,
+        outbox: Vec<crate::OutboxItem>,
+    ) -> Result<(), StoreError> {
+        self.write(|r| WriteCmd::Incidents(changes, cursor, outbox, r))
             .await
+    }
+
+    async fn outbox_enqueue(&self, items: Vec<crate::OutboxItem>) -> Result<u64, StoreError> {
+        self.write(|r| WriteCmd::Exec(Box::new(move |sp| enqueue_tx(sp, &items)), r))
+            .await
+    }
+
+    async fn outbox_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<crate::OutboxRow>, StoreError> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, key, incident, receiver, kind, body, created_ms, attempts, next_ms
+                 FROM outbox WHERE status = 'pending' AND next_ms <= ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![ms(now), limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, i64>(8)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, key, incident, receiver, kind, body, created, attempts, next) = row?;
+                let incident = Ulid::from_string(&incident).map_err(|e| StoreError::Corrupt {
+                    what: format!("outbox row {id}"),
+                    detail: e.to_string(),
+                })?;
+                out.push(crate::OutboxRow {
+                    id,
+                    item: crate::OutboxItem {
+                        key,
+                        incident,
+                        receiver,
+                        kind,
+                        body,
+                        created_at: from_ms(created),
+                    },
+                    attempts: attempts.max(0) as u32,
+                    next_at: from_ms(next),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn outbox_update(&self, id: i64, update: crate::OutboxUpdate) -> Result<(), StoreError> {
+        use crate::OutboxUpdate as U;
+        self.write(|r| {
+            WriteCmd::Exec(
+                Box::new(move |sp| {
+                    let n = match update {
+                        U::Delivered { at } => sp.execute(
+                            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, done_ms = ?2 WHERE id = ?1",
+                            params![id, ms(at)],
+                        )?,
+                        U::Retry { next_at, error } => sp.execute(
+                            "UPDATE outbox SET attempts = attempts + 1, next_ms = ?2, last_error = ?3 WHERE id = ?1",
+                            params![id, ms(next_at), error],
+                        )?,
+                        U::Failed { error } => sp.execute(
+                            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                            params![id, error],
+                        )?,
+                        U::Superseded => sp.execute(
+                            "UPDATE outbox SET status = 'superseded' WHERE id = ?1",
+                            params![id],
+                        )?,
+                    };
+                    Ok(n as u64)
+                }),
+                r,
+            )
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn outbox_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT receiver, status, COUNT(*) FROM outbox GROUP BY receiver, status ORDER BY receiver, status",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?.max(0) as u64))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     async fn correlator_cursor(&self) -> Result<i64, StoreError> {

@@ -233,5 +233,83 @@ async fn data_survives_reopen() {
     }
     let s = SqliteStore::open(dir.path(), Durability::Full).expect("reopen");
     assert_eq!(s.evidence_after(0, 10).await.expect("read").len(), 1);
-    assert_eq!(s.stats().await.expect("stats").schema_version, 1);
+    assert_eq!(s.stats().await.expect("stats").schema_version, 2);
+}
+
+fn item(key: &str, receiver: &str) -> tapio_store::OutboxItem {
+    tapio_store::OutboxItem {
+        key: key.into(),
+        incident: Ulid::from_parts(1, 7),
+        receiver: receiver.into(),
+        kind: "initial".into(),
+        body: "{}".into(),
+        created_at: now(),
+    }
+}
+
+/// One notification per state change per receiver: the same key enqueued twice (a replay
+/// after a crash) is stored once; delivery states are kept across a reopen.
+#[tokio::test(flavor = "multi_thread")]
+async fn outbox_is_exactly_once_per_key_and_durable() {
+    use tapio_store::OutboxUpdate;
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let s = SqliteStore::open(dir.path(), Durability::Full).expect("open");
+        s.apply_incidents_outbox(
+            Vec::new(),
+            0,
+            vec![item("i1:1:slack", "slack"), item("i1:1:pd", "pd")],
+        )
+        .await
+        .expect("apply");
+        assert_eq!(
+            s.outbox_enqueue(vec![item("i1:1:slack", "slack")])
+                .await
+                .expect("again"),
+            0
+        );
+        let due = s.outbox_due(now(), 10).await.expect("due");
+        assert_eq!(due.len(), 2);
+        s.outbox_update(due[0].id, OutboxUpdate::Delivered { at: now() })
+            .await
+            .expect("delivered");
+        s.outbox_update(
+            due[1].id,
+            OutboxUpdate::Retry {
+                next_at: now() + chrono::Duration::minutes(5),
+                error: "503".into(),
+            },
+        )
+        .await
+        .expect("retry");
+        assert!(
+            s.outbox_due(now(), 10).await.expect("due").is_empty(),
+            "delivered and backed-off rows are not due"
+        );
+    }
+    let s = SqliteStore::open(dir.path(), Durability::Full).expect("reopen");
+    let due = s
+        .outbox_due(now() + chrono::Duration::minutes(6), 10)
+        .await
+        .expect("due later");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].attempts, 1);
+    assert_eq!(due[0].item.receiver, "pd");
+    s.outbox_update(
+        due[0].id,
+        OutboxUpdate::Failed {
+            error: "gave up".into(),
+        },
+    )
+    .await
+    .expect("failed");
+    let counts = s.outbox_counts().await.expect("counts");
+    assert!(
+        counts.contains(&("slack".into(), "delivered".into(), 1)),
+        "{counts:?}"
+    );
+    assert!(
+        counts.contains(&("pd".into(), "failed".into(), 1)),
+        "{counts:?}"
+    );
 }

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod eval;
 pub mod incident;
 pub mod lifecycle;
+pub mod notify;
 pub mod shed;
 
 pub use classify::{Classification, classify};

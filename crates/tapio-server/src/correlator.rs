@@ -80,6 +80,10 @@ pub const COMMAND_QUEUE: usize = 256;
 
 pub struct Correlator {
     pub commands: tokio::sync::mpsc::Receiver<Command>,
+    /// Decides which changes notify whom (None: no notification config).
+    pub notifier: Option<crate::notify::outbox::Notifier>,
+    /// Wakes the notification dispatcher after new items are stored.
+    pub dispatch_wake: Arc<Notify>,
     pub store: Arc<dyn Store>,
     pub engine: Box<dyn IncidentEngine>,
     pub status: Arc<CorrelatorStatus>,
@@ -142,6 +146,19 @@ impl Correlator {
         }
     }
 
+    /// The notifications these incident changes cause (stored with them).
+    fn outbox_for(&mut self, incs: &[tapio_core::Incident]) -> Vec<tapio_store::OutboxItem> {
+        let Some(n) = self.notifier.as_mut() else {
+            return Vec::new();
+        };
+        let now = Utc::now();
+        let items: Vec<_> = incs.iter().flat_map(|i| n.items_for(i, now)).collect();
+        if !items.is_empty() {
+            self.dispatch_wake.notify_one();
+        }
+        items
+    }
+
     /// Carry out one person's action and persist the result with the current position.
     async fn command(&mut self, cmd: Command, cursor: i64) {
         let now = Utc::now();
@@ -160,14 +177,21 @@ impl Correlator {
             },
         };
         let result = match result {
-            Ok(inc) => match self.store.apply_incidents(vec![inc.clone()], cursor).await {
-                Ok(()) => {
-                    tracing::info!(component = "correlator", incident = %inc.id, status = %inc.status,
-                        "incident changed by a person");
-                    Ok(inc)
+            Ok(inc) => {
+                let outbox = self.outbox_for(std::slice::from_ref(&inc));
+                let stored = self
+                    .store
+                    .apply_incidents_outbox(vec![inc.clone()], cursor, outbox)
+                    .await;
+                match stored {
+                    Ok(()) => {
+                        tracing::info!(component = "correlator", incident = %inc.id, status = %inc.status,
+                            "incident changed by a person");
+                        Ok(inc)
+                    }
+                    Err(e) => Err(CommandError::Store(e.to_string())),
                 }
-                Err(e) => Err(CommandError::Store(e.to_string())),
-            },
+            }
             Err(e) => Err(e),
         };
         let _ = cmd.reply.send(result);
@@ -186,7 +210,12 @@ impl Correlator {
             return;
         }
         let incs: Vec<_> = changes.iter().map(|c| c.incident().clone()).collect();
-        if let Err(e) = self.store.apply_incidents(incs, cursor).await {
+        let outbox = self.outbox_for(&incs);
+        if let Err(e) = self
+            .store
+            .apply_incidents_outbox(incs, cursor, outbox)
+            .await
+        {
             tracing::error!(component = "correlator", error = %e, "persisting resolved incidents failed");
         }
     }
@@ -262,8 +291,13 @@ impl Correlator {
             // position (the engine may then see facts twice; the next restart restores
             // it from the store, which is exact).
             let changes: Vec<_> = changes.into_values().collect();
+            let outbox = self.outbox_for(&changes);
             loop {
-                match self.store.apply_incidents(changes.clone(), last).await {
+                match self
+                    .store
+                    .apply_incidents_outbox(changes.clone(), last, outbox.clone())
+                    .await
+                {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::error!(component = "correlator", error = %e, "persisting incidents failed; retrying");

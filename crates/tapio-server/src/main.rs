@@ -56,6 +56,10 @@ struct Args {
     /// Correlator backlog (events) at which load shedding reaches full pressure.
     #[arg(long, env = "TAPIO_SHED_CAPACITY", default_value_t = 100_000)]
     shed_capacity: u64,
+    /// Notification receivers and routes (TOML, docs/notifications.md); an invalid file
+    /// stops the server naming the receiver or route and field.
+    #[arg(long, env = "TAPIO_NOTIFY")]
+    notify: Option<PathBuf>,
     /// Extra causal rules (TOML, docs/rules.md); a rule named like a built-in replaces it.
     /// An invalid file stops the server with the rule and field named.
     #[arg(long, env = "TAPIO_RULES")]
@@ -147,8 +151,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let correlator_status = Arc::new(CorrelatorStatus::default());
     let (commands_tx, commands_rx) =
         tokio::sync::mpsc::channel(tapio_server::correlator::COMMAND_QUEUE);
+    let dispatch_wake = Arc::new(tokio::sync::Notify::new());
+    let notify_cfg = match &args.notify {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the notification config {}", path.display())
+            })?;
+            let cfg = tapio_server::notify::config::parse(&text, &path.display().to_string())
+                .map_err(|e| anyhow::anyhow!("{e} (see docs/notifications.md)"))?;
+            tracing::info!(file = %path.display(), receivers = cfg.receivers.len(), routes = cfg.routes.len(),
+                "notifications configured");
+            Some(Arc::new(cfg))
+        }
+    };
     let mut correlator = Correlator {
         commands: commands_rx,
+        notifier: notify_cfg
+            .clone()
+            .map(tapio_server::notify::outbox::Notifier::new),
+        dispatch_wake: dispatch_wake.clone(),
         store: store.clone(),
         engine: Box::new(CorrelationEngine::new(
             tapio_core::correlate::EngineConfig::default(),
@@ -188,6 +210,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     });
 
     let correlator_task = tokio::spawn(correlator.run(shutdown_rx.clone()));
+    if let Some(cfg) = notify_cfg.clone() {
+        let dispatcher = tapio_server::notify::dispatch::Dispatcher {
+            store: store.clone(),
+            cfg,
+            templates: Arc::new(tapio_core::notify::Templates::defaults()),
+            wake: dispatch_wake.clone(),
+            metrics: metrics.clone(),
+        };
+        tokio::spawn(dispatcher.run(shutdown_rx.clone()));
+    }
     tokio::spawn(config_source.run(args.config_poll, shutdown_rx.clone()));
     tokio::spawn(apply_log_level(config_rx.clone(), level_handle));
     tokio::spawn(retention(

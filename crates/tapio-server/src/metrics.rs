@@ -89,6 +89,14 @@ pub struct Metrics {
     pub config_rejections: Family<KeyLabel, Counter>,
     pub evidence_pruned: Counter,
     pub alerts_received: Family<AlertLabels, Counter>,
+    /// Notification delivery attempts by receiver (from the config: bounded) and result.
+    pub notifications: Family<NotificationLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub receiver: String,
+    pub result: String,
 }
 
 pub const DROP_REASONS: &[&str] = &["load_shed", "duplicate_event"];
@@ -207,6 +215,12 @@ impl Metrics {
             "Alerts received from Alertmanager webhooks (re-notifications included), by alert status",
             alerts_received.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification delivery attempts by receiver and result (delivered, retry, failed, superseded)",
+            notifications.clone(),
+        );
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("build_info", "tapio-server build", build_info.clone());
         build_info
@@ -236,6 +250,7 @@ impl Metrics {
             config_rejections,
             evidence_pruned,
             alerts_received,
+            notifications,
         };
         // Pre-create bounded series so dashboards and alerts see zeros, not absence.
         for r in DROP_REASONS {
@@ -282,6 +297,15 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc_by(n);
+    }
+
+    pub fn notification(&self, receiver: &str, result: &str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                receiver: receiver.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     pub fn rejected(&self, code: &str) {

@@ -1,0 +1,7 @@
+//! Notifications: which incident state changes notify which receivers (the outbox, filled
+//! by the correlator in the same transaction as the change), and the dispatcher that
+//! delivers them with bounded retries and a fallback.
+
+pub mod config;
+pub mod dispatch;
+pub mod outbox;

@@ -1,0 +1,327 @@
+//! Notifications end to end: real HTTP receivers started by the test, payloads checked
+//! against the vendors' documented shapes, exactly one notification per state change per
+//! receiver (also across a kill -9), bounded retries then the fallback, and nothing that
+//! pages after an acknowledgement.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+/// A receiver: records every request body and answers with `status`.
+#[derive(Clone)]
+struct Receiver {
+    port: u16,
+    got: Arc<Mutex<Vec<serde_json::Value>>>,
+    status: Arc<AtomicU16>,
+}
+
+impl Receiver {
+    fn start(status: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let r = Self {
+            port,
+            got: Arc::new(Mutex::new(Vec::new())),
+            status: Arc::new(AtomicU16::new(status)),
+        };
+        let me = r.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut reader = BufReader::new(conn);
+                let mut len = 0usize;
+                let mut line = String::new();
+                let mut first = true;
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if first {
+                        first = false;
+                        continue;
+                    }
+                    let l = line.trim_end();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = l.split_once(':')
+                        && k.eq_ignore_ascii_case("content-length")
+                    {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; len];
+                let _ = reader.read_exact(&mut body);
+                let status = me.status.load(Ordering::SeqCst);
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+                    me.got
+                        .lock()
+                        .expect("lock")
+                        .push(serde_json::json!({"status": status, "body": v}));
+                }
+                let mut conn = reader.into_inner();
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                );
+            }
+        });
+        r
+    }
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+    /// Bodies the receiver accepted (answered 2xx).
+    fn accepted(&self) -> Vec<serde_json::Value> {
+        self.got
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|x| {
+                x["status"]
+                    .as_u64()
+                    .is_some_and(|s| (200..300).contains(&s))
+            })
+            .map(|x| x["body"].clone())
+            .collect()
+    }
+    fn attempts(&self) -> usize {
+        self.got.lock().expect("lock").len()
+    }
+}
+
+fn wait(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn config(
+    dir: &std::path::Path,
+    pd: &Receiver,
+    slack: &Receiver,
+    hook: &Receiver,
+    attempts: u32,
+) -> String {
+    let path = dir.join("notify.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"base_url = "https://tapio.example.com"
+[dispatch]
+max_attempts = {attempts}
+backoff_min = "100ms"
+backoff_max = "400ms"
+timeout = "2s"
+
+[[receiver]]
+name = "pagerduty-oncall"
+kind = "pagerduty"
+url = "{}"
+routing_key = "R0UTINGKEY0123456789012345678901"
+fallback = "ops-webhook"
+
+[[receiver]]
+name = "slack-incidents"
+kind = "slack"
+url = "{}"
+
+[[receiver]]
+name = "ops-webhook"
+kind = "webhook"
+url = "{}"
+
+[[route]]
+receivers = ["pagerduty-oncall", "slack-incidents"]
+severity = ["P1", "P2"]
+"#,
+            pd.url("/v2/enqueue"),
+            slack.url("/services/T/B/X"),
+            hook.url("/hook")
+        ),
+    )
+    .expect("write config");
+    path.display().to_string()
+}
+
+/// A P1 from another tool: payments has no replica available.
+fn open_p1(s: &Server) -> String {
+    let (status, v) = s.post(
+        "/api/v1/events",
+        br#"{"type":"kubernetes.workload.unavailable","severity":"critical","producer":"ci",
+             "entity":{"namespace":"shop","workload":{"kind":"Deployment","name":"payments"}},
+             "attributes":{"desired_replicas":3,"available_replicas":0}}"#,
+        &[],
+    );
+    assert_eq!(status, 202, "{v}");
+    s.wait_for(10, "the P1", |s| !s.incidents("?severity=P1").is_empty());
+    s.incidents("?severity=P1")[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+#[test]
+fn one_notification_per_state_change_with_the_vendors_shapes() {
+    let (pd, slack, hook) = (
+        Receiver::start(202),
+        Receiver::start(200),
+        Receiver::start(200),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &pd, &slack, &hook, 5);
+    let s = Server::start(&["--notify", &cfg]);
+    let id = open_p1(&s);
+    wait("the page and the Slack message", 10, || {
+        pd.accepted().len() == 1 && slack.accepted().len() == 1
+    });
+    let page = &pd.accepted()[0];
+    assert_eq!(page["event_action"], "trigger", "{page}");
+    assert_eq!(page["routing_key"], "R0UTINGKEY0123456789012345678901");
+    assert_eq!(page["dedup_key"], format!("tapio-{id}"), "{page}");
+    assert_eq!(page["payload"]["severity"], "critical", "{page}");
+    assert!(
+        page["payload"]["summary"]
+            .as_str()
+            .is_some_and(|x| !x.is_empty()),
+        "{page}"
+    );
+    assert!(page["payload"]["source"].is_string(), "{page}");
+    let msg = &slack.accepted()[0];
+    assert!(
+        msg["text"].as_str().is_some_and(|t| t.contains("INCIDENT")),
+        "{msg}"
+    );
+    let blocks = msg["blocks"].as_array().expect("Block Kit blocks");
+    assert_eq!(blocks[0]["type"], "header", "{msg}");
+
+    // Acknowledge: PagerDuty hears "acknowledge" (no new trigger), Slack gets an update.
+    let (st, _) = s.post(
+        &format!("/api/v1/incidents/{id}/ack"),
+        br#"{"by":"alice"}"#,
+        &[],
+    );
+    assert_eq!(st, 200);
+    wait("the acknowledgement", 10, || {
+        pd.accepted().len() == 2 && slack.accepted().len() == 2
+    });
+    assert_eq!(pd.accepted()[1]["event_action"], "acknowledge");
+    assert_eq!(pd.accepted()[1]["dedup_key"], format!("tapio-{id}"));
+    // Resolve: PagerDuty resolve, Slack resolution.
+    let (st, _) = s.post(
+        &format!("/api/v1/incidents/{id}/resolve"),
+        br#"{"by":"alice"}"#,
+        &[],
+    );
+    assert_eq!(st, 200);
+    wait("the resolution", 10, || {
+        pd.accepted().len() == 3 && slack.accepted().len() == 3
+    });
+    assert_eq!(pd.accepted()[2]["event_action"], "resolve");
+    assert!(
+        slack.accepted()[2]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("RESOLVED")),
+        "{}",
+        slack.accepted()[2]
+    );
+    // Nothing more, ever: exactly one per state change per receiver, no triggers after ack.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(pd.attempts(), 3);
+    assert_eq!(slack.attempts(), 3);
+    assert_eq!(
+        pd.accepted()
+            .iter()
+            .filter(|p| p["event_action"] == "trigger")
+            .count(),
+        1
+    );
+    assert_eq!(hook.attempts(), 0, "no fallback when delivery works");
+}
+
+#[test]
+fn a_kill_9_with_undelivered_notifications_delivers_each_exactly_once() {
+    let (pd, slack, hook) = (
+        Receiver::start(503),
+        Receiver::start(503),
+        Receiver::start(200),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &pd, &slack, &hook, 50);
+    let mut s = Server::start(&["--notify", &cfg]);
+    let id = open_p1(&s);
+    wait("a failing attempt", 10, || {
+        pd.attempts() >= 1 && slack.attempts() >= 1
+    });
+    s.kill9();
+    pd.status.store(202, Ordering::SeqCst);
+    slack.status.store(200, Ordering::SeqCst);
+    s.spawn();
+    wait("delivery after the restart", 15, || {
+        pd.accepted().len() == 1 && slack.accepted().len() == 1
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        pd.accepted().len(),
+        1,
+        "delivered once, not again after the restart"
+    );
+    assert_eq!(slack.accepted().len(), 1);
+    assert_eq!(pd.accepted()[0]["dedup_key"], format!("tapio-{id}"));
+}
+
+#[test]
+fn a_receiver_that_stays_down_gets_bounded_retries_then_the_fallback() {
+    let (pd, slack, hook) = (
+        Receiver::start(500),
+        Receiver::start(200),
+        Receiver::start(200),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &pd, &slack, &hook, 3);
+    let s = Server::start(&["--notify", &cfg]);
+    let id = open_p1(&s);
+    wait("the fallback", 15, || hook.accepted().len() == 1);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(pd.attempts(), 3, "max_attempts = 3, no retry storm");
+    let fb = &hook.accepted()[0];
+    assert_eq!(fb["incident"]["id"], id, "{fb}");
+    assert!(
+        s.metric("tapio_notifications_total{receiver=\"pagerduty-oncall\",result=\"failed\"}")
+            >= 1.0
+    );
+}
+
+#[test]
+fn an_invalid_notification_config_stops_the_server_with_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[receiver]]\nname = \"x\"\nkind = \"teams\"\nurl = \"http://h\"\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tapio-server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("d"))
+        .arg("--config-dir")
+        .arg(dir.path().join("c"))
+        .arg("--notify")
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("receiver \"x\", field \"kind\""), "{err}");
+}

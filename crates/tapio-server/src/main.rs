@@ -165,6 +165,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Some(Arc::new(cfg))
         }
     };
+    // Template overrides are compiled and test-rendered now: an error names file and line.
+    let templates = match &notify_cfg {
+        Some(cfg) if !cfg.templates.is_empty() => Some(
+            tapio_core::notify::Templates::load(&cfg.templates)
+                .map_err(|e| anyhow::anyhow!("notification template {e}"))?,
+        ),
+        _ => None,
+    };
     let mut correlator = Correlator {
         commands: commands_rx,
         notifier: notify_cfg
@@ -206,7 +214,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         shutting_down: Arc::new(AtomicBool::new(false)),
         shed_capacity: args.shed_capacity,
         heartbeats: Default::default(),
-        commands: commands_tx,
+        commands: commands_tx.clone(),
     });
 
     let correlator_task = tokio::spawn(correlator.run(shutdown_rx.clone()));
@@ -214,9 +222,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let dispatcher = tapio_server::notify::dispatch::Dispatcher {
             store: store.clone(),
             cfg,
-            templates: Arc::new(tapio_core::notify::Templates::defaults()),
+            templates: Arc::new(
+                templates
+                    .clone()
+                    .unwrap_or_else(tapio_core::notify::Templates::defaults),
+            ),
             wake: dispatch_wake.clone(),
             metrics: metrics.clone(),
+            commands: commands_tx.clone(),
         };
         tokio::spawn(dispatcher.run(shutdown_rx.clone()));
     }

@@ -325,3 +325,37 @@ fn an_invalid_notification_config_stops_the_server_with_the_field() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("receiver \"x\", field \"kind\""), "{err}");
 }
+
+#[test]
+fn an_unacknowledged_p1_escalates_after_its_deadline_and_the_timeline_says_so() {
+    let (pd, slack, hook) = (
+        Receiver::start(202),
+        Receiver::start(200),
+        Receiver::start(200),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = config(dir.path(), &pd, &slack, &hook, 5);
+    // Escalate to the webhook when a P1 is not acknowledged within 1 s.
+    let text = std::fs::read_to_string(&path).expect("read").replace(
+        "fallback = \"ops-webhook\"",
+        "fallback = \"ops-webhook\"\nescalate_to = \"ops-webhook\"",
+    ) + "\n[escalation]\nP1 = \"1s\"\n";
+    std::fs::write(&path, text).expect("write");
+    let s = Server::start(&["--notify", &path]);
+    let id = open_p1(&s);
+    wait("the escalation", 20, || hook.accepted().len() == 1);
+    let esc = &hook.accepted()[0];
+    assert_eq!(esc["incident"]["id"], id, "{esc}");
+    assert_eq!(
+        esc["kind"], "initial",
+        "the escalation target hears it as new: {esc}"
+    );
+    s.wait_for(10, "the escalation on the timeline", |s| {
+        s.get_json(&format!("/api/v1/incidents/{id}/timeline"))["timeline"]
+            .to_string()
+            .contains("escalated to ops-webhook: not acknowledged within 1 s (P1 response time)")
+    });
+    // Once only.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(hook.accepted().len(), 1);
+}

@@ -37,6 +37,8 @@ pub struct Receiver {
     pub url: String,
     pub routing_key: Option<String>,
     pub fallback: Option<String>,
+    /// Receiver told when an incident routed here is not acknowledged in time.
+    pub escalate_to: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +57,12 @@ pub struct NotifyConfig {
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     pub timeout: Duration,
+    /// While a P1/P2 is open, an Update to chat receivers this often.
+    pub update_every: Duration,
+    /// Acknowledgement deadline per severity (the runbook's response times).
+    pub response: [Duration; 4],
+    /// Template files replacing the runbook defaults.
+    pub templates: Vec<(tapio_core::notify::NotificationKind, std::path::PathBuf)>,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +76,31 @@ struct RawFile {
     receiver: Vec<RawReceiver>,
     #[serde(default)]
     route: Vec<RawRoute>,
+    #[serde(default)]
+    escalation: RawEscalation,
+    #[serde(default)]
+    templates: RawTemplates,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEscalation {
+    #[serde(rename = "P1")]
+    p1: Option<String>,
+    #[serde(rename = "P2")]
+    p2: Option<String>,
+    #[serde(rename = "P3")]
+    p3: Option<String>,
+    #[serde(rename = "P4")]
+    p4: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTemplates {
+    initial: Option<std::path::PathBuf>,
+    update: Option<std::path::PathBuf>,
+    resolution: Option<std::path::PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -77,6 +110,7 @@ struct RawDispatch {
     backoff_min: Option<String>,
     backoff_max: Option<String>,
     timeout: Option<String>,
+    update_every: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -90,6 +124,8 @@ struct RawReceiver {
     routing_key: Option<String>,
     #[serde(default)]
     fallback: Option<String>,
+    #[serde(default)]
+    escalate_to: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -178,16 +214,19 @@ pub fn parse(text: &str, origin: &str) -> Result<NotifyConfig, String> {
             url,
             routing_key: r.routing_key.clone(),
             fallback: r.fallback.clone(),
+            escalate_to: r.escalate_to.clone(),
         });
     }
     for r in &receivers {
-        if let Some(f) = &r.fallback
-            && (f == &r.name || !names.contains(f))
-        {
-            return Err(err(format!(
-                "receiver {:?}, field \"fallback\": {f:?} is not another receiver",
-                r.name
-            )));
+        for (field, v) in [("fallback", &r.fallback), ("escalate_to", &r.escalate_to)] {
+            if let Some(f) = v
+                && (f == &r.name || !names.contains(f))
+            {
+                return Err(err(format!(
+                    "receiver {:?}, field {field:?}: {f:?} is not another receiver",
+                    r.name
+                )));
+            }
         }
     }
     let mut routes = Vec::new();
@@ -238,12 +277,60 @@ pub fn parse(text: &str, origin: &str) -> Result<NotifyConfig, String> {
         .map_err(&err)?,
         timeout: duration(d.timeout.as_deref(), Duration::from_secs(10), "timeout")
             .map_err(&err)?,
+        update_every: duration(
+            d.update_every.as_deref(),
+            Duration::from_secs(15 * 60),
+            "update_every",
+        )
+        .map_err(&err)?,
+        response: {
+            let e = &raw.escalation;
+            let mut out = [Duration::ZERO; 4];
+            for (i, (name, v)) in [("P1", &e.p1), ("P2", &e.p2), ("P3", &e.p3), ("P4", &e.p4)]
+                .into_iter()
+                .enumerate()
+            {
+                let default = tapio_core::Severity::ALL[i]
+                    .response_time()
+                    .to_std()
+                    .unwrap_or(Duration::from_secs(3600));
+                out[i] =
+                    match v {
+                        None => default,
+                        Some(s) => parse_duration(s).ok().filter(|d| !d.is_zero()).ok_or_else(
+                            || {
+                                err(format!(
+                                    "escalation: field {name:?}: {s:?} is not a duration like 5m"
+                                ))
+                            },
+                        )?,
+                    };
+            }
+            out
+        },
+        templates: {
+            use tapio_core::notify::NotificationKind as K;
+            let t = &raw.templates;
+            [
+                (K::Initial, &t.initial),
+                (K::Update, &t.update),
+                (K::Resolution, &t.resolution),
+            ]
+            .into_iter()
+            .filter_map(|(k, p)| p.clone().map(|p| (k, p)))
+            .collect()
+        },
     })
 }
 
 impl NotifyConfig {
     pub fn receiver(&self, name: &str) -> Option<&Receiver> {
         self.receivers.iter().find(|r| r.name == name)
+    }
+
+    /// The acknowledgement deadline of a severity.
+    pub fn response_time(&self, s: Severity) -> Duration {
+        self.response[s as usize]
     }
 
     /// Receivers routed for an incident of this severity in this namespace.

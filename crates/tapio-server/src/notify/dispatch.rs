@@ -23,6 +23,8 @@ pub struct Dispatcher {
     pub templates: Arc<Templates>,
     pub wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// To record escalations on the incident's timeline (through its single writer).
+    pub commands: tokio::sync::mpsc::Sender<crate::correlator::Command>,
 }
 
 /// URL, JSON body and extra headers of one delivery.
@@ -37,7 +39,8 @@ enum Sent {
 
 fn kind_of(s: &str) -> NotificationKind {
     match s {
-        "initial" => NotificationKind::Initial,
+        // The escalation target hears about the incident for the first time.
+        "initial" | "escalation" => NotificationKind::Initial,
         "resolution" => NotificationKind::Resolution,
         _ => NotificationKind::Update,
     }
@@ -50,11 +53,16 @@ impl Dispatcher {
             .timeout_global(Some(self.cfg.timeout))
             .build()
             .into();
+        let mut last_schedule = std::time::Instant::now() - Duration::from_secs(60);
         loop {
             if *shutdown.borrow() {
                 break;
             }
             let now = Utc::now();
+            if last_schedule.elapsed() >= Duration::from_secs(5) {
+                last_schedule = std::time::Instant::now();
+                self.schedule(now).await;
+            }
             let due = match self.store.outbox_due(now, 64).await {
                 Ok(d) => d,
                 Err(e) => {
@@ -96,6 +104,42 @@ impl Dispatcher {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.changed() => {}
                 }
+            }
+        }
+    }
+
+    /// Escalations and cadence updates due now (each enqueued once by its key).
+    async fn schedule(&self, now: chrono::DateTime<Utc>) {
+        let active = match self.store.active_incidents().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(component = "notify", error = %e, "reading open incidents failed");
+                return;
+            }
+        };
+        let s = super::schedule::scheduled(&active, &self.cfg, now);
+        for (item, note) in s.items.into_iter().zip(s.notes) {
+            let id = item.incident;
+            let new = self.store.outbox_enqueue(vec![item]).await.unwrap_or(0) > 0;
+            if !new {
+                continue;
+            }
+            self.wake.notify_one();
+            let Some(note) = note else {
+                continue;
+            };
+            tracing::warn!(component = "notify", incident = %id, note = %note, "escalated");
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let cmd = crate::correlator::Command {
+                kind: crate::correlator::CommandKind::Act {
+                    id,
+                    action: tapio_core::lifecycle::Action::Note { text: note },
+                    by: "tapio".into(),
+                },
+                reply: tx,
+            };
+            if self.commands.send(cmd).await.is_ok() {
+                let _ = rx.await;
             }
         }
     }

@@ -5,3 +5,4 @@
 pub mod config;
 pub mod dispatch;
 pub mod outbox;
+pub mod schedule;

@@ -4,6 +4,7 @@ mod analyze;
 mod check;
 mod client;
 mod render;
+mod report;
 mod up;
 
 use std::process::ExitCode;
@@ -91,6 +92,11 @@ enum Cmd {
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// Silences and maintenance windows: incidents are still recorded, notifications held.
+    Silence {
+        #[command(subcommand)]
+        cmd: SilenceCmd,
+    },
     /// Why did this happen? The causal chain, evidence, confidence and what to do.
     ///
     /// `tapio why INCIDENT_ID` or `tapio why pod/NAME -n NAMESPACE` (also deployment/NAME,
@@ -122,6 +128,31 @@ enum Cmd {
         /// Fail when any incident is over-merged or over-split.
         #[arg(long)]
         exact_grouping: bool,
+    },
+    /// Incident metrics for a calendar period: MTTD, MTTA, MTTR, MTBF per severity and
+    /// service, compliance with the runbook targets, P1/P2 list and trend.
+    Report {
+        /// week (ISO, from Monday), month, quarter or year.
+        #[arg(long, default_value = "week", value_parser = report::parse_period)]
+        period: tapio_core::report::PeriodKind,
+        /// A day in the period (YYYY-MM-DD). Default: the period containing today (UTC).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = report::parse_from)]
+        from: Option<chrono::NaiveDate>,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: report::ReportFormat,
+        /// Also write the trend chart as SVG to this file.
+        #[arg(long, value_name = "FILE.svg")]
+        chart: Option<std::path::PathBuf>,
+    },
+    /// Draft a post-mortem (Markdown) for one incident, following the runbook.
+    Postmortem {
+        id: String,
+        /// Write to this file instead of standard output (never over an existing one).
+        #[arg(short = 'o', long, value_name = "FILE.md")]
+        output: Option<std::path::PathBuf>,
+        /// Overwrite the --output file if it exists.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -185,6 +216,42 @@ enum IncidentsCmd {
         service: Option<String>,
         #[arg(long)]
         description: Option<String>,
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SilenceCmd {
+    /// Hold notifications for incidents matching every given matcher.
+    Add {
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// Workload or Service name (checkout, deployment/checkout).
+        #[arg(long)]
+        workload: Option<String>,
+        /// Comma-separated: P1, P2, P3, P4.
+        #[arg(long)]
+        severity: Option<String>,
+        /// Root-cause kind (e.g. node_failure).
+        #[arg(long)]
+        cause: Option<String>,
+        /// How long (2h, 30m).
+        #[arg(long = "for")]
+        duration: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Active, pending and recently ended silences.
+    List {
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// End a silence now.
+    Expire {
+        id: String,
         #[arg(long)]
         by: Option<String>,
     },
@@ -270,6 +337,10 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Silence { cmd } => match silence(&client, cmd) {
+            Ok(()) => 0,
+            Err(e) => fail(&e),
+        },
         Cmd::Why {
             target,
             namespace,
@@ -332,6 +403,15 @@ fn main() -> ExitCode {
                     2
                 }
             }
+        }
+        Cmd::Report {
+            period,
+            from,
+            output,
+            chart,
+        } => report::run_report(&client, period, from, output, chart.as_deref()),
+        Cmd::Postmortem { id, output, force } => {
+            report::run_postmortem(&client, &id, output.as_deref(), force)
         }
     };
     ExitCode::from(code)
@@ -468,6 +548,75 @@ fn incidents(client: &Client, cmd: IncidentsCmd) -> Result<(), ClientError> {
                 "namespace": namespace, "service": service, "description": description, "by": actor(by)});
             let inc: Incident = client.post("/api/v1/incidents", body.to_string().as_bytes())?;
             println!("declared {} {} ({})", inc.severity, inc.id, inc.title);
+        }
+    }
+    Ok(())
+}
+
+fn silence(client: &Client, cmd: SilenceCmd) -> Result<(), ClientError> {
+    match cmd {
+        SilenceCmd::Add {
+            namespace,
+            workload,
+            severity,
+            cause,
+            duration,
+            comment,
+            by,
+        } => {
+            let severity: Vec<String> = severity
+                .map(|s| {
+                    s.split(',')
+                        .map(|x| x.trim().to_ascii_uppercase())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let body = serde_json::json!({
+                "matchers": {"namespace": namespace, "workload": workload, "severity": severity, "cause": cause},
+                "duration": duration, "comment": comment, "by": actor(by)});
+            let v: serde_json::Value =
+                client.post("/api/v1/silences", body.to_string().as_bytes())?;
+            println!(
+                "silence {} until {}",
+                v["id"].as_str().unwrap_or(""),
+                v["ends_at"].as_str().unwrap_or("")
+            );
+        }
+        SilenceCmd::List { output } => {
+            let v: serde_json::Value = client.get("/api/v1/silences")?;
+            match output {
+                Output::Json => println!("{}", pretty(&v)),
+                Output::Table => {
+                    let list = v["silences"].as_array().cloned().unwrap_or_default();
+                    if list.is_empty() {
+                        println!("No silences.");
+                    }
+                    for s in list {
+                        println!(
+                            "{}  {:<8} until {}  {}  by {}{}",
+                            s["id"].as_str().unwrap_or(""),
+                            s["state"].as_str().unwrap_or(""),
+                            s["ends_at"].as_str().unwrap_or("").get(..19).unwrap_or(""),
+                            s["matchers"],
+                            s["created_by"].as_str().unwrap_or(""),
+                            s["comment"]
+                                .as_str()
+                                .filter(|c| !c.is_empty())
+                                .map(|c| format!(" — {c}"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        }
+        SilenceCmd::Expire { id, by } => {
+            let body = serde_json::json!({"by": actor(by)});
+            let v: serde_json::Value = client.post(
+                &format!("/api/v1/silences/{}/expire", encode(&id)),
+                body.to_string().as_bytes(),
+            )?;
+            println!("silence {} expired", v["id"].as_str().unwrap_or(""));
         }
     }
     Ok(())

@@ -6,6 +6,8 @@
 //!   implementation (one incident per stable fingerprint).
 //! - [`config`]: the four live runtime keys of the `tapio-config` ConfigMap.
 //! - [`shed`]: which evidence load shedding may drop, and which it never drops.
+//! - [`report`]: MTTD/MTTA/MTTR/MTBF per period, severity and service, target compliance,
+//!   Markdown/SVG renderings, and post-mortem drafts.
 //!
 //! Time is always passed in (`now`), so everything here runs the same under a fake clock
 //! and in a replay.
@@ -19,7 +21,9 @@ pub mod eval;
 pub mod incident;
 pub mod lifecycle;
 pub mod notify;
+pub mod report;
 pub mod shed;
+pub mod silence;
 
 pub use classify::{Classification, classify};
 pub use correlate::CorrelationEngine;

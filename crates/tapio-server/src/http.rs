@@ -32,6 +32,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics))
+        // Public, no login: API authentication must exempt these (see status_page).
+        .route("/status", get(crate::status_page::html))
+        .route("/status.json", get(crate::status_page::json))
         .route("/api/v1/evidence", post(post_evidence).get(list_evidence))
         .route("/api/v1/events", post(post_event))
         .route("/api/v1/alertmanager", post(crate::alertmanager::receive))
@@ -56,6 +59,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/incidents/{id}/timeline",
             get(crate::lifecycle::timeline),
+        )
+        .route(
+            "/api/v1/silences",
+            get(crate::silences::list).post(crate::silences::add),
+        )
+        .route(
+            "/api/v1/silences/{id}/expire",
+            post(crate::silences::expire),
         )
         .route("/api/v1/incidents/summary", get(incident_summary))
         .route("/api/v1/incidents/{id}", get(get_incident))

@@ -13,6 +13,8 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod runtime_config;
+pub mod silences;
+pub mod status_page;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -41,6 +43,8 @@ pub struct AppState {
     pub shutting_down: Arc<AtomicBool>,
     /// Correlator lag (events) at which load shedding reaches full pressure.
     pub shed_capacity: u64,
+    /// Silences in force (shared with the notifier and the dispatcher).
+    pub silences: silences::Shared,
     /// People's actions on incidents, to the correlator task (the engine's single owner).
     pub commands: tokio::sync::mpsc::Sender<correlator::Command>,
     /// Latest self-report of each agent (bounded by `MAX_AGENT_HEARTBEATS`).

@@ -64,6 +64,14 @@ struct Args {
     /// An invalid file stops the server with the rule and field named.
     #[arg(long, env = "TAPIO_RULES")]
     rules: Vec<PathBuf>,
+    /// Namespaces whose P1/P2 incidents the public status page (`/status`) shows, comma
+    /// separated; `shop=Online shop` names the service as customers know it. Declared
+    /// incidents are always shown.
+    #[arg(long, env = "TAPIO_STATUS_NAMESPACES", default_value = "")]
+    status_namespaces: String,
+    /// Heading of the public status page.
+    #[arg(long, env = "TAPIO_STATUS_TITLE", default_value = tapio_server::status_page::DEFAULT_TITLE)]
+    status_title: String,
 }
 
 fn store_dir(args: &Args) -> anyhow::Result<PathBuf> {
@@ -94,6 +102,10 @@ fn redact(url: &str) -> String {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    tapio_server::status_page::configure(tapio_server::status_page::StatusConfig::new(
+        &args.status_title,
+        &args.status_namespaces,
+    ));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -152,6 +164,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (commands_tx, commands_rx) =
         tokio::sync::mpsc::channel(tapio_server::correlator::COMMAND_QUEUE);
     let dispatch_wake = Arc::new(tokio::sync::Notify::new());
+    let silences: tapio_server::silences::Shared = Arc::new(std::sync::RwLock::new(
+        tapio_server::silences::load(store.as_ref(), chrono::Utc::now()).await,
+    ));
     let notify_cfg = match &args.notify {
         None => None,
         Some(path) => {
@@ -177,7 +192,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         commands: commands_rx,
         notifier: notify_cfg
             .clone()
-            .map(tapio_server::notify::outbox::Notifier::new),
+            .map(|c| tapio_server::notify::outbox::Notifier::new(c, silences.clone())),
         dispatch_wake: dispatch_wake.clone(),
         store: store.clone(),
         engine: Box::new(CorrelationEngine::new(
@@ -215,6 +230,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         shed_capacity: args.shed_capacity,
         heartbeats: Default::default(),
         commands: commands_tx.clone(),
+        silences: silences.clone(),
     });
 
     let correlator_task = tokio::spawn(correlator.run(shutdown_rx.clone()));
@@ -230,6 +246,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             wake: dispatch_wake.clone(),
             metrics: metrics.clone(),
             commands: commands_tx.clone(),
+            silences: silences.clone(),
         };
         tokio::spawn(dispatcher.run(shutdown_rx.clone()));
     }

@@ -136,6 +136,8 @@ fn retried_batch_is_not_double_counted() {
     assert_eq!(s.metric("tapio_batches_duplicate_total"), 1.0);
     let agents = s.get_json("/api/v1/agents");
     assert_eq!(agents["agents"][0]["events"], 3);
+    // The processed counter moves before the chunk's incidents are stored: wait for them.
+    s.wait_for(5, "the incident", |s| !s.incidents("").is_empty());
     assert_eq!(s.incidents("")[0]["evidence_count"], 2);
 }
 

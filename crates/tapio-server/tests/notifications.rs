@@ -359,3 +359,75 @@ fn an_unacknowledged_p1_escalates_after_its_deadline_and_the_timeline_says_so() 
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(hook.accepted().len(), 1);
 }
+
+#[test]
+fn a_silence_holds_notifications_but_the_incident_is_recorded() {
+    let (pd, slack, hook) = (
+        Receiver::start(202),
+        Receiver::start(200),
+        Receiver::start(200),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &pd, &slack, &hook, 5);
+    let s = Server::start(&["--notify", &cfg]);
+    // Maintenance in shop for 2 h, through the CLI.
+    let out = s.cli(&[
+        "silence",
+        "add",
+        "-n",
+        "shop",
+        "--for",
+        "2h",
+        "--comment",
+        "db migration",
+        "--by",
+        "alice",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sid = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("silence <id>")
+        .to_owned();
+    let list = String::from_utf8_lossy(&s.cli(&["silence", "list"]).stdout).into_owned();
+    assert!(
+        list.contains(&sid) && list.contains("active") && list.contains("db migration"),
+        "{list}"
+    );
+    let id = open_p1(&s);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(pd.attempts() + slack.attempts(), 0, "held by the silence");
+    assert_eq!(
+        s.get_json(&format!("/api/v1/incidents/{id}"))["status"],
+        "open",
+        "still recorded"
+    );
+    // The silence ends: the next state change notifies.
+    let out = s.cli(&["silence", "expire", &sid]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (st, _) = s.post(
+        &format!("/api/v1/incidents/{id}/ack"),
+        br#"{"by":"bob"}"#,
+        &[],
+    );
+    assert_eq!(st, 200);
+    wait("the update after the silence", 10, || {
+        pd.accepted().len() == 1 && slack.accepted().len() == 1
+    });
+    assert_eq!(pd.accepted()[0]["event_action"], "acknowledge");
+    // A silence needs a matcher.
+    let (st, e) = s.post(
+        "/api/v1/silences",
+        br#"{"matchers": {}, "duration": "1h"}"#,
+        &[],
+    );
+    assert_eq!(st, 400, "{e}");
+}

@@ -155,6 +155,15 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError>;
     async fn outbox_update(&self, id: i64, update: OutboxUpdate) -> Result<(), StoreError>;
+    /// Store (or replace) a silence, as JSON with its end time.
+    async fn silence_put(
+        &self,
+        id: Ulid,
+        ends_at: DateTime<Utc>,
+        body: String,
+    ) -> Result<(), StoreError>;
+    /// Silences ending after `ended_after` (JSON bodies).
+    async fn silences(&self, ended_after: DateTime<Utc>) -> Result<Vec<String>, StoreError>;
     /// Notifications per (receiver, status) (for metrics and tests).
     async fn outbox_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError>;
     /// How far the correlator has read.

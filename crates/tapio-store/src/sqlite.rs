@@ -97,6 +97,16 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (status, next_ms);
 "#,
     ),
+    (
+        3,
+        r#"
+CREATE TABLE silences (
+    id       TEXT PRIMARY KEY,
+    ends_ms  INTEGER NOT NULL,
+    body     TEXT NOT NULL       -- the silence as JSON (matchers, times, who, expiry)
+);
+"#,
+    ),
 ];
 
 /// How hard commits are flushed. `Full` fsyncs every commit (survives power loss);
@@ -707,6 +717,38 @@ impl Store for SqliteStore {
         })
         .await
         .map(|_| ())
+    }
+
+    async fn silence_put(
+        &self,
+        id: Ulid,
+        ends_at: DateTime<Utc>,
+        body: String,
+    ) -> Result<(), StoreError> {
+        self.write(|r| {
+            WriteCmd::Exec(
+                Box::new(move |sp| {
+                    Ok(sp.execute(
+                        "INSERT INTO silences (id, ends_ms, body) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (id) DO UPDATE SET ends_ms = ?2, body = ?3",
+                        params![id.to_string(), ms(ends_at), body],
+                    )? as u64)
+                }),
+                r,
+            )
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn silences(&self, ended_after: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        self.read(move |c| {
+            let mut st =
+                c.prepare_cached("SELECT body FROM silences WHERE ends_ms > ?1 ORDER BY id")?;
+            let rows = st.query_map(params![ms(ended_after)], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     async fn outbox_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {

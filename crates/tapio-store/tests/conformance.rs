@@ -233,7 +233,7 @@ async fn data_survives_reopen() {
     }
     let s = SqliteStore::open(dir.path(), Durability::Full).expect("reopen");
     assert_eq!(s.evidence_after(0, 10).await.expect("read").len(), 1);
-    assert_eq!(s.stats().await.expect("stats").schema_version, 2);
+    assert_eq!(s.stats().await.expect("stats").schema_version, 3);
 }
 
 fn item(key: &str, receiver: &str) -> tapio_store::OutboxItem {
@@ -312,4 +312,22 @@ async fn outbox_is_exactly_once_per_key_and_durable() {
         counts.contains(&("pd".into(), "failed".into(), 1)),
         "{counts:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silences_are_kept_until_they_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = SqliteStore::open(dir.path(), Durability::Full).expect("open");
+    let (a, b) = (Ulid::from_parts(1, 1), Ulid::from_parts(1, 2));
+    s.silence_put(a, now() + chrono::Duration::hours(1), "{\"a\":1}".into())
+        .await
+        .expect("put a");
+    s.silence_put(b, now() - chrono::Duration::hours(1), "{\"b\":1}".into())
+        .await
+        .expect("put b");
+    s.silence_put(a, now() + chrono::Duration::hours(2), "{\"a\":2}".into())
+        .await
+        .expect("replace a");
+    let live = s.silences(now()).await.expect("list");
+    assert_eq!(live, vec!["{\"a\":2}".to_owned()]);
 }

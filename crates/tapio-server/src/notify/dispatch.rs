@@ -23,6 +23,7 @@ pub struct Dispatcher {
     pub templates: Arc<Templates>,
     pub wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    pub silences: crate::silences::Shared,
     /// To record escalations on the incident's timeline (through its single writer).
     pub commands: tokio::sync::mpsc::Sender<crate::correlator::Command>,
 }
@@ -117,6 +118,12 @@ impl Dispatcher {
                 return;
             }
         };
+        // Silenced incidents get no escalations or cadence updates either.
+        let silences = self.silences.read().map(|l| l.clone()).unwrap_or_default();
+        let active: Vec<Incident> = active
+            .into_iter()
+            .filter(|i| tapio_core::silence::silenced_by(&silences, i, now).is_none())
+            .collect();
         let s = super::schedule::scheduled(&active, &self.cfg, now);
         for (item, note) in s.items.into_iter().zip(s.notes) {
             let id = item.incident;

@@ -37,13 +37,15 @@ const MAX_REMEMBERED: usize = 100_000;
 
 pub struct Notifier {
     pub cfg: Arc<NotifyConfig>,
+    pub silences: crate::silences::Shared,
     last: HashMap<Ulid, State>,
 }
 
 impl Notifier {
-    pub fn new(cfg: Arc<NotifyConfig>) -> Self {
+    pub fn new(cfg: Arc<NotifyConfig>, silences: crate::silences::Shared) -> Self {
         Self {
             cfg,
+            silences,
             last: HashMap::new(),
         }
     }
@@ -63,6 +65,14 @@ impl Notifier {
             self.last.clear();
         }
         self.last.insert(inc.id, st);
+        // A silenced incident is recorded as usual; its notifications are held.
+        if let Ok(list) = self.silences.read()
+            && let Some(s) = tapio_core::silence::silenced_by(&list, inc, now)
+        {
+            tracing::info!(component = "notify", incident = %inc.id, silence = %s.id,
+                "notification held by a silence");
+            return Vec::new();
+        }
         let kind = match (st.status, known) {
             (Status::Resolved, _) => "resolution",
             (_, None) if st.reopens == 0 && st.status == Status::Open => "initial",

@@ -1223,6 +1223,14 @@ fn jira_escape(s: &str) -> String {
     out
 }
 
+/// Jira's comment size limit, with room for the escapes.
+const JIRA_COMMENT_MAX: usize = 32_000;
+
+/// A notification's text as a Jira comment body (wiki markup escaped, within the limit).
+pub fn jira_comment(text: &str) -> String {
+    truncate(&jira_escape(text.trim()), JIRA_COMMENT_MAX)
+}
+
 /// A Jira REST v2 "create issue" body. The description is Jira wiki markup: severity and
 /// why, status, start, namespace, affected entities, root cause and mitigations.
 pub fn jira_payload(inc: &Incident, project_key: &str, issue_type: &str) -> Value {
@@ -1294,7 +1302,8 @@ const EMAIL_MAX_LINE: usize = 998;
 /// Recommended header line length (RFC 5322 §2.1.1).
 const EMAIL_FOLD_AT: usize = 78;
 
-fn base64(bytes: &[u8]) -> String {
+/// Standard base64 (RFC 4648 §4, padded); used by the email builder and the SMTP client.
+pub fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

@@ -14,6 +14,40 @@ pub enum Kind {
     Slack,
     PagerDuty,
     Webhook,
+    /// Email over SMTP (`url = "smtp://host:587"` or `smtps://host:465`).
+    Email,
+    /// A Jira issue per P1/P2 incident (REST v2), later changes as comments.
+    Jira,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// STARTTLS after EHLO, required (the default for `smtp://`).
+    StartTls,
+    /// TLS from the first byte (`smtps://`, port 465).
+    Implicit,
+    /// Plain text; only when asked for explicitly (`tls = "none"`).
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailCfg {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub from: String,
+    pub to: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JiraCfg {
+    pub project: String,
+    pub issue_type: String,
+    pub username: Option<String>,
+    pub token: Option<String>,
 }
 
 impl Kind {
@@ -22,11 +56,17 @@ impl Kind {
             Self::Slack => "slack",
             Self::PagerDuty => "pagerduty",
             Self::Webhook => "webhook",
+            Self::Email => "email",
+            Self::Jira => "jira",
         }
     }
     /// Pagers: only the newest state matters, and nothing pages after acknowledgement.
     pub fn is_pager(self) -> bool {
         self == Self::PagerDuty
+    }
+    /// Receivers that get the periodic Update while a P1/P2 is open.
+    pub fn gets_cadence(self) -> bool {
+        matches!(self, Self::Slack | Self::Webhook | Self::Email)
     }
 }
 
@@ -39,6 +79,8 @@ pub struct Receiver {
     pub fallback: Option<String>,
     /// Receiver told when an incident routed here is not acknowledged in time.
     pub escalate_to: Option<String>,
+    pub email: Option<EmailCfg>,
+    pub jira: Option<JiraCfg>,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +168,110 @@ struct RawReceiver {
     fallback: Option<String>,
     #[serde(default)]
     escalate_to: Option<String>,
+    // email
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Vec<String>,
+    #[serde(default)]
+    tls: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password_env: Option<String>,
+    #[serde(default)]
+    password_file: Option<std::path::PathBuf>,
+    // jira
+    #[serde(default)]
+    project: Option<String>,
+    #[serde(default)]
+    issue_type: Option<String>,
+    #[serde(default)]
+    token_env: Option<String>,
+    #[serde(default)]
+    token_file: Option<std::path::PathBuf>,
+}
+
+/// A secret from an environment variable or a file (e.g. a mounted Secret), never inline.
+fn secret(
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+    what: &str,
+) -> Result<Option<String>, (String, String)> {
+    match (env, file) {
+        (Some(_), Some(_)) => Err((
+            format!("{what}_env"),
+            format!("give either {what}_env or {what}_file, not both"),
+        )),
+        (Some(var), None) => match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_owned())),
+            _ => Err((
+                format!("{what}_env"),
+                format!(
+                    "environment variable {var:?} is not set or empty; export it before starting the server"
+                ),
+            )),
+        },
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_owned())),
+            Ok(_) => Err((
+                format!("{what}_file"),
+                format!("{} is empty", path.display()),
+            )),
+            Err(e) => Err((
+                format!("{what}_file"),
+                format!("{} cannot be read: {e}", path.display()),
+            )),
+        },
+        (None, None) => Ok(None),
+    }
+}
+
+/// `smtp://host[:port]` (STARTTLS, port 587) or `smtps://host[:port]` (TLS, port 465).
+fn smtp_endpoint(url: &str) -> Result<(String, u16, SmtpTls), String> {
+    let (rest, tls, default_port) = if let Some(r) = url.strip_prefix("smtp://") {
+        (r, SmtpTls::StartTls, 587)
+    } else if let Some(r) = url.strip_prefix("smtps://") {
+        (r, SmtpTls::Implicit, 465)
+    } else {
+        return Err(format!(
+            "{url:?} must be smtp://host[:port] (STARTTLS) or smtps://host[:port] (TLS)"
+        ));
+    };
+    let rest = rest.trim_end_matches('/');
+    // host, host:port, [v6], [v6]:port
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, "")) => (h.to_owned(), None),
+            Some((h, p)) => (h.to_owned(), p.strip_prefix(':').map(str::to_owned)),
+            None => return Err(format!("{url:?}: unclosed \"[\" in the host")),
+        },
+        None => match rest.split_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p.to_owned())),
+            None => (rest.to_owned(), None),
+        },
+    };
+    let port = match port {
+        None => default_port,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(format!("{url:?}: port {p:?} is not a number 1-65535")),
+        },
+    };
+    if host.is_empty() || host.contains(['/', '@', ' ']) {
+        return Err(format!("{url:?}: {host:?} is not a host name"));
+    }
+    Ok((host, port, tls))
+}
+
+fn plain_address(a: &str) -> bool {
+    let addr = a
+        .rsplit_once('<')
+        .map_or(a, |(_, r)| r.trim_end_matches('>'));
+    let addr = addr.trim();
+    addr.split_once('@')
+        .is_some_and(|(l, d)| !l.is_empty() && (d.contains('.') || d == "localhost"))
+        && !addr.contains([' ', '\r', '\n', ','])
 }
 
 #[derive(Deserialize)]
@@ -184,23 +330,138 @@ pub fn parse(text: &str, origin: &str) -> Result<NotifyConfig, String> {
             "slack" => Kind::Slack,
             "pagerduty" => Kind::PagerDuty,
             "webhook" => Kind::Webhook,
+            "email" => Kind::Email,
+            "jira" => Kind::Jira,
             other => {
                 return Err(at(
                     "kind",
-                    format!("{other:?} is not one of slack, pagerduty, webhook"),
+                    format!("{other:?} is not one of slack, pagerduty, webhook, email, jira"),
                 ));
             }
         };
+        // Fields that belong to one kind only are refused on the others.
+        for (field, set, kinds) in [
+            (
+                "routing_key",
+                r.routing_key.is_some(),
+                &[Kind::PagerDuty][..],
+            ),
+            ("from", r.from.is_some(), &[Kind::Email][..]),
+            ("to", !r.to.is_empty(), &[Kind::Email][..]),
+            ("tls", r.tls.is_some(), &[Kind::Email][..]),
+            ("password_env", r.password_env.is_some(), &[Kind::Email][..]),
+            (
+                "password_file",
+                r.password_file.is_some(),
+                &[Kind::Email][..],
+            ),
+            (
+                "username",
+                r.username.is_some(),
+                &[Kind::Email, Kind::Jira][..],
+            ),
+            ("project", r.project.is_some(), &[Kind::Jira][..]),
+            ("issue_type", r.issue_type.is_some(), &[Kind::Jira][..]),
+            ("token_env", r.token_env.is_some(), &[Kind::Jira][..]),
+            ("token_file", r.token_file.is_some(), &[Kind::Jira][..]),
+        ] {
+            if set && !kinds.contains(&kind) {
+                return Err(at(
+                    field,
+                    format!("is not used by a {} receiver", kind.as_str()),
+                ));
+            }
+        }
         let url = match (&r.url, kind) {
             (Some(u), _) => u.clone(),
             (None, Kind::PagerDuty) => PAGERDUTY_EVENTS_URL.to_owned(),
             (None, _) => return Err(at("url", "is required for this kind".into())),
         };
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        let mut email = None;
+        let mut jira = None;
+        if kind == Kind::Email {
+            let (host, port, mut tls) = smtp_endpoint(&url).map_err(|m| at("url", m))?;
+            match r.tls.as_deref() {
+                None => {}
+                Some("none") => tls = SmtpTls::None,
+                Some("starttls") => tls = SmtpTls::StartTls,
+                Some("tls") => tls = SmtpTls::Implicit,
+                Some(other) => {
+                    return Err(at(
+                        "tls",
+                        format!("{other:?} is not one of starttls, tls, none"),
+                    ));
+                }
+            }
+            let from = r
+                .from
+                .clone()
+                .ok_or_else(|| at("from", "an email receiver needs a sender address".into()))?;
+            if !plain_address(&from) {
+                return Err(at("from", format!("{from:?} is not an email address")));
+            }
+            if r.to.is_empty() {
+                return Err(at(
+                    "to",
+                    "an email receiver needs at least one recipient".into(),
+                ));
+            }
+            if let Some(bad) = r.to.iter().find(|a| !plain_address(a)) {
+                return Err(at("to", format!("{bad:?} is not an email address")));
+            }
+            let password = secret(
+                r.password_env.as_deref(),
+                r.password_file.as_deref(),
+                "password",
+            )
+            .map_err(|(f, m)| at(&f, m))?;
+            if password.is_some() != r.username.is_some() {
+                return Err(at(
+                    "username",
+                    "SMTP authentication needs both username and password_env or password_file"
+                        .into(),
+                ));
+            }
+            email = Some(EmailCfg {
+                host,
+                port,
+                tls,
+                from,
+                to: r.to.clone(),
+                username: r.username.clone(),
+                password,
+            });
+        } else if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(at(
                 "url",
                 format!("{url:?} must be an http:// or https:// URL"),
             ));
+        }
+        if kind == Kind::Jira {
+            let project = r
+                .project
+                .clone()
+                .filter(|p| !p.trim().is_empty())
+                .ok_or_else(|| {
+                    at(
+                        "project",
+                        "a Jira receiver needs the project key, e.g. \"OPS\"".into(),
+                    )
+                })?;
+            let token = secret(r.token_env.as_deref(), r.token_file.as_deref(), "token")
+                .map_err(|(f, m)| at(&f, m))?;
+            if token.is_none() {
+                return Err(at(
+                    "token_env",
+                    "a Jira receiver needs an API token (token_env or token_file)".into(),
+                ));
+            }
+            jira = Some(JiraCfg {
+                project,
+                issue_type: r.issue_type.clone().unwrap_or_else(|| "Task".into()),
+                username: r.username.clone(),
+                token,
+            });
         }
         if kind == Kind::PagerDuty && r.routing_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
             return Err(at(
@@ -215,6 +476,8 @@ pub fn parse(text: &str, origin: &str) -> Result<NotifyConfig, String> {
             routing_key: r.routing_key.clone(),
             fallback: r.fallback.clone(),
             escalate_to: r.escalate_to.clone(),
+            email,
+            jira,
         });
     }
     for r in &receivers {
@@ -402,6 +665,111 @@ namespaces = ["shop"]
         );
         assert_eq!(c.base_url.as_deref(), Some("https://tapio.example.com"));
         assert_eq!(c.max_attempts, 4);
+    }
+
+    const MAIL_AND_JIRA: &str = r#"
+[[receiver]]
+name = "mail"
+kind = "email"
+url = "smtp://mail.example.com"
+from = "Tapio <tapio@example.com>"
+to = ["oncall@example.com"]
+
+[[receiver]]
+name = "jira"
+kind = "jira"
+url = "https://example.atlassian.net"
+project = "OPS"
+token_file = "TOKEN_FILE"
+"#;
+
+    #[test]
+    fn email_and_jira_receivers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "tok\n").expect("write");
+        let good = MAIL_AND_JIRA.replace("TOKEN_FILE", &token.display().to_string());
+        let c = parse(&good, "n.toml").expect("valid");
+        let m = c
+            .receiver("mail")
+            .and_then(|r| r.email.clone())
+            .expect("email");
+        assert_eq!(
+            (m.host.as_str(), m.port, m.tls),
+            ("mail.example.com", 587, SmtpTls::StartTls)
+        );
+        let j = c
+            .receiver("jira")
+            .and_then(|r| r.jira.clone())
+            .expect("jira");
+        assert_eq!((j.project.as_str(), j.issue_type.as_str()), ("OPS", "Task"));
+        assert_eq!(j.token.as_deref(), Some("tok"));
+        let tls = parse(
+            &good.replace("smtp://mail.example.com", "smtps://[::1]:2465"),
+            "n.toml",
+        )
+        .expect("valid");
+        let m = tls
+            .receiver("mail")
+            .and_then(|r| r.email.clone())
+            .expect("email");
+        assert_eq!(
+            (m.host.as_str(), m.port, m.tls),
+            ("::1", 2465, SmtpTls::Implicit)
+        );
+        for (bad, needle) in [
+            (MAIL_AND_JIRA.replace("smtp://", "http://"), "smtp://host"),
+            (
+                MAIL_AND_JIRA.replace("mail.example.com\"", "mail.example.com:0\""),
+                "port \"0\"",
+            ),
+            (
+                MAIL_AND_JIRA.replace("to = [\"oncall@example.com\"]", "to = []"),
+                "field \"to\"",
+            ),
+            (
+                MAIL_AND_JIRA.replace("to = [\"oncall@example.com\"]", "to = [\"oncall\"]"),
+                "\"oncall\" is not an email address",
+            ),
+            (
+                MAIL_AND_JIRA.replace(
+                    "from = \"Tapio <tapio@example.com>\"\n",
+                    "tls = \"ssl\"\nfrom = \"t@x.io\"\n",
+                ),
+                "field \"tls\"",
+            ),
+            (
+                MAIL_AND_JIRA.replace(
+                    "to = [\"oncall@example.com\"]",
+                    "to = [\"a@x.io\"]\nusername = \"u\"",
+                ),
+                "field \"username\"",
+            ),
+            (
+                MAIL_AND_JIRA.replace("project = \"OPS\"\n", ""),
+                "field \"project\"",
+            ),
+            (
+                good.replace(
+                    &format!("token_file = {:?}", token.display().to_string()),
+                    "token_env = \"TAPIO_TEST_JIRA_TOKEN_UNSET\"",
+                ),
+                "TAPIO_TEST_JIRA_TOKEN_UNSET",
+            ),
+            (MAIL_AND_JIRA.to_owned(), "TOKEN_FILE cannot be read"),
+            (
+                MAIL_AND_JIRA.replace("project = \"OPS\"", "project = \"OPS\"\nfrom = \"a@x.io\""),
+                "is not used by a jira receiver",
+            ),
+        ] {
+            let bad = if bad.contains("TOKEN_FILE") && !needle.contains("TOKEN_FILE") {
+                bad.replace("TOKEN_FILE", &token.display().to_string())
+            } else {
+                bad
+            };
+            let e = parse(&bad, "n.toml").expect_err(needle);
+            assert!(e.contains("n.toml") && e.contains(needle), "{needle}: {e}");
+        }
     }
 
     #[test]

@@ -28,10 +28,7 @@ pub struct Dispatcher {
     pub commands: tokio::sync::mpsc::Sender<crate::correlator::Command>,
 }
 
-/// URL, JSON body and extra headers of one delivery.
-type Request = (String, String, Vec<(String, String)>);
-
-enum Sent {
+pub(super) enum Sent {
     Ok,
     Retry(String, Option<Duration>),
     /// The receiver refuses this message for good (4xx other than 408/429).
@@ -184,51 +181,7 @@ impl Dispatcher {
                 return;
             }
         };
-        let (url, body, headers) = match self.request(&rcv, &row.item, &inc) {
-            Ok(r) => r,
-            Err(e) => {
-                self.count(&rcv.name, "failed");
-                let _ = self
-                    .store
-                    .outbox_update(row.id, OutboxUpdate::Failed { error: e })
-                    .await;
-                return;
-            }
-        };
-        let agent = agent.clone();
-        let sent = tokio::task::spawn_blocking(move || {
-            let mut req = agent.post(&url).header("content-type", "application/json");
-            for (k, v) in headers {
-                req = req.header(k, v);
-            }
-            match req.send(body.as_bytes()) {
-                Err(e) => Sent::Retry(e.to_string(), None),
-                Ok(mut r) => {
-                    let status = r.status().as_u16();
-                    let retry_after = r
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let text = r
-                        .body_mut()
-                        .with_config()
-                        .limit(16 * 1024)
-                        .read_to_string()
-                        .unwrap_or_default();
-                    match status {
-                        200..=299 => Sent::Ok,
-                        408 | 429 | 500..=599 => {
-                            Sent::Retry(format!("{status}: {text}"), retry_after)
-                        }
-                        _ => Sent::Refused(format!("{status}: {text}")),
-                    }
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|e| Sent::Retry(e.to_string(), None));
+        let sent = self.send(agent, &rcv, &row.item, &inc).await;
         let now = Utc::now();
         match sent {
             Sent::Ok => {
@@ -276,13 +229,14 @@ impl Dispatcher {
         }
     }
 
-    /// URL, JSON body and headers for one notification to one receiver.
-    fn request(
+    /// Deliver one notification to one receiver, on a blocking thread.
+    async fn send(
         &self,
+        agent: &ureq::Agent,
         rcv: &Receiver,
         item: &OutboxItem,
         inc: &Incident,
-    ) -> Result<Request, String> {
+    ) -> Sent {
         let kind = kind_of(&item.kind);
         let ctx = RenderContext {
             base_url: self.cfg.base_url.clone(),
@@ -293,29 +247,110 @@ impl Dispatcher {
             .base_url
             .as_ref()
             .map(|b| format!("{b}/api/v1/incidents/{}", inc.id));
-        let body = match rcv.kind {
-            Kind::Slack => {
-                let text = self
-                    .templates
-                    .render(kind, inc, &ctx)
-                    .map_err(|e| e.to_string())?;
-                tapio_core::notify::slack_payload(kind, inc, &text, link.as_deref())
-            }
-            Kind::PagerDuty => tapio_core::notify::pagerduty_payload_with_link(
-                kind,
-                inc,
-                rcv.routing_key.as_deref().unwrap_or(""),
-                "tapio",
-                link.as_deref(),
-            ),
-            Kind::Webhook => {
-                let text = self
-                    .templates
-                    .render(kind, inc, &ctx)
-                    .map_err(|e| e.to_string())?;
-                tapio_core::notify::webhook_payload(kind, inc, &text)
+        let text = match self.templates.render(kind, inc, &ctx) {
+            Ok(t) => t,
+            Err(e) => return Sent::Refused(e.to_string()),
+        };
+        let agent = agent.clone();
+        let rcv = rcv.clone();
+        let inc = inc.clone();
+        let timeout = self.cfg.timeout;
+        let job = move || -> Sent {
+            match rcv.kind {
+                Kind::Slack => post_json(
+                    &agent,
+                    &rcv.url,
+                    &tapio_core::notify::slack_payload(kind, &inc, &text, link.as_deref()),
+                    &[],
+                ),
+                Kind::PagerDuty => post_json(
+                    &agent,
+                    &rcv.url,
+                    &tapio_core::notify::pagerduty_payload_with_link(
+                        kind,
+                        &inc,
+                        rcv.routing_key.as_deref().unwrap_or(""),
+                        "tapio",
+                        link.as_deref(),
+                    ),
+                    &[],
+                ),
+                Kind::Webhook => post_json(
+                    &agent,
+                    &rcv.url,
+                    &tapio_core::notify::webhook_payload(kind, &inc, &text),
+                    &[],
+                ),
+                Kind::Email => {
+                    let Some(cfg) = &rcv.email else {
+                        return Sent::Refused("email receiver without SMTP settings".into());
+                    };
+                    let msg = tapio_core::notify::email_message(
+                        kind,
+                        &inc,
+                        &text,
+                        &cfg.from,
+                        &cfg.to,
+                        Utc::now(),
+                    );
+                    match super::smtp::send(cfg, timeout, &msg) {
+                        Ok(()) => Sent::Ok,
+                        Err(super::smtp::SmtpError::Temporary(e)) => Sent::Retry(e, None),
+                        Err(super::smtp::SmtpError::Permanent(e)) => Sent::Refused(e),
+                    }
+                }
+                Kind::Jira => match &rcv.jira {
+                    Some(cfg) => super::jira::send(&agent, &rcv.url, cfg, kind, &inc, &text),
+                    None => Sent::Refused("jira receiver without project settings".into()),
+                },
             }
         };
-        Ok((rcv.url.clone(), body.to_string(), Vec::new()))
+        tokio::task::spawn_blocking(job)
+            .await
+            .unwrap_or_else(|e| Sent::Retry(e.to_string(), None))
     }
+}
+
+/// What one HTTP exchange means for the outbox: 2xx delivered; 408, 429 and 5xx retried
+/// (honouring Retry-After); other answers refused for good.
+pub(super) fn outcome(
+    res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> (Sent, String) {
+    match res {
+        Err(e) => (Sent::Retry(e.to_string(), None), String::new()),
+        Ok(mut r) => {
+            let status = r.status().as_u16();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let text = r
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024)
+                .read_to_string()
+                .unwrap_or_default();
+            let sent = match status {
+                200..=299 => Sent::Ok,
+                408 | 429 | 500..=599 => Sent::Retry(format!("{status}: {text}"), retry_after),
+                _ => Sent::Refused(format!("{status}: {text}")),
+            };
+            (sent, text)
+        }
+    }
+}
+
+fn post_json(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &serde_json::Value,
+    headers: &[(String, String)],
+) -> Sent {
+    let mut req = agent.post(url).header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    outcome(req.send(body.to_string().as_bytes())).0
 }

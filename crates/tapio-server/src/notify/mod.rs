@@ -4,5 +4,7 @@
 
 pub mod config;
 pub mod dispatch;
+pub mod jira;
 pub mod outbox;
 pub mod schedule;
+pub mod smtp;

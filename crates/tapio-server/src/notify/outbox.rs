@@ -88,6 +88,8 @@ impl Notifier {
         self.cfg
             .route(level, inc.namespace.as_deref())
             .into_iter()
+            // Jira tracks P1/P2 incidents only (the runbook's tracking rule).
+            .filter(|r| r.kind != super::config::Kind::Jira || level <= Severity::P2)
             .map(|r| OutboxItem {
                 key: format!(
                     "{}:{}:{}:{}:{}",

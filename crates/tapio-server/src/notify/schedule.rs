@@ -70,12 +70,13 @@ pub fn scheduled(incidents: &[Incident], cfg: &NotifyConfig, now: DateTime<Utc>)
                 out.escalations.push((inc.id, to.clone(), note));
             }
         }
-        // Cadence: chat receivers hear about an open P1/P2 every `update_every`.
+        // Cadence: chat and email receivers hear about an open P1/P2 every `update_every`
+        // (pagers page once per state; the Jira issue records state changes only).
         if matches!(inc.severity, Severity::P1 | Severity::P2) {
             let step = cfg.update_every.as_secs().max(1);
             let n = age.as_secs() / step;
             if n >= 1 {
-                for r in routed.iter().filter(|r| !r.kind.is_pager()) {
+                for r in routed.iter().filter(|r| r.kind.gets_cadence()) {
                     out.items.push(OutboxItem {
                         key: format!("{}:cadence:{n}:{}", inc.id, r.name),
                         incident: inc.id,

@@ -11,6 +11,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
+pub mod mttx;
 pub mod notify;
 pub mod runtime_config;
 pub mod silences;

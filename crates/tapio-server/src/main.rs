@@ -43,6 +43,12 @@ struct Args {
     /// How long raw evidence is kept (incidents are kept).
     #[arg(long, env = "TAPIO_RETENTION", default_value = "7d", value_parser = parse_duration)]
     retention: Duration,
+    /// Trailing window of the MTTD/MTTA/MTTR/MTBF figures on /metrics.
+    #[arg(long, env = "TAPIO_MTTX_WINDOW", default_value = "30d", value_parser = parse_duration)]
+    mttx_window: Duration,
+    /// How often the MTTx figures on /metrics are recomputed.
+    #[arg(long, env = "TAPIO_MTTX_EVERY", default_value = "60s", value_parser = parse_duration)]
+    mttx_every: Duration,
     /// How far in the future an event time may be before it is refused.
     #[arg(long, env = "TAPIO_MAX_FUTURE_SKEW", default_value = "5m", value_parser = parse_duration)]
     max_future_skew: Duration,
@@ -252,6 +258,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     tokio::spawn(config_source.run(args.config_poll, shutdown_rx.clone()));
     tokio::spawn(apply_log_level(config_rx.clone(), level_handle));
+    tokio::spawn(tapio_server::mttx::run(
+        store.clone(),
+        metrics.clone(),
+        args.mttx_window,
+        args.mttx_every.max(Duration::from_secs(1)),
+        shutdown_rx.clone(),
+    ));
     tokio::spawn(retention(
         store.clone(),
         metrics.clone(),

@@ -91,6 +91,30 @@ pub struct Metrics {
     pub alerts_received: Family<AlertLabels, Counter>,
     /// Notification delivery attempts by receiver (from the config: bounded) and result.
     pub notifications: Family<NotificationLabels, Counter>,
+    /// MTTD / MTTA / MTTR / MTBF over the trailing window (crate::mttx), per severity.
+    pub mttx: Family<MttxLabels, FloatGauge>,
+    /// The same per service (the most frequent [`crate::mttx::MAX_SERVICES`] services).
+    pub service_mttx: Family<ServiceMttxLabels, FloatGauge>,
+    /// Share of measured incidents that met the runbook's MTTA / MTTR target.
+    pub target_met: Family<MttxLabels, FloatGauge>,
+    /// Incidents that started in the trailing window, per severity.
+    pub window_incidents: Family<SeverityLabel, Gauge>,
+    pub mttx_window: Gauge,
+}
+
+pub type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MttxLabels {
+    /// mttd | mtta | mttr | mtbf
+    pub measure: String,
+    pub severity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceMttxLabels {
+    pub measure: String,
+    pub service: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -221,6 +245,36 @@ impl Metrics {
             "Notification delivery attempts by receiver and result (delivered, retry, failed, superseded)",
             notifications.clone(),
         );
+        let mttx = Family::<MttxLabels, FloatGauge>::default();
+        registry.register(
+            "incident_mttx_seconds",
+            "Mean time to detect (first evidence to detection), acknowledge, resolve, and between failures, over the trailing window (tapio_incident_mttx_window_seconds), per severity",
+            mttx.clone(),
+        );
+        let service_mttx = Family::<ServiceMttxLabels, FloatGauge>::default();
+        registry.register(
+            "service_mttx_seconds",
+            "The same means per service (namespace/workload), for the services with the most incidents in the window",
+            service_mttx.clone(),
+        );
+        let target_met = Family::<MttxLabels, FloatGauge>::default();
+        registry.register(
+            "incident_target_met_ratio",
+            "Share of incidents in the window that met the runbook target (P1 MTTA 5m / MTTR 2h, P2 15m / 8h, P3 1h / 24h), per severity and measure",
+            target_met.clone(),
+        );
+        let window_incidents = Family::<SeverityLabel, Gauge>::default();
+        registry.register(
+            "incident_window_incidents",
+            "Incidents that started in the trailing window, per severity (merged ones not counted)",
+            window_incidents.clone(),
+        );
+        let mttx_window = Gauge::default();
+        registry.register(
+            "incident_mttx_window_seconds",
+            "Length of the trailing window the MTTx figures cover",
+            mttx_window.clone(),
+        );
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("build_info", "tapio-server build", build_info.clone());
         build_info
@@ -251,6 +305,11 @@ impl Metrics {
             evidence_pruned,
             alerts_received,
             notifications,
+            mttx,
+            service_mttx,
+            target_met,
+            window_incidents,
+            mttx_window,
         };
         // Pre-create bounded series so dashboards and alerts see zeros, not absence.
         for r in DROP_REASONS {

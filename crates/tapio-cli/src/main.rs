@@ -190,6 +190,18 @@ enum IncidentsCmd {
     Resolve(ActArgs),
     /// Reopen a resolved incident.
     Reopen(ActArgs),
+    /// Set the severity by hand (detection keeps it from then on).
+    Severity {
+        id: String,
+        /// P1, P2, P3 or P4.
+        severity: String,
+        /// Why (recorded on the timeline and in the severity reason).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who (default: $TAPIO_USER or $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Add a note to the timeline.
     Note {
         id: String,
@@ -494,6 +506,23 @@ fn incidents(client: &Client, cmd: IncidentsCmd) -> Result<(), ClientError> {
         IncidentsCmd::Mitigate(a) => act(client, "mitigate", a)?,
         IncidentsCmd::Resolve(a) => act(client, "resolve", a)?,
         IncidentsCmd::Reopen(a) => act(client, "reopen", a)?,
+        IncidentsCmd::Severity {
+            id,
+            severity,
+            reason,
+            by,
+        } => {
+            let severity = severity.to_ascii_uppercase();
+            let body = serde_json::json!({"by": actor(by), "severity": severity, "reason": reason});
+            let inc: Incident = client.post(
+                &format!("/api/v1/incidents/{}/severity", encode(&id)),
+                body.to_string().as_bytes(),
+            )?;
+            println!(
+                "{} is now {} ({}): {}",
+                inc.id, inc.severity, inc.title, inc.severity_reason
+            );
+        }
         IncidentsCmd::Note { id, text, by } => {
             let body = serde_json::json!({"by": actor(by), "text": text});
             let inc: Incident = client.post(

@@ -187,7 +187,7 @@ impl SimpleIncidentPath {
                 inc,
                 entry(ev.time, TimelineKind::Evidence, evidence_line(ev)),
             );
-            if c.severity < inc.severity {
+            if c.severity < inc.severity && inc.severity_set_by.is_none() {
                 let msg = format!(
                     "severity raised {} -> {}: {}",
                     inc.severity, c.severity, c.reason
@@ -228,6 +228,7 @@ impl SimpleIncidentPath {
             changes: Vec::new(),
             merged_into: None,
             peak_severity: None,
+            severity_set_by: None,
         };
         push_timeline(
             &mut inc,

@@ -230,6 +230,10 @@ pub struct Incident {
     /// evolves; reports and scoring use the peak).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_severity: Option<Severity>,
+    /// Who set the severity by hand. From then on detection no longer changes it (people
+    /// know about impact the evidence cannot see); it still records what it observes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_set_by: Option<String>,
 }
 
 /// A change seen before an incident ("what changed").

@@ -20,7 +20,16 @@ pub enum Action {
     Mitigate,
     Resolve,
     Reopen,
-    Note { text: String },
+    Note {
+        text: String,
+    },
+    /// A person sets the severity (the runbook's responders re-classify with what they
+    /// know: customer reports, revenue impact); detection keeps it from then on.
+    Severity {
+        severity: Severity,
+        #[serde(default)]
+        reason: Option<String>,
+    },
 }
 
 impl Action {
@@ -31,6 +40,7 @@ impl Action {
             Self::Resolve => "resolve",
             Self::Reopen => "reopen",
             Self::Note { .. } => "note",
+            Self::Severity { .. } => "severity",
         }
     }
 }
@@ -46,10 +56,10 @@ pub struct ActionError {
 /// What can be done to an incident in this status.
 pub fn allowed(status: Status) -> &'static [&'static str] {
     match status {
-        Status::Open => &["ack", "mitigate", "resolve", "note"],
-        Status::Acknowledged => &["mitigate", "resolve", "note"],
-        Status::Mitigated => &["resolve", "note"],
-        Status::Resolved => &["reopen", "note"],
+        Status::Open => &["ack", "mitigate", "resolve", "note", "severity"],
+        Status::Acknowledged => &["mitigate", "resolve", "note", "severity"],
+        Status::Mitigated => &["resolve", "note", "severity"],
+        Status::Resolved => &["reopen", "note", "severity"],
     }
 }
 
@@ -67,6 +77,7 @@ fn refuse(inc: &Incident, action: &Action, why: &str) -> ActionError {
                 Action::Resolve => "resolved",
                 Action::Reopen => "reopened",
                 Action::Note { .. } => "noted",
+                Action::Severity { .. } => "re-classified",
             },
             allowed(inc.status).join(", ")
         ),
@@ -205,6 +216,37 @@ pub fn apply(
             }
             push(inc, entry(at, TimelineKind::Note, t.to_owned(), by));
         }
+        Action::Severity { severity, reason } => {
+            let reason = reason.as_deref().map(str::trim).unwrap_or("");
+            if reason.len() > MAX_NOTE_BYTES {
+                return Err(ActionError {
+                    code: "invalid_field",
+                    message: format!(
+                        "a severity reason is at most {MAX_NOTE_BYTES} bytes (got {})",
+                        reason.len()
+                    ),
+                });
+            }
+            let why = if reason.is_empty() {
+                format!("set by {by}")
+            } else {
+                format!("set by {by}: {reason}")
+            };
+            let old = inc.severity;
+            inc.severity = *severity;
+            inc.severity_reason = format!("{} — {why}", severity.label());
+            inc.severity_set_by = Some(by.to_owned());
+            inc.peak_severity = Some(inc.peak_severity.map_or(*severity, |p| p.min(*severity)));
+            push(
+                inc,
+                entry(
+                    at,
+                    TimelineKind::SeverityChanged,
+                    format!("severity {old} → {severity}: {why}"),
+                    by,
+                ),
+            );
+        }
     }
     inc.updated_at = inc.updated_at.max(at);
     Ok(())
@@ -304,6 +346,7 @@ pub fn declare(d: &Declare, at: DateTime<Utc>, id: Ulid) -> Result<Incident, Act
         changes: Vec::new(),
         merged_into: None,
         peak_severity: Some(d.severity),
+        severity_set_by: None,
     })
 }
 

@@ -874,6 +874,7 @@ fn samples() -> [(Incident, RenderContext); 2] {
         }],
         merged_into: None,
         peak_severity: Some(Severity::P1),
+        severity_set_by: None,
     };
     let bare = Incident {
         id: Ulid::from_parts(1_767_261_600_000, 43),
@@ -900,6 +901,7 @@ fn samples() -> [(Incident, RenderContext); 2] {
         changes: Vec::new(),
         merged_into: None,
         peak_severity: None,
+        severity_set_by: None,
     };
     let now = sample_time(5000);
     [

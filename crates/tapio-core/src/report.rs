@@ -2210,6 +2210,7 @@ mod tests {
             changes: Vec::new(),
             merged_into: None,
             peak_severity: Some(sev),
+            severity_set_by: None,
         }
     }
 

@@ -44,6 +44,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/incidents/{id}/ack", post(crate::lifecycle::ack))
         .route(
+            "/api/v1/incidents/{id}/severity",
+            post(crate::lifecycle::severity),
+        )
+        .route(
             "/api/v1/incidents/{id}/mitigate",
             post(crate::lifecycle::mitigate),
         )

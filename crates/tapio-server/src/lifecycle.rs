@@ -32,6 +32,16 @@ struct ActBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SeverityBody {
+    #[serde(default)]
+    by: Option<String>,
+    severity: tapio_core::Severity,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NoteBody {
     #[serde(default)]
     by: Option<String>,
@@ -191,6 +201,31 @@ pub async fn note(
         CommandKind::Act {
             id,
             action: Action::Note { text: b.text },
+            by: b.by.unwrap_or_else(|| "api".into()),
+        },
+    )
+    .await?;
+    Ok(Json(inc))
+}
+
+/// `POST /api/v1/incidents/{id}/severity`: a person re-classifies the incident.
+pub async fn severity(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Incident>, ApiError> {
+    let id = parse_id(&id)?;
+    let bytes = read_body(&headers, body, state.max_body_bytes).await?;
+    let b: SeverityBody = parse(&bytes, "severity")?;
+    let inc = send(
+        &state,
+        CommandKind::Act {
+            id,
+            action: Action::Severity {
+                severity: b.severity,
+                reason: b.reason,
+            },
             by: b.by.unwrap_or_else(|| "api".into()),
         },
     )

@@ -71,9 +71,22 @@ fn a_declared_incident_runs_the_whole_lifecycle_from_the_cli() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("409") && err.contains("allowed now: reopen, note"),
+        err.contains("409") && err.contains("allowed now: reopen, note, severity"),
         "{err}"
     );
+    // The post-incident review re-classifies it.
+    let out = s.cli(&[
+        "incidents",
+        "severity",
+        &id,
+        "p1",
+        "--reason",
+        "EU checkout revenue lost",
+        "--by",
+        "carol",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("is now P1"), "{}", stdout(&out));
 
     let out = s.cli(&[
         "incidents",
@@ -94,6 +107,7 @@ fn a_declared_incident_runs_the_whole_lifecycle_from_the_cli() {
         "rolled back 2.8.1",
         "resolved by carol",
         "customer comms sent  (dave)",
+        "severity P2 → P1: set by carol: EU checkout revenue lost",
     ] {
         assert!(text.contains(needle), "{needle:?} in\n{text}");
     }
@@ -141,6 +155,47 @@ fn detection_keeps_what_people_did() {
     let inc = s.get_json(&format!("/api/v1/incidents/{id}"));
     assert_eq!(inc["status"], "acknowledged", "{inc}");
     assert!(inc["timeline"].to_string().contains("looking at the heap"));
+
+    // A person re-classifies: customers cannot check out, so P1 whatever the evidence says.
+    let detected = inc["severity"].as_str().expect("severity").to_owned();
+    assert_ne!(detected, "P1", "the example is not a P1 by evidence: {inc}");
+    let (status, inc) = s.post(
+        &format!("/api/v1/incidents/{id}/severity"),
+        br#"{"by": "alice", "severity": "P1", "reason": "customers cannot check out"}"#,
+        &[],
+    );
+    assert_eq!(status, 200, "{inc}");
+    assert_eq!(inc["severity"], "P1");
+    assert_eq!(inc["severity_set_by"], "alice");
+    assert!(
+        inc["severity_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("customers cannot check out")),
+        "{inc}"
+    );
+    // More evidence: detection would classify it lower, but the person's P1 stays.
+    let again = more
+        .replace("\"seq\": 2", "\"seq\": 3")
+        .replace("01JDR2K8Q4X1V6N3M7P9T2W6A", "01JDR2K8Q4X1V6N3M7P9T2W6B");
+    let (status, ack) = s.post("/api/v1/evidence", again.as_bytes(), &[]);
+    assert_eq!(status, 200, "{ack}");
+    s.wait_for(5, "the third batch", |s| {
+        s.get_json(&format!("/api/v1/incidents/{id}"))["evidence_count"].as_u64() >= Some(5)
+    });
+    let inc = s.get_json(&format!("/api/v1/incidents/{id}"));
+    assert_eq!(inc["severity"], "P1", "{inc}");
+    let tl = inc["timeline"].to_string();
+    assert!(
+        tl.contains(&format!("severity {detected} → P1: set by alice")),
+        "{tl}"
+    );
+    let (status, e) = s.post(
+        &format!("/api/v1/incidents/{id}/severity"),
+        br#"{"severity": "P9"}"#,
+        &[],
+    );
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["error"]["field"], "severity", "{e}");
 }
 
 #[test]

@@ -432,6 +432,7 @@ impl CorrelationEngine {
             changes: Vec::new(),
             merged_into: None,
             peak_severity: None,
+            severity_set_by: None,
         };
         if self.active.len() >= self.cfg.max_active
             && let Some(oldest) = self
@@ -1002,37 +1003,41 @@ impl CorrelationEngine {
             return;
         };
         let at = w.last_symptom.max(w.inc.updated_at).max(self.clock);
-        let first = w.inc.severity_reason.is_empty();
-        // Up at once; down only once the higher level has not been justified for the
-        // quiet period (readiness flapping must not flap the page).
-        let sev = if first || sev <= w.inc.severity || at - w.level_seen_at >= self.cfg.quiet {
-            w.level_seen_at = at;
-            w.pending_downgrade = false;
-            sev
-        } else {
-            w.pending_downgrade = true;
-            w.inc.severity
-        };
-        let reason = if sev == w.inc.severity && !first && reason_sev(&reason) != Some(sev) {
-            w.inc.severity_reason.clone()
-        } else {
-            reason
-        };
-        if sev != w.inc.severity || first {
-            if !w.inc.severity_reason.is_empty() {
-                w.inc.timeline.push(TimelineEntry {
-                    at,
-                    kind: TimelineKind::SeverityChanged,
-                    message: format!("severity {} → {sev}: {reason}", w.inc.severity),
-                    count: 1,
-                    last_at: None,
-                    by: None,
-                });
+        // A severity a person set stays: detection keeps its evidence and hypotheses but
+        // no longer re-classifies.
+        if w.inc.severity_set_by.is_none() {
+            let first = w.inc.severity_reason.is_empty();
+            // Up at once; down only once the higher level has not been justified for the
+            // quiet period (readiness flapping must not flap the page).
+            let sev = if first || sev <= w.inc.severity || at - w.level_seen_at >= self.cfg.quiet {
+                w.level_seen_at = at;
+                w.pending_downgrade = false;
+                sev
+            } else {
+                w.pending_downgrade = true;
+                w.inc.severity
+            };
+            let reason = if sev == w.inc.severity && !first && reason_sev(&reason) != Some(sev) {
+                w.inc.severity_reason.clone()
+            } else {
+                reason
+            };
+            if sev != w.inc.severity || first {
+                if !w.inc.severity_reason.is_empty() {
+                    w.inc.timeline.push(TimelineEntry {
+                        at,
+                        kind: TimelineKind::SeverityChanged,
+                        message: format!("severity {} → {sev}: {reason}", w.inc.severity),
+                        count: 1,
+                        last_at: None,
+                        by: None,
+                    });
+                }
+                w.inc.severity = sev;
             }
-            w.inc.severity = sev;
+            w.inc.severity_reason = reason;
+            w.inc.peak_severity = Some(w.inc.peak_severity.map_or(sev, |p| p.min(sev)));
         }
-        w.inc.severity_reason = reason;
-        w.inc.peak_severity = Some(w.inc.peak_severity.map_or(sev, |p| p.min(sev)));
         let old_top = w
             .inc
             .hypotheses

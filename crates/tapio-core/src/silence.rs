@@ -71,39 +71,48 @@ impl Silence {
                 return false;
             }
         }
-        if let Some(w) = &m.workload {
-            let (kind, name) = match w.split_once('/') {
-                Some((k, n)) => (Some(k.to_ascii_lowercase()), n),
-                None => (None, w.as_str()),
-            };
-            let hit = |entity: &str| {
-                let p: Vec<&str> = entity.split('/').collect();
-                let (ek, en) = (
-                    p.first().copied().unwrap_or(""),
-                    p.last().copied().unwrap_or(""),
-                );
-                en == name && kind.as_deref().is_none_or(|k| ek.eq_ignore_ascii_case(k))
-            };
-            let identity = format!("{}/{}", inc.identity.kind, inc.identity.name);
-            if !(hit(&identity) || inc.affected.iter().any(|a| hit(a))) {
-                return false;
-            }
+        if let Some(w) = &m.workload
+            && !involves_workload(inc, w)
+        {
+            return false;
         }
         if !m.severity.is_empty() && !m.severity.contains(&inc.severity) {
             return false;
         }
-        if let Some(c) = &m.cause {
-            let top = inc
-                .hypotheses
-                .first()
-                .filter(|_| inc.root_cause_confident)
-                .map(|h| h.cause.as_str());
-            if top != Some(c.as_str()) {
-                return false;
-            }
+        if let Some(c) = &m.cause
+            && confident_cause(inc) != Some(c.as_str())
+        {
+            return false;
         }
         true
     }
+}
+
+/// Whether the incident is about, or affects, workload `w` (`name` or `kind/name`, the
+/// kind case-insensitive: `checkout`, `deployment/checkout`).
+pub fn involves_workload(inc: &Incident, w: &str) -> bool {
+    let (kind, name) = match w.split_once('/') {
+        Some((k, n)) => (Some(k.to_ascii_lowercase()), n),
+        None => (None, w),
+    };
+    let hit = |entity: &str| {
+        let p: Vec<&str> = entity.split('/').collect();
+        let (ek, en) = (
+            p.first().copied().unwrap_or(""),
+            p.last().copied().unwrap_or(""),
+        );
+        en == name && kind.as_deref().is_none_or(|k| ek.eq_ignore_ascii_case(k))
+    };
+    let identity = format!("{}/{}", inc.identity.kind, inc.identity.name);
+    hit(&identity) || inc.affected.iter().any(|a| hit(a))
+}
+
+/// The root-cause kind, when the engine is confident of it.
+pub fn confident_cause(inc: &Incident) -> Option<&str> {
+    inc.hypotheses
+        .first()
+        .filter(|_| inc.root_cause_confident)
+        .map(|h| h.cause.as_str())
 }
 
 /// The first active silence covering the incident.

@@ -304,6 +304,46 @@ fn a_receiver_that_stays_down_gets_bounded_retries_then_the_fallback() {
 }
 
 #[test]
+fn pages_past_the_per_key_rate_wait_instead_of_meeting_pagerdutys_429() {
+    let (pd, slack, hook) = (
+        Receiver::start(202),
+        Receiver::start(200),
+        Receiver::start(200),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &pd, &slack, &hook, 5);
+    let text = std::fs::read_to_string(&cfg)
+        .expect("read")
+        .replace("[dispatch]\n", "[dispatch]\npager_events_per_minute = 2\n");
+    std::fs::write(&cfg, text).expect("write");
+    let s = Server::start(&["--notify", &cfg]);
+    // Three P1s at once (three workloads with no replica available).
+    for w in ["payments", "ledger", "checkout"] {
+        let body = format!(
+            r#"{{"type":"kubernetes.workload.unavailable","severity":"critical","producer":"ci",
+                "entity":{{"namespace":"shop","workload":{{"kind":"Deployment","name":"{w}"}}}},
+                "attributes":{{"desired_replicas":3,"available_replicas":0}}}}"#
+        );
+        let (status, v) = s.post("/api/v1/events", body.as_bytes(), &[]);
+        assert_eq!(status, 202, "{v}");
+    }
+    wait("three Slack messages", 10, || slack.accepted().len() == 3);
+    wait("two pages", 10, || pd.accepted().len() == 2);
+    std::thread::sleep(Duration::from_secs(2));
+    // The third page waits for the window (a minute) instead of being sent into a 429;
+    // waiting costs no attempt.
+    assert_eq!(pd.attempts(), 2);
+    assert!(
+        s.metric("tapio_notifications_total{receiver=\"pagerduty-oncall\",result=\"deferred\"}")
+            >= 1.0
+    );
+    assert_eq!(
+        s.metric("tapio_notifications_total{receiver=\"pagerduty-oncall\",result=\"retry\"}"),
+        0.0
+    );
+}
+
+#[test]
 fn an_invalid_notification_config_stops_the_server_with_the_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.toml");

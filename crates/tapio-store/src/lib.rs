@@ -121,6 +121,11 @@ pub enum OutboxUpdate {
     },
     /// A newer state of the same incident for the same pager replaced it before delivery.
     Superseded,
+    /// Not attempted: held back (e.g. a receiver's rate limit) until `next_at`; the
+    /// attempt count is unchanged.
+    Defer {
+        next_at: DateTime<Utc>,
+    },
 }
 
 #[async_trait]

@@ -705,6 +705,10 @@ impl Store for SqliteStore {
                             "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
                             params![id, error],
                         )?,
+                        U::Defer { next_at } => sp.execute(
+                            "UPDATE outbox SET next_ms = ?2 WHERE id = ?1",
+                            params![id, ms(next_at)],
+                        )?,
                         U::Superseded => sp.execute(
                             "UPDATE outbox SET status = 'superseded' WHERE id = ?1",
                             params![id],

@@ -88,6 +88,10 @@ pub struct Route {
     pub receivers: Vec<String>,
     pub severity: Vec<Severity>,
     pub namespaces: Vec<String>,
+    /// `name` or `kind/name`: the incident is about or affects one of them.
+    pub workloads: Vec<String>,
+    /// Confident root-cause kinds (`bad_rollout`, `node_failure`, …).
+    pub causes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +105,9 @@ pub struct NotifyConfig {
     pub timeout: Duration,
     /// While a P1/P2 is open, an Update to chat receivers this often.
     pub update_every: Duration,
+    /// Events sent per minute per PagerDuty routing key (PagerDuty answers 429 past
+    /// about 120); beyond it deliveries wait, without using up an attempt.
+    pub pager_events_per_minute: u32,
     /// Acknowledgement deadline per severity (the runbook's response times).
     pub response: [Duration; 4],
     /// Template files replacing the runbook defaults.
@@ -153,6 +160,7 @@ struct RawDispatch {
     backoff_max: Option<String>,
     timeout: Option<String>,
     update_every: Option<String>,
+    pager_events_per_minute: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -282,6 +290,10 @@ struct RawRoute {
     severity: Vec<String>,
     #[serde(default)]
     namespaces: Vec<String>,
+    #[serde(default)]
+    workloads: Vec<String>,
+    #[serde(default)]
+    causes: Vec<String>,
 }
 
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -508,10 +520,31 @@ pub fn parse(text: &str, origin: &str) -> Result<NotifyConfig, String> {
             .iter()
             .map(|s| s.parse::<Severity>().map_err(|e| at("severity", e)))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(w) = r.workloads.iter().find(|w| {
+            w.trim().is_empty() || w.split('/').count() > 2 || w.split('/').any(str::is_empty)
+        }) {
+            return Err(at(
+                "workloads",
+                format!("{w:?} is not a workload: name or kind/name, e.g. deployment/checkout"),
+            ));
+        }
+        if let Some(c) = r.causes.iter().find(|c| {
+            c.is_empty()
+                || !c
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+        }) {
+            return Err(at(
+                "causes",
+                format!("{c:?} is not a cause kind (lower_snake_case, as in rules/default.toml)"),
+            ));
+        }
         routes.push(Route {
             receivers: r.receivers.clone(),
             severity,
             namespaces: r.namespaces.clone(),
+            workloads: r.workloads.clone(),
+            causes: r.causes.clone(),
         });
     }
     let d = &raw.dispatch;
@@ -521,7 +554,14 @@ pub fn parse(text: &str, origin: &str) -> Result<NotifyConfig, String> {
             "dispatch: field \"max_attempts\": {max_attempts} must be 1-50"
         )));
     }
+    let pager_events_per_minute = d.pager_events_per_minute.unwrap_or(100);
+    if !(1..=120).contains(&pager_events_per_minute) {
+        return Err(err(format!(
+            "dispatch: field \"pager_events_per_minute\": {pager_events_per_minute} must be 1-120 (PagerDuty refuses more than about 120 a minute per key)"
+        )));
+    }
     Ok(NotifyConfig {
+        pager_events_per_minute,
         base_url: raw.base_url.map(|u| u.trim_end_matches('/').to_owned()),
         receivers,
         routes,
@@ -596,14 +636,25 @@ impl NotifyConfig {
         self.response[s as usize]
     }
 
-    /// Receivers routed for an incident of this severity in this namespace.
-    pub fn route(&self, severity: Severity, namespace: Option<&str>) -> Vec<&Receiver> {
+    /// Receivers routed for an incident at this (peak) severity: every route whose
+    /// matchers all hold (an empty matcher list matches everything).
+    pub fn route(&self, severity: Severity, inc: &tapio_core::Incident) -> Vec<&Receiver> {
         let mut out: Vec<&Receiver> = Vec::new();
         for r in &self.routes {
             let sev_ok = r.severity.is_empty() || r.severity.contains(&severity);
             let ns_ok = r.namespaces.is_empty()
-                || namespace.is_some_and(|ns| r.namespaces.iter().any(|n| n == ns));
-            if sev_ok && ns_ok {
+                || inc
+                    .namespace
+                    .as_deref()
+                    .is_some_and(|ns| r.namespaces.iter().any(|n| n == ns));
+            let workload_ok = r.workloads.is_empty()
+                || r.workloads
+                    .iter()
+                    .any(|w| tapio_core::silence::involves_workload(inc, w));
+            let cause_ok = r.causes.is_empty()
+                || tapio_core::silence::confident_cause(inc)
+                    .is_some_and(|c| r.causes.iter().any(|x| x == c));
+            if sev_ok && ns_ok && workload_ok && cause_ok {
                 for name in &r.receivers {
                     if let Some(rcv) = self.receiver(name)
                         && !out.iter().any(|o| o.name == rcv.name)
@@ -652,13 +703,61 @@ receivers = ["slack"]
 namespaces = ["shop"]
 "#;
 
+    /// A declared incident in `ns` about Service `svc`; with `cause`, a confident root cause.
+    fn incident(ns: Option<&str>, svc: &str, cause: Option<&str>) -> tapio_core::Incident {
+        let d = tapio_core::lifecycle::Declare {
+            severity: Severity::P2,
+            title: "t".into(),
+            by: None,
+            namespace: ns.map(str::to_owned),
+            service: Some(svc.into()),
+            description: None,
+        };
+        let mut inc =
+            tapio_core::lifecycle::declare(&d, chrono::Utc::now(), ulid::Ulid::new()).expect("ok");
+        if let Some(c) = cause {
+            inc.hypotheses.push(tapio_core::Hypothesis {
+                cause: c.into(),
+                entity: format!("Deployment/{}/{svc}", ns.unwrap_or("")),
+                confidence: 0.9,
+                evidence: Vec::new(),
+                chain: Vec::new(),
+                rule: String::new(),
+                explanation: String::new(),
+                mitigations: Vec::new(),
+            });
+            inc.root_cause_confident = true;
+        }
+        inc
+    }
+
     #[test]
-    fn routes_by_severity_and_namespace() {
-        let c = parse(GOOD, "n.toml").expect("valid");
+    fn routes_by_severity_namespace_workload_and_cause() {
+        let c = parse(
+            &format!(
+                "{GOOD}\n[[route]]\nreceivers = [\"hook\"]\nworkloads = [\"service/payments\"]\ncauses = [\"bad_rollout\"]\n"
+            ),
+            "n.toml",
+        )
+        .expect("valid");
         let names = |v: Vec<&Receiver>| v.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
-        assert_eq!(names(c.route(Severity::P1, None)), ["pd", "slack"]);
-        assert_eq!(names(c.route(Severity::P3, Some("shop"))), ["slack"]);
-        assert!(c.route(Severity::P3, Some("other")).is_empty());
+        let plain = incident(None, "cart", None);
+        assert_eq!(names(c.route(Severity::P1, &plain)), ["pd", "slack"]);
+        assert_eq!(
+            names(c.route(Severity::P3, &incident(Some("shop"), "cart", None))),
+            ["slack"]
+        );
+        assert!(
+            c.route(Severity::P3, &incident(Some("other"), "cart", None))
+                .is_empty()
+        );
+        // Both the workload and the confident cause must hold.
+        let rollout = incident(Some("other"), "payments", Some("bad_rollout"));
+        assert_eq!(names(c.route(Severity::P3, &rollout)), ["hook"]);
+        let other_cause = incident(Some("other"), "payments", Some("node_failure"));
+        assert!(c.route(Severity::P3, &other_cause).is_empty());
+        let other_workload = incident(Some("other"), "ledger", Some("bad_rollout"));
+        assert!(c.route(Severity::P3, &other_workload).is_empty());
         assert_eq!(
             c.receiver("pd").map(|r| r.url.as_str()),
             Some(PAGERDUTY_EVENTS_URL)
@@ -799,6 +898,14 @@ token_file = "TOKEN_FILE"
             (
                 GOOD.replace("url = \"http://127.0.0.1:9/h\"", "url = \"ftp://x\""),
                 "http://",
+            ),
+            (
+                GOOD.replace("namespaces = [\"shop\"]", "workloads = [\"a/b/c\"]"),
+                "route 2, field \"workloads\"",
+            ),
+            (
+                GOOD.replace("namespaces = [\"shop\"]", "causes = [\"Bad Rollout\"]"),
+                "route 2, field \"causes\"",
             ),
         ] {
             let e = parse(&bad, "n.toml").expect_err(needle);

@@ -28,6 +28,43 @@ pub struct Dispatcher {
     pub commands: tokio::sync::mpsc::Sender<crate::correlator::Command>,
 }
 
+/// A sliding one-minute window of sends per key (a PagerDuty routing key).
+pub struct RateWindow {
+    per_minute: usize,
+    sent: HashMap<String, std::collections::VecDeque<std::time::Instant>>,
+}
+
+impl RateWindow {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute: per_minute.max(1) as usize,
+            sent: HashMap::new(),
+        }
+    }
+
+    /// `Ok` (and the send is counted) when `key` has room now; otherwise how long until
+    /// it has.
+    pub fn admit(&mut self, key: &str, now: std::time::Instant) -> Result<(), Duration> {
+        const MINUTE: Duration = Duration::from_secs(60);
+        let q = self.sent.entry(key.to_owned()).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) >= MINUTE) {
+            q.pop_front();
+        }
+        if q.len() < self.per_minute {
+            q.push_back(now);
+            return Ok(());
+        }
+        let oldest = q.front().copied().unwrap_or(now);
+        Err(MINUTE.saturating_sub(now.duration_since(oldest)))
+    }
+
+    /// Forget keys with nothing in the window (bounded by the configured receivers' keys
+    /// anyway).
+    pub fn tidy(&mut self) {
+        self.sent.retain(|_, q| !q.is_empty());
+    }
+}
+
 pub(super) enum Sent {
     Ok,
     Retry(String, Option<Duration>),
@@ -52,6 +89,7 @@ impl Dispatcher {
             .build()
             .into();
         let mut last_schedule = std::time::Instant::now() - Duration::from_secs(60);
+        let mut pager_rate = RateWindow::new(self.cfg.pager_events_per_minute);
         loop {
             if *shutdown.borrow() {
                 break;
@@ -94,8 +132,24 @@ impl Dispatcher {
                         .await;
                     continue;
                 }
+                if let Some(key) = self
+                    .cfg
+                    .receiver(&row.item.receiver)
+                    .filter(|r| r.kind.is_pager())
+                    .and_then(|r| r.routing_key.clone())
+                    && let Err(wait) = pager_rate.admit(&key, std::time::Instant::now())
+                {
+                    self.count(&row.item.receiver, "deferred");
+                    let next_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                    let _ = self
+                        .store
+                        .outbox_update(row.id, OutboxUpdate::Defer { next_at })
+                        .await;
+                    continue;
+                }
                 self.deliver(&agent, row).await;
             }
+            pager_rate.tidy();
             if due.len() < 64 {
                 tokio::select! {
                     _ = self.wake.notified() => {}
@@ -353,4 +407,29 @@ fn post_json(
         req = req.header(k, v);
     }
     outcome(req.send(body.to_string().as_bytes())).0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn the_pager_window_holds_sends_past_the_rate_until_the_oldest_leaves() {
+        let mut w = RateWindow::new(3);
+        let t0 = Instant::now();
+        for i in 0..3 {
+            assert!(w.admit("key", t0 + Duration::from_secs(i)).is_ok());
+        }
+        // Fourth within the minute: wait until the first send is a minute old.
+        assert_eq!(
+            w.admit("key", t0 + Duration::from_secs(10)),
+            Err(Duration::from_secs(50))
+        );
+        // Another key has its own budget.
+        assert!(w.admit("other", t0 + Duration::from_secs(10)).is_ok());
+        // A minute after the first send there is room for one more.
+        assert!(w.admit("key", t0 + Duration::from_secs(60)).is_ok());
+        assert!(w.admit("key", t0 + Duration::from_secs(60)).is_err());
+    }
 }

@@ -86,7 +86,7 @@ impl Notifier {
             Err(_) => return Vec::new(),
         };
         self.cfg
-            .route(level, inc.namespace.as_deref())
+            .route(level, inc)
             .into_iter()
             // Jira tracks P1/P2 incidents only (the runbook's tracking rule).
             .filter(|r| r.kind != super::config::Kind::Jira || level <= Severity::P2)

@@ -40,7 +40,7 @@ pub fn scheduled(incidents: &[Incident], cfg: &NotifyConfig, now: DateTime<Utc>)
             continue;
         };
         let level = inc.peak_severity.unwrap_or(inc.severity).min(inc.severity);
-        let routed = cfg.route(level, inc.namespace.as_deref());
+        let routed = cfg.route(level, inc);
         let age = (now - inc.detected_at).to_std().unwrap_or_default();
         // Escalation: nobody acknowledged within the response time.
         let deadline = cfg.response_time(inc.severity);

@@ -14,4 +14,4 @@ mod validate;
 
 pub use api::*;
 pub use envelope::*;
-pub use validate::{DecodeError, Limits, decode_batch, decode_single_event};
+pub use validate::{DecodeError, Limits, MAX_OBJECT_BYTES, decode_batch, decode_single_event};

@@ -8,6 +8,8 @@
 //!   over 100,000 events → degraded.
 //! - `config`: a key's current file content was refused (the previous value is in force)
 //!   → degraded.
+//! - `kubernetes`: "not configured" (healthy) without a cluster; degraded while a watched
+//!   kind has not completed its first list for 60 s or its watch failed in the last minute.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -199,6 +201,8 @@ pub async fn report(state: &AppState) -> HealthReport {
         ),
     );
 
+    components.insert("kubernetes".to_owned(), kube_component(state, now_ms));
+
     let status = components
         .values()
         .map(|c| match (c.status, c.critical) {
@@ -215,6 +219,69 @@ pub async fn report(state: &AppState) -> HealthReport {
         config_generation: cfg.generation,
         components,
     }
+}
+
+fn kube_component(state: &AppState, now_ms: i64) -> ComponentHealth {
+    let k = &state.kube;
+    let source = k.source.lock().map(|s| s.clone()).unwrap_or_default();
+    if !k.configured.load(Ordering::Relaxed) {
+        return component(
+            HealthStatus::Healthy,
+            false,
+            format!("not configured: {source}"),
+            json!({"configured": false}),
+        );
+    }
+    let kinds = k.kinds.lock().map(|m| m.clone()).unwrap_or_default();
+    let started_ms = now_ms - i64::try_from(state.started.elapsed().as_millis()).unwrap_or(0);
+    let mut problems = Vec::new();
+    let mut skipped = Vec::new();
+    for (kind, s) in &kinds {
+        if s.forbidden {
+            // Secrets are outside the default RBAC by design; any other kind is a
+            // misconfigured ClusterRole.
+            if *kind == "Secret" {
+                skipped.push(*kind);
+            } else {
+                problems.push(format!("{kind}: not permitted by RBAC (list/watch needed)"));
+            }
+        } else if let Some(at) = s.last_error_at
+            && now_ms - at.timestamp_millis() < 60_000
+        {
+            problems.push(format!(
+                "{kind}: {}",
+                s.last_error.as_deref().unwrap_or("watch error")
+            ));
+        } else if !s.synced && now_ms - started_ms > 60_000 {
+            problems.push(format!("{kind}: first list not complete"));
+        }
+    }
+    let objects: usize = kinds.values().map(|s| s.objects).sum();
+    let synced = kinds.values().filter(|s| s.synced).count();
+    let (st, msg) = if problems.is_empty() {
+        (
+            HealthStatus::Healthy,
+            if skipped.is_empty() {
+                format!("{source}: {synced} kinds synced, {objects} objects")
+            } else {
+                format!(
+                    "{source}: {synced} kinds synced, {objects} objects; not permitted (skipped): {}",
+                    skipped.join(", ")
+                )
+            },
+        )
+    } else {
+        (
+            HealthStatus::Degraded,
+            format!("{source}: {}", problems.join("; ")),
+        )
+    };
+    component(
+        st,
+        false,
+        msg,
+        json!({"configured": true, "source": source, "kinds": kinds}),
+    )
 }
 
 /// Correlator backlog relative to the shedding capacity, 0.0–1.0.

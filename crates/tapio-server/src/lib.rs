@@ -8,6 +8,7 @@ pub mod correlator;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod kubewatch;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
@@ -49,6 +50,8 @@ pub struct AppState {
     /// People's actions on incidents, to the correlator task (the engine's single owner).
     pub commands: tokio::sync::mpsc::Sender<correlator::Command>,
     /// Latest self-report of each agent (bounded by `MAX_AGENT_HEARTBEATS`).
+    /// Kubernetes watch state (`kubewatch`), for `/health`.
+    pub kube: Arc<kubewatch::KubeStatus>,
     pub heartbeats:
         std::sync::Mutex<std::collections::HashMap<String, tapio_proto::AgentHeartbeat>>,
 }

@@ -75,6 +75,19 @@ struct Args {
     /// incidents are always shown.
     #[arg(long, env = "TAPIO_STATUS_NAMESPACES", default_value = "")]
     status_namespaces: String,
+    /// Kubernetes watches: `auto` uses a kubeconfig (--kubeconfig, KUBECONFIG,
+    /// ~/.kube/config) or the in-cluster service account when there is one; `off` never.
+    #[arg(long, env = "TAPIO_KUBE", default_value = "auto", value_parser = ["auto", "off"])]
+    kube: String,
+    /// Kubeconfig file (default: KUBECONFIG, then ~/.kube/config).
+    #[arg(long, env = "TAPIO_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig (default: its current context).
+    #[arg(long, env = "TAPIO_KUBE_CONTEXT")]
+    kube_context: Option<String>,
+    /// Cluster name on Kubernetes evidence (default: the context name, or "in-cluster").
+    #[arg(long, env = "TAPIO_CLUSTER_NAME")]
+    cluster_name: Option<String>,
     /// Heading of the public status page.
     #[arg(long, env = "TAPIO_STATUS_TITLE", default_value = tapio_server::status_page::DEFAULT_TITLE)]
     status_title: String,
@@ -237,7 +250,35 @@ async fn run(args: Args) -> anyhow::Result<()> {
         heartbeats: Default::default(),
         commands: commands_tx.clone(),
         silences: silences.clone(),
+        kube: Arc::new(tapio_server::kubewatch::KubeStatus::default()),
     });
+    let kube_args = tapio_server::kubewatch::KubeArgs {
+        mode: args.kube.clone(),
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.kube_context.clone(),
+        cluster_name: args.cluster_name.clone(),
+    };
+    match tapio_server::kubewatch::connect(&kube_args).await {
+        Ok(Some((client, source, cluster))) => {
+            tracing::info!(component = "kubernetes", source = %source, cluster = %cluster, "watching the cluster");
+            if let Ok(mut s) = state.kube.source.lock() {
+                *s = source;
+            }
+            tapio_server::kubewatch::start(state.clone(), client, cluster, shutdown_rx.clone());
+        }
+        Ok(None) => {
+            let why = if args.kube == "off" {
+                "disabled (--kube off)"
+            } else {
+                "no kubeconfig and not in a cluster"
+            };
+            tracing::info!(component = "kubernetes", "not configured: {why}");
+            if let Ok(mut s) = state.kube.source.lock() {
+                *s = why.to_owned();
+            }
+        }
+        Err(e) => bail!("{e}"),
+    }
 
     let correlator_task = tokio::spawn(correlator.run(shutdown_rx.clone()));
     if let Some(cfg) = notify_cfg.clone() {

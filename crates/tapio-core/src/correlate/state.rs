@@ -174,10 +174,23 @@ fn memory_limit(c: &Value) -> Option<String> {
     s(c, &["resources", "limits", "memory"]).map(str::to_owned)
 }
 
-/// Short hash of a config object's data (keys and values), never keeping the values.
+/// Short hash of a config object's data (keys and values), never keeping the values. A
+/// Secret seen as metadata only (the live watcher never reads Secret data) is versioned
+/// by its resourceVersion instead.
 fn data_hash(obj: &Value) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
+    let has_data = ["data", "binaryData", "stringData"]
+        .iter()
+        .any(|f| obj.get(*f).is_some());
+    if !has_data && obj.get("kind").and_then(Value::as_str) == Some("Secret") {
+        h.update(b"resourceVersion\0");
+        h.update(
+            s(obj, &["metadata", "resourceVersion"])
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+    }
     for field in ["data", "binaryData", "stringData"] {
         if let Some(m) = obj.get(field).and_then(Value::as_object) {
             let sorted: BTreeMap<_, _> = m.iter().collect();

@@ -1532,6 +1532,32 @@ mod tests {
     }
 
     #[test]
+    /// The server's `GET /api/v1/pods?node=` (tapio-server kubewatch::PodIndex): pods
+    /// trimmed to metadata, nodeName and container ids, with `metadata: {}` on the list.
+    fn reads_the_servers_trimmed_pod_list() {
+        let id = format!("{:064x}", 42);
+        let list = format!(
+            r#"{{"apiVersion":"v1","kind":"PodList","metadata":{{}},"items":[
+              {{"metadata":{{"name":"web-7d9f8b6c5-x2x9q","namespace":"shop","uid":"8dbc5577-d0e2-4a9b-9c1a-0123456789ab",
+                "labels":{{"pod-template-hash":"7d9f8b6c5"}},
+                "ownerReferences":[{{"kind":"ReplicaSet","name":"web-7d9f8b6c5","controller":true}}]}},
+               "spec":{{"nodeName":"node-a"}},
+               "status":{{"containerStatuses":[{{"name":"app","containerID":"containerd://{id}"}}]}}}}]}}"#
+        );
+        let idx = PodIndex::from_json(&list).expect("the server's PodList parses");
+        let (pod, container) = idx.by_container(&id).expect("by container id");
+        assert_eq!(container, "app");
+        assert_eq!(pod.name, "web-7d9f8b6c5-x2x9q");
+        assert_eq!(
+            pod.workload
+                .as_ref()
+                .map(|w| format!("{}/{}", w.kind, w.name))
+                .as_deref(),
+            Some("Deployment/web")
+        );
+    }
+
+    #[test]
     fn workloads_and_runtimes() {
         let c = |n: u8| format!("{:064x}", n);
         let items = [

@@ -36,6 +36,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/status", get(crate::status_page::html))
         .route("/status.json", get(crate::status_page::json))
         .route("/api/v1/evidence", post(post_evidence).get(list_evidence))
+        .route("/api/v1/pods", get(node_pods))
         .route("/api/v1/events", post(post_event))
         .route("/api/v1/alertmanager", post(crate::alertmanager::receive))
         .route(
@@ -416,6 +417,49 @@ fn parse_since(v: &str) -> Result<DateTime<Utc>, ApiError> {
                 format!("since={v:?} reaches before the earliest representable time; use a shorter duration"),
             )
         })
+}
+
+/// `GET /api/v1/pods?node=NAME`: the node's pods as a Kubernetes `PodList`, from the live
+/// watches, trimmed to what an agent needs to attribute kernel evidence (the agent's
+/// `--pods` source; docs/kubernetes.md).
+async fn node_pods(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if let Some(k) = q.keys().find(|k| k.as_str() != "node") {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            Some(k),
+            format!("unknown query parameter {k:?}; known: node"),
+        ));
+    }
+    let Some(node) = q.get("node").filter(|n| !n.is_empty()) else {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            Some("node"),
+            "node=NAME is required (the agent passes its node name)",
+        ));
+    };
+    if !state
+        .kube
+        .configured
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Err(ApiError {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            code: "kubernetes_not_configured",
+            message: "this server watches no cluster (see /health, component kubernetes); the agent keeps its last pod list".into(),
+            field: None,
+            retry_after: Some(60),
+        });
+    }
+    let list = state
+        .kube
+        .pods
+        .read()
+        .map(|p| p.pod_list(node))
+        .unwrap_or_default();
+    Ok(Json(list))
 }
 
 /// Stored evidence in storage order: `after` (a position from a previous page's `next`),

@@ -85,8 +85,100 @@ pub struct KindStatus {
     pub forbidden: bool,
 }
 
+/// The pods of each node, trimmed to what an agent needs to attribute kernel evidence
+/// (names, uid, labels, owners, node, container ids), served as a `PodList` at
+/// `GET /api/v1/pods?node=NAME`.
+#[derive(Debug, Default)]
+pub struct PodIndex {
+    by_node: HashMap<String, HashMap<String, Value>>,
+    node_of: HashMap<String, String>,
+}
+
+impl PodIndex {
+    fn trim_for_agent(pod: &Value) -> Value {
+        let m = &pod["metadata"];
+        let mut meta = serde_json::Map::new();
+        for k in ["name", "namespace", "uid", "labels", "ownerReferences"] {
+            if let Some(v) = m.get(k) {
+                meta.insert(k.to_owned(), v.clone());
+            }
+        }
+        if let Some(src) = m["annotations"].get("kubernetes.io/config.source") {
+            meta.insert(
+                "annotations".into(),
+                json!({"kubernetes.io/config.source": src}),
+            );
+        }
+        let mut status = serde_json::Map::new();
+        for list in [
+            "containerStatuses",
+            "initContainerStatuses",
+            "ephemeralContainerStatuses",
+        ] {
+            if let Some(items) = pod["status"][list].as_array() {
+                let slim: Vec<Value> = items
+                    .iter()
+                    .map(|c| json!({"name": c["name"], "containerID": c["containerID"]}))
+                    .collect();
+                status.insert(list.to_owned(), Value::Array(slim));
+            }
+        }
+        json!({"metadata": meta, "spec": {"nodeName": pod["spec"]["nodeName"]}, "status": status})
+    }
+
+    /// Record a pod's latest state (or its deletion).
+    pub fn apply(&mut self, verb: &str, pod: &Value) {
+        let Some(uid) = pod["metadata"]["uid"].as_str() else {
+            return;
+        };
+        if let Some(old) = self.node_of.remove(uid)
+            && let Some(m) = self.by_node.get_mut(&old)
+        {
+            m.remove(uid);
+            if m.is_empty() {
+                self.by_node.remove(&old);
+            }
+        }
+        if verb == "deleted" {
+            return;
+        }
+        let Some(node) = pod["spec"]["nodeName"].as_str() else {
+            return; // not scheduled yet: no agent has it
+        };
+        if self.node_of.len() >= MAX_OBJECTS_PER_KIND {
+            return;
+        }
+        self.node_of.insert(uid.to_owned(), node.to_owned());
+        self.by_node
+            .entry(node.to_owned())
+            .or_default()
+            .insert(uid.to_owned(), Self::trim_for_agent(pod));
+    }
+
+    /// The node's pods as a Kubernetes `PodList`.
+    pub fn pod_list(&self, node: &str) -> Value {
+        let mut items: Vec<&Value> = self
+            .by_node
+            .get(node)
+            .map(|m| m.values().collect())
+            .unwrap_or_default();
+        items.sort_by_key(|p| p["metadata"]["uid"].as_str().unwrap_or(""));
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
+    }
+
+    pub fn len(&self) -> usize {
+        self.node_of.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.node_of.is_empty()
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct KubeStatus {
+    /// Pods by node for the agents (`GET /api/v1/pods?node=`).
+    pub pods: std::sync::RwLock<PodIndex>,
     pub configured: AtomicBool,
     /// "kubeconfig ~/.kube/config, context prod" / "in-cluster" / why not configured.
     pub source: Mutex<String>,
@@ -403,6 +495,14 @@ async fn watch_kind<K>(
             s.objects = index.len();
             s.events_sent += out.len() as u64;
         });
+        if kind == "Pod"
+            && !out.is_empty()
+            && let Ok(mut pods) = status.pods.write()
+        {
+            for (verb, o) in &out {
+                pods.apply(verb, o);
+            }
+        }
         for o in out {
             if tx.send((kind, o)).await.is_err() {
                 return;
@@ -687,6 +787,46 @@ mod tests {
         assert_eq!(st.relists, 2);
         assert_eq!(st.unchanged_skipped, 2);
         assert_eq!(idx.len(), 2);
+    }
+
+    #[test]
+    fn the_pod_index_serves_each_node_its_pods_as_a_pod_list() {
+        let mut idx = PodIndex::default();
+        let p = |uid: &str, node: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("web-{uid}"), "namespace": "shop", "uid": uid,
+                             "labels": {"pod-template-hash": "7d9f8b6c5"},
+                             "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d9f8b6c5", "controller": true}],
+                             "annotations": {"big": "x"}},
+                "spec": {"nodeName": node, "containers": [{"name": "app", "image": "i"}]},
+                "status": {"phase": "Running", "containerStatuses": [
+                    {"name": "app", "containerID": "containerd://abc", "ready": true, "image": "i"}]}})
+        };
+        idx.apply("added", &p("a", "node-1"));
+        idx.apply("added", &p("b", "node-2"));
+        // Rescheduled elsewhere, then deleted.
+        idx.apply("modified", &p("b", "node-1"));
+        let l = idx.pod_list("node-1");
+        assert_eq!(l["kind"], "PodList");
+        assert_eq!(l["items"].as_array().map(Vec::len), Some(2));
+        assert!(
+            idx.pod_list("node-2")["items"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+        );
+        let a = &l["items"][0];
+        assert_eq!(a["metadata"]["ownerReferences"][0]["name"], "web-7d9f8b6c5");
+        assert_eq!(
+            a["status"]["containerStatuses"][0]["containerID"],
+            "containerd://abc"
+        );
+        assert!(a["metadata"].get("annotations").is_none(), "trimmed: {a}");
+        idx.apply("deleted", &p("b", "node-1"));
+        assert_eq!(idx.len(), 1);
+        assert_eq!(
+            idx.pod_list("node-1")["items"].as_array().map(Vec::len),
+            Some(1)
+        );
     }
 
     #[test]

@@ -408,6 +408,15 @@ fn secrets_outside_the_rbac_are_skipped_and_said_so_other_kinds_watched() {
     let kc = kubeconfig(dir.path(), port);
     let s = Server::start(&["--kubeconfig", &kc]);
     s.wait_for(20, "the pod", |s| watch_evidence(s, "Pod").len() == 1);
+    // The agents' pod source: this node's pods as a PodList.
+    let list = s.get_json("/api/v1/pods?node=node-a");
+    assert_eq!(list["kind"], "PodList", "{list}");
+    assert_eq!(list["items"][0]["metadata"]["uid"], "uid-a", "{list}");
+    assert!(list["items"][0]["metadata"].get("managedFields").is_none());
+    let other = s.get_json("/api/v1/pods?node=node-z");
+    assert_eq!(other["items"], json!([]));
+    let (status, e) = s.get("/api/v1/pods").expect("get");
+    assert_eq!(status, 400, "{e}");
     s.wait_for(10, "the Secret kind given up", |s| {
         s.get_json("/health")["components"]["kubernetes"]["details"]["kinds"]["Secret"]["forbidden"]
             == true

@@ -714,6 +714,9 @@ pub struct PodSource {
     location: Location,
     interval: Duration,
     token_file: Option<PathBuf>,
+    /// A token given directly (the agent's own server token when the pod index is the
+    /// server's `/api/v1/pods`).
+    token: Option<String>,
     agent: ureq::Agent,
     pods: SharedPods,
     last_attempt: Option<Instant>,
@@ -738,6 +741,7 @@ impl PodSource {
             location,
             interval,
             token_file: None,
+            token: None,
             agent,
             pods,
             last_attempt: None,
@@ -747,6 +751,11 @@ impl PodSource {
 
     /// Sends `Authorization: Bearer <token>` read from this file on every fetch (so a
     /// rotated service-account token is picked up).
+    pub fn with_bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
     pub fn with_bearer_token_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.token_file = Some(path.into());
         self
@@ -812,6 +821,9 @@ impl PodSource {
 
     fn fetch_url(&self, url: &str) -> Result<String, String> {
         let mut request = self.agent.get(url).header("accept", "application/json");
+        if let Some(token) = self.token.as_deref().filter(|_| self.token_file.is_none()) {
+            request = request.header("authorization", format!("Bearer {}", token.trim()));
+        }
         if let Some(token_file) = &self.token_file {
             let token = std::fs::read_to_string(token_file)
                 .map_err(|e| format!("reading token {}: {e}", token_file.display()))?;

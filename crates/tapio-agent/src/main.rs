@@ -270,6 +270,10 @@ fn real_main() -> anyhow::Result<()> {
     let mut sources = Vec::new();
     if let Some(loc) = &args.pods {
         let mut src = PodSource::new(loc, Duration::from_secs(10), pods.clone());
+        if let Some(t) = &args.token {
+            // The server's pod index takes the agent's own token.
+            src = src.with_bearer_token(t.clone());
+        }
         if let Some(t) = &args.pods_token_file {
             src = src.with_bearer_token_file(t);
         }

@@ -9,6 +9,8 @@ pub struct Client {
     base: String,
     agent: ureq::Agent,
     deadline: Instant,
+    /// Sent as `Authorization: Bearer …` (never printed).
+    token: Option<String>,
 }
 
 #[derive(Debug)]
@@ -44,7 +46,17 @@ impl Client {
             base: base.trim_end_matches('/').to_owned(),
             agent,
             deadline: Instant::now() + timeout,
+            token: None,
         }
+    }
+
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.trim().is_empty());
+        self
+    }
+
+    fn auth(&self) -> Option<String> {
+        self.token.as_ref().map(|t| format!("Bearer {}", t.trim()))
     }
 
     pub fn base(&self) -> &str {
@@ -83,13 +95,11 @@ impl Client {
     /// GET returning the status and body, whatever the status.
     pub fn get_raw(&self, path: &str) -> Result<(u16, String), ClientError> {
         let left = self.remaining()?;
-        let resp = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .config()
-            .timeout_global(Some(left))
-            .build()
-            .call();
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(a) = self.auth() {
+            req = req.header("authorization", a);
+        }
+        let resp = req.config().timeout_global(Some(left)).build().call();
         self.finish(resp)
     }
 
@@ -100,14 +110,14 @@ impl Client {
 
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> Result<T, ClientError> {
         let left = self.remaining()?;
-        let resp = self
+        let mut req = self
             .agent
             .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .config()
-            .timeout_global(Some(left))
-            .build()
-            .send(body);
+            .header("content-type", "application/json");
+        if let Some(a) = self.auth() {
+            req = req.header("authorization", a);
+        }
+        let resp = req.config().timeout_global(Some(left)).build().send(body);
         let (status, text) = self.finish(resp)?;
         decode(status, &text)
     }

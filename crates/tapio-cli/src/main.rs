@@ -27,6 +27,9 @@ struct Cli {
     /// (default http://127.0.0.1:8080; `tapio replay` without it runs in-process)
     #[arg(long, global = true, env = "TAPIO_SERVER")]
     server: Option<String>,
+    /// API token (`tapio auth add-user` prints one); never logged.
+    #[arg(long, global = true, env = "TAPIO_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Bound on the whole command (e.g. 2s, 30s).
     #[arg(long, global = true, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
@@ -91,6 +94,16 @@ enum Cmd {
         depth: String,
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
+    },
+    /// Users and tokens for `tapio-server --auth-dir` (docs/security.md).
+    Auth {
+        #[command(subcommand)]
+        cmd: AuthCmd,
+    },
+    /// The security audit trail.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
     },
     /// Silences and maintenance windows: incidents are still recorded, notifications held.
     Silence {
@@ -234,6 +247,36 @@ enum IncidentsCmd {
 }
 
 #[derive(Subcommand)]
+enum AuthCmd {
+    /// Write a user's entry into the auth directory and print its new token once.
+    AddUser {
+        name: String,
+        /// viewer, responder, admin, or agent (for agents and producers).
+        #[arg(long)]
+        role: String,
+        /// The directory tapio-server reads (--auth-dir).
+        #[arg(long, env = "TAPIO_AUTH_DIR")]
+        auth_dir: std::path::PathBuf,
+        /// Replace an existing user's entry (a new token; the old one stops working).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Write the audit records as JSON lines (evidence preservation).
+    Export {
+        /// A duration back from now (24h, 7d) or an RFC 3339 time.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// File to write (default: standard output).
+        #[arg(short = 'o', long)]
+        output: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum SilenceCmd {
     /// Hold notifications for incidents matching every given matcher.
     Add {
@@ -295,7 +338,7 @@ fn main() -> ExitCode {
         .server
         .clone()
         .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
-    let client = Client::new(&server, cli.timeout);
+    let client = Client::new(&server, cli.timeout).with_token(cli.token.clone());
     let code = match cli.cmd {
         Cmd::Check { all, output } => check::run(&client, all, output),
         Cmd::Incidents { cmd } => match incidents(&client, cmd) {
@@ -349,6 +392,27 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Auth {
+            cmd:
+                AuthCmd::AddUser {
+                    name,
+                    role,
+                    auth_dir,
+                    force,
+                },
+        } => match add_user(&name, &role, &auth_dir, force) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("tapio auth add-user: {e}");
+                2
+            }
+        },
+        Cmd::Audit {
+            cmd: AuditCmd::Export { since, output },
+        } => match audit_export(&client, &since, output.as_deref()) {
+            Ok(()) => 0,
+            Err(e) => fail(&e),
+        },
         Cmd::Silence { cmd } => match silence(&client, cmd) {
             Ok(()) => 0,
             Err(e) => fail(&e),
@@ -647,6 +711,85 @@ fn silence(client: &Client, cmd: SilenceCmd) -> Result<(), ClientError> {
             )?;
             println!("silence {} expired", v["id"].as_str().unwrap_or(""));
         }
+    }
+    Ok(())
+}
+
+/// `tapio auth add-user`: a new token, its hash in `DIR/NAME`, the token printed once.
+fn add_user(name: &str, role: &str, dir: &std::path::Path, force: bool) -> Result<(), String> {
+    use std::io::{Read, Write};
+    if !tapio_core::auth::valid_user_name(name) {
+        return Err(format!(
+            "user name {name:?} must be 1-63 of a-z 0-9 . _ - starting with a letter or digit (it is a Secret key)"
+        ));
+    }
+    let role: tapio_core::auth::Role = role.parse()?;
+    if !dir.is_dir() {
+        return Err(format!(
+            "--auth-dir {}: not a directory (create it, or point at the tapio-server --auth-dir)",
+            dir.display()
+        ));
+    }
+    let path = dir.join(name);
+    if path.exists() && !force {
+        return Err(format!(
+            "{} exists: user {name} is already there (--force gives it a new token)",
+            path.display()
+        ));
+    }
+    let mut raw = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .map_err(|e| format!("no randomness from /dev/urandom: {e}"))?;
+    let token = format!("tapio_{}", tapio_core::auth::hex(&raw));
+    // Written whole under a temporary name, then renamed: the server never reads half a file.
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true),
+            0o600,
+        )
+        .open(&tmp)?;
+        f.write_all(tapio_core::auth::user_file(role, &token).as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| format!("writing {}: {e}", path.display()))?;
+    eprintln!(
+        "user {name} ({}) written to {}; the token is shown once:",
+        role.as_str(),
+        path.display()
+    );
+    println!("{token}");
+    Ok(())
+}
+
+/// `tapio audit export`: every record since, as JSON lines.
+fn audit_export(
+    client: &Client,
+    since: &str,
+    output: Option<&std::path::Path>,
+) -> Result<(), ClientError> {
+    let v: serde_json::Value = client.get(&format!(
+        "/api/v1/audit?since={}&limit=100000",
+        encode(since)
+    ))?;
+    let mut out = String::new();
+    for r in v["records"].as_array().into_iter().flatten() {
+        out.push_str(&r.to_string());
+        out.push('\n');
+    }
+    let n = v["count"].as_u64().unwrap_or(0);
+    match output {
+        Some(path) => {
+            std::fs::write(path, out)
+                .map_err(|e| ClientError::Protocol(format!("writing {}: {e}", path.display())))?;
+            eprintln!("{n} audit records written to {}", path.display());
+        }
+        None => print!("{out}"),
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! Time is always passed in (`now`), so everything here runs the same under a fake clock
 //! and in a replay.
 
+pub mod auth;
 pub mod classify;
 pub mod config;
 pub mod correlate;

@@ -78,6 +78,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/agents", get(list_agents))
         .route("/api/v1/agents/heartbeat", post(post_heartbeat))
         .route("/api/v1/config", get(get_config))
+        .route("/api/v1/audit", get(get_audit))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::guard,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
@@ -417,6 +422,60 @@ fn parse_since(v: &str) -> Result<DateTime<Utc>, ApiError> {
                 format!("since={v:?} reaches before the earliest representable time; use a shorter duration"),
             )
         })
+}
+
+/// `GET /api/v1/audit?since=24h|RFC3339&limit=N` (admin): the audit trail, oldest first.
+async fn get_audit(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let known = ["since", "limit"];
+    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            Some(k),
+            format!("unknown query parameter {k:?}; known: since, limit"),
+        ));
+    }
+    let since = match q.get("since") {
+        None => Utc::now() - chrono::Duration::hours(24),
+        Some(s) => tapio_core::duration::parse_duration(s)
+            .ok()
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .map(|d| Utc::now() - d)
+            .or_else(|| {
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            })
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    Some("since"),
+                    format!("since={s:?} must be a duration (24h) or an RFC 3339 time"),
+                )
+            })?,
+    };
+    let limit = match q.get("limit") {
+        None => 10_000,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100_000).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    Some("limit"),
+                    format!("limit={l:?} must be a number from 1 to 100000"),
+                )
+            })?,
+    };
+    let rows = state.store.audit_since(since, limit).await?;
+    let records: Vec<serde_json::Value> = rows
+        .iter()
+        .filter_map(|r| serde_json::from_str(r).ok())
+        .collect();
+    Ok(Json(json!({"count": records.len(), "records": records})))
 }
 
 /// `GET /api/v1/pods?node=NAME`: the node's pods as a Kubernetes `PodList`, from the live

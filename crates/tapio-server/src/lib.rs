@@ -4,6 +4,8 @@
 //! without a socket; `main.rs` only parses flags, wires the tasks and serves.
 
 pub mod alertmanager;
+pub mod audit;
+pub mod auth;
 pub mod correlator;
 pub mod error;
 pub mod health;
@@ -50,6 +52,10 @@ pub struct AppState {
     /// People's actions on incidents, to the correlator task (the engine's single owner).
     pub commands: tokio::sync::mpsc::Sender<correlator::Command>,
     /// Latest self-report of each agent (bounded by `MAX_AGENT_HEARTBEATS`).
+    /// Users and tokens (`--auth-dir`).
+    pub auth: Arc<auth::Auth>,
+    /// The security audit stream.
+    pub audit: Arc<audit::Audit>,
     /// Kubernetes watch state (`kubewatch`), for `/health`.
     pub kube: Arc<kubewatch::KubeStatus>,
     pub heartbeats:

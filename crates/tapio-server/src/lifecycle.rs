@@ -127,7 +127,7 @@ async fn act(
     } else {
         parse(&bytes, action.name())?
     };
-    let by = b.by.unwrap_or_else(|| "api".into());
+    let by = crate::auth::actor(&headers, b.by);
     let mut inc = send(
         &state,
         CommandKind::Act {
@@ -201,7 +201,7 @@ pub async fn note(
         CommandKind::Act {
             id,
             action: Action::Note { text: b.text },
-            by: b.by.unwrap_or_else(|| "api".into()),
+            by: crate::auth::actor(&headers, b.by),
         },
     )
     .await?;
@@ -226,7 +226,7 @@ pub async fn severity(
                 severity: b.severity,
                 reason: b.reason,
             },
-            by: b.by.unwrap_or_else(|| "api".into()),
+            by: crate::auth::actor(&headers, b.by),
         },
     )
     .await?;
@@ -240,7 +240,8 @@ pub async fn declare(
     body: Body,
 ) -> Result<(StatusCode, Json<Incident>), ApiError> {
     let bytes = read_body(&headers, body, state.max_body_bytes).await?;
-    let d: Declare = parse(&bytes, "declare")?;
+    let mut d: Declare = parse(&bytes, "declare")?;
+    d.by = Some(crate::auth::actor(&headers, d.by));
     let inc = send(&state, CommandKind::Declare(d)).await?;
     Ok((StatusCode::CREATED, Json(inc)))
 }

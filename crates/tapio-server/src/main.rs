@@ -88,6 +88,13 @@ struct Args {
     /// Cluster name on Kubernetes evidence (default: the context name, or "in-cluster").
     #[arg(long, env = "TAPIO_CLUSTER_NAME")]
     cluster_name: Option<String>,
+    /// Users and tokens: one file per user (the mounted `tapio-auth` Secret; docs/security.md).
+    /// Without it the API needs no token (the one-machine quick start).
+    #[arg(long, env = "TAPIO_AUTH_DIR")]
+    auth_dir: Option<PathBuf>,
+    /// Require a token for /metrics too (default: public, for Prometheus).
+    #[arg(long, env = "TAPIO_METRICS_AUTH")]
+    metrics_auth: bool,
     /// Heading of the public status page.
     #[arg(long, env = "TAPIO_STATUS_TITLE", default_value = tapio_server::status_page::DEFAULT_TITLE)]
     status_title: String,
@@ -234,6 +241,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .context("--max-future-skew is too large")?,
         ..tapio_proto::Limits::default()
     };
+    if let Some(dir) = &args.auth_dir
+        && !dir.is_dir()
+    {
+        bail!(
+            "--auth-dir {}: not a directory (mount the tapio-auth Secret there, or create users with `tapio auth add-user NAME --role ROLE --auth-dir DIR`)",
+            dir.display()
+        );
+    }
+    let auth = Arc::new(tapio_server::auth::Auth::new(
+        args.auth_dir.clone(),
+        !args.metrics_auth,
+    ));
+    if auth.enabled() {
+        tracing::info!(
+            component = "security-auditor",
+            users = auth.user_count(),
+            "authentication on: every API call needs a token"
+        );
+    } else {
+        tracing::warn!(
+            component = "security-auditor",
+            "authentication OFF (no --auth-dir): anyone who can reach the port can read and change incidents"
+        );
+    }
+    let (audit, audit_rx) = tapio_server::audit::Audit::new(config_rx.clone(), metrics.clone());
     let state = Arc::new(AppState {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -251,7 +283,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         commands: commands_tx.clone(),
         silences: silences.clone(),
         kube: Arc::new(tapio_server::kubewatch::KubeStatus::default()),
+        auth: auth.clone(),
+        audit: Arc::new(audit),
     });
+    tokio::spawn(tapio_server::auth::reload_loop(
+        state.clone(),
+        shutdown_rx.clone(),
+    ));
+    tokio::spawn(tapio_server::audit::run_writer(
+        store.clone(),
+        audit_rx,
+        metrics.clone(),
+        shutdown_rx.clone(),
+    ));
     let kube_args = tapio_server::kubewatch::KubeArgs {
         mode: args.kube.clone(),
         kubeconfig: args.kubeconfig.clone(),
@@ -322,14 +366,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "tapio-server ready"
     );
     let shutting_down = state.shutting_down.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            shutting_down.store(true, Ordering::Relaxed);
-            tracing::info!("shutdown requested; draining requests");
-        })
-        .await
-        .context("serving HTTP")?;
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        shutting_down.store(true, Ordering::Relaxed);
+        tracing::info!("shutdown requested; draining requests");
+    })
+    .await
+    .context("serving HTTP")?;
     let _ = shutdown_tx.send(true);
     if tokio::time::timeout(Duration::from_secs(10), correlator_task)
         .await

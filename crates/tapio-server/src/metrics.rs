@@ -100,6 +100,9 @@ pub struct Metrics {
     /// Incidents that started in the trailing window, per severity.
     pub window_incidents: Family<SeverityLabel, Gauge>,
     pub mttx_window: Gauge,
+    /// Audit records emitted (at the current audit level) and dropped (queue full).
+    pub audit_records: Counter,
+    pub audit_dropped: Counter,
 }
 
 pub type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
@@ -275,6 +278,18 @@ impl Metrics {
             "Length of the trailing window the MTTx figures cover",
             mttx_window.clone(),
         );
+        let audit_records = Counter::default();
+        registry.register(
+            "audit_records",
+            "Security audit records emitted at the current audit-level",
+            audit_records.clone(),
+        );
+        let audit_dropped = Counter::default();
+        registry.register(
+            "audit_dropped",
+            "Audit records not stored because the audit queue was full or the store failed (still logged)",
+            audit_dropped.clone(),
+        );
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("build_info", "tapio-server build", build_info.clone());
         build_info
@@ -310,6 +325,8 @@ impl Metrics {
             target_met,
             window_incidents,
             mttx_window,
+            audit_records,
+            audit_dropped,
         };
         // Pre-create bounded series so dashboards and alerts see zeros, not absence.
         for r in DROP_REASONS {

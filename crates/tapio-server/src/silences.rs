@@ -105,7 +105,7 @@ pub async fn add(
             ));
         }
     };
-    let by = b.by.unwrap_or_else(|| "api".into());
+    let by = crate::auth::actor(&headers, b.by);
     tapio_core::lifecycle::check_by(&by).map_err(|e| bad("by", e.message))?;
     let s = Silence {
         id: Ulid::new(),

@@ -160,6 +160,15 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError>;
     async fn outbox_update(&self, id: i64, update: OutboxUpdate) -> Result<(), StoreError>;
+    /// Append security audit records (time, JSON). Append-only: the store refuses updates
+    /// and deletions of audit rows.
+    async fn audit_append(&self, records: Vec<(DateTime<Utc>, String)>) -> Result<(), StoreError>;
+    /// Audit records at or after `since`, oldest first (JSON bodies).
+    async fn audit_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
     /// Store (or replace) a silence, as JSON with its end time.
     async fn silence_put(
         &self,

@@ -107,6 +107,22 @@ CREATE TABLE silences (
 );
 "#,
     ),
+    (
+        4,
+        r#"
+-- Security audit records: append-only (the triggers refuse changes and deletions).
+CREATE TABLE audit (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms  INTEGER NOT NULL,
+    body   TEXT NOT NULL         -- the record as JSON
+);
+CREATE INDEX audit_at ON audit (at_ms);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+"#,
+    ),
 ];
 
 /// How hard commits are flushed. `Full` fsyncs every commit (survives power loss);
@@ -743,6 +759,42 @@ impl Store for SqliteStore {
         })
         .await
         .map(|_| ())
+    }
+
+    async fn audit_append(&self, records: Vec<(DateTime<Utc>, String)>) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.write(|r| {
+            WriteCmd::Exec(
+                Box::new(move |sp| {
+                    let mut st =
+                        sp.prepare_cached("INSERT INTO audit (at_ms, body) VALUES (?1, ?2)")?;
+                    let mut n = 0;
+                    for (at, body) in &records {
+                        n += st.execute(params![ms(*at), body])? as u64;
+                    }
+                    Ok(n)
+                }),
+                r,
+            )
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn audit_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.read(move |c| {
+            let mut st =
+                c.prepare_cached("SELECT body FROM audit WHERE at_ms >= ?1 ORDER BY seq LIMIT ?2")?;
+            let rows = st.query_map(params![ms(since), limit as i64], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     async fn silences(&self, ended_after: DateTime<Utc>) -> Result<Vec<String>, StoreError> {

@@ -186,6 +186,9 @@ impl CorrelationEngine {
             .active
             .iter()
             .filter(|(_, w)| w.pending_downgrade && now - w.level_seen_at >= quiet)
+            // An incident that resolves in this sweep needs no downgrade first (it would
+            // be one more notification saying nothing: "now P4", then "resolved").
+            .filter(|(_, w)| !(now - w.last_symptom >= quiet && w.conditions.is_empty()))
             .map(|(k, _)| k.clone())
             .collect();
         let mut out = Vec::new();
@@ -1943,7 +1946,10 @@ impl IncidentEngine for CorrelationEngine {
         let quiet = self.cfg.quiet;
         let clock = self.clock;
         for (k, w) in &self.active {
-            if w.pending_downgrade && clock - w.level_seen_at >= quiet {
+            if w.pending_downgrade
+                && clock - w.level_seen_at >= quiet
+                && !(clock - w.last_symptom >= quiet && w.conditions.is_empty())
+            {
                 novel.insert(k.clone());
                 touched.insert(k.clone());
             }

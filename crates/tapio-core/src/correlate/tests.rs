@@ -224,6 +224,36 @@ fn flap_damping_resolves_after_quiet_and_a_relapse_reopens_the_same_incident() {
 }
 
 #[test]
+fn an_incident_that_goes_quiet_resolves_without_a_downgrade_first() {
+    // 30 % errors (P2 when sustained), then 2 % (P3: the downgrade waits for the quiet
+    // period), then nothing: the tick that ends the quiet period resolves it at its
+    // level. A "now P3" a second before "resolved" would only be one more page.
+    let mut e = standard();
+    let mut resolved = alert(130, 0.0);
+    resolved.kind = EventType::parse("alert.prometheus.resolved").expect("type");
+    run(
+        &mut e,
+        &[alert(0, 0.30), alert(60, 0.30), alert(120, 0.02), resolved],
+    );
+    let before = e.incidents()[0].severity;
+    let changed = e.tick(t0() + Duration::seconds(120) + Duration::minutes(6));
+    assert_eq!(changed.len(), 1, "one change: the resolution");
+    assert_eq!(changed[0].incident().status, Status::Resolved);
+    assert_eq!(
+        changed[0].incident().severity,
+        before,
+        "no downgrade on the way out"
+    );
+    assert!(
+        !changed[0].incident().timeline.iter().any(
+            |t| t.kind == TimelineKind::SeverityChanged && t.at > t0() + Duration::seconds(120)
+        ),
+        "{:#?}",
+        changed[0].incident().timeline
+    );
+}
+
+#[test]
 fn a_condition_still_true_keeps_the_incident_open() {
     let mut e = standard();
     let slice = |at: i64, ready: bool| {

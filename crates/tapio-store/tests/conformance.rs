@@ -233,7 +233,35 @@ async fn data_survives_reopen() {
     }
     let s = SqliteStore::open(dir.path(), Durability::Full).expect("reopen");
     assert_eq!(s.evidence_after(0, 10).await.expect("read").len(), 1);
-    assert_eq!(s.stats().await.expect("stats").schema_version, 3);
+    assert_eq!(s.stats().await.expect("stats").schema_version, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_records_are_append_only_and_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Utc::now();
+    {
+        let s = SqliteStore::open(dir.path(), Durability::Full).expect("open");
+        s.audit_append(vec![
+            (t, r#"{"kind":"denied"}"#.into()),
+            (t, r#"{"kind":"mutation"}"#.into()),
+        ])
+        .await
+        .expect("append");
+    }
+    let s = SqliteStore::open(dir.path(), Durability::Full).expect("reopen");
+    let rows = s
+        .audit_since(t - Duration::seconds(1), 10)
+        .await
+        .expect("read");
+    assert_eq!(rows, [r#"{"kind":"denied"}"#, r#"{"kind":"mutation"}"#]);
+    // The table refuses changes, whoever asks.
+    let conn = rusqlite::Connection::open(dir.path().join("tapio.db")).expect("sqlite");
+    let e = conn
+        .execute("DELETE FROM audit", [])
+        .expect_err("append-only");
+    assert!(e.to_string().contains("append-only"), "{e}");
+    assert!(conn.execute("UPDATE audit SET body = '{}'", []).is_err());
 }
 
 fn item(key: &str, receiver: &str) -> tapio_store::OutboxItem {

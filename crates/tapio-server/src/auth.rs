@@ -254,6 +254,43 @@ pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: N
         return next.run(req).await;
     };
     let need = need(&method, &route, state.auth.public_metrics);
+    let now = std::time::Instant::now();
+    if need != Need::Public {
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(ip) = ip
+            && state.rate.blocklist.blocked(ip)
+        {
+            state.audit.record(AuditRecord::new(
+                AuditKind::Denied,
+                None,
+                &client,
+                &method,
+                &route,
+                &path,
+                403,
+                "client address blocked (blocked-clients)",
+            ));
+            return ApiError::forbidden(format!(
+                "client address {ip} is blocked by the blocked-clients config entry"
+            ))
+            .into_response();
+        }
+        // Evidence ingest is bounded by load shedding instead (a node's agent must never
+        // be told to come back later for evidence it has spooled).
+        if need != Need::Ingest
+            && let Err(wait) = state.rate.per_client.check(&client, now)
+        {
+            state.metrics.rate_limited("client");
+            return ApiError::too_many(
+                format!("too many requests from {client}; retry in {wait} s"),
+                wait,
+            )
+            .into_response();
+        }
+    }
     let mut caller = None;
     if state.auth.enabled() && need != Need::Public {
         let Some(token) = bearer(&req) else {
@@ -309,6 +346,16 @@ pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: N
                 c.name,
                 c.role.as_str()
             ))
+            .into_response();
+        }
+        if c.role != Role::Agent
+            && let Err(wait) = state.rate.per_token.check(&c.name, now)
+        {
+            state.metrics.rate_limited("token");
+            return ApiError::too_many(
+                format!("too many requests for user {}; retry in {wait} s", c.name),
+                wait,
+            )
             .into_response();
         }
         req.extensions_mut().insert(c.clone());

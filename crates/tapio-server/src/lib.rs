@@ -16,6 +16,7 @@ pub mod logging;
 pub mod metrics;
 pub mod mttx;
 pub mod notify;
+pub mod ratelimit;
 pub mod runtime_config;
 pub mod silences;
 pub mod status_page;
@@ -54,6 +55,8 @@ pub struct AppState {
     /// Latest self-report of each agent (bounded by `MAX_AGENT_HEARTBEATS`).
     /// Users and tokens (`--auth-dir`).
     pub auth: Arc<auth::Auth>,
+    /// Rate limits and blocked client addresses.
+    pub rate: Arc<ratelimit::RateState>,
     /// The security audit stream.
     pub audit: Arc<audit::Audit>,
     /// Kubernetes watch state (`kubewatch`), for `/health`.

@@ -92,6 +92,14 @@ struct Args {
     /// Without it the API needs no token (the one-machine quick start).
     #[arg(long, env = "TAPIO_AUTH_DIR")]
     auth_dir: Option<PathBuf>,
+    /// Requests per second per authenticated user (agents excepted), burst twice that;
+    /// 0 = no limit.
+    #[arg(long, env = "TAPIO_RATE_LIMIT_TOKEN", default_value_t = 20.0)]
+    rate_limit_token: f64,
+    /// Requests per second per client address (agents included), burst twice that;
+    /// 0 = no limit.
+    #[arg(long, env = "TAPIO_RATE_LIMIT_CLIENT", default_value_t = 200.0)]
+    rate_limit_client: f64,
     /// Require a token for /metrics too (default: public, for Prometheus).
     #[arg(long, env = "TAPIO_METRICS_AUTH")]
     metrics_auth: bool,
@@ -266,6 +274,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let (audit, audit_rx) = tapio_server::audit::Audit::new(config_rx.clone(), metrics.clone());
+    let rate = Arc::new(tapio_server::ratelimit::RateState {
+        per_token: tapio_server::ratelimit::Limiter::new(args.rate_limit_token.max(0.0)),
+        per_client: tapio_server::ratelimit::Limiter::new(args.rate_limit_client.max(0.0)),
+        blocklist: Default::default(),
+    });
+    rate.blocklist.reload(&args.config_dir);
     let state = Arc::new(AppState {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -285,7 +299,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         kube: Arc::new(tapio_server::kubewatch::KubeStatus::default()),
         auth: auth.clone(),
         audit: Arc::new(audit),
+        rate: rate.clone(),
     });
+    {
+        let rate = rate.clone();
+        let dir = args.config_dir.clone();
+        let mut shutdown = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
+                rate.blocklist.reload(&dir);
+            }
+        });
+    }
     tokio::spawn(tapio_server::auth::reload_loop(
         state.clone(),
         shutdown_rx.clone(),

@@ -103,6 +103,13 @@ pub struct Metrics {
     /// Audit records emitted (at the current audit level) and dropped (queue full).
     pub audit_records: Counter,
     pub audit_dropped: Counter,
+    /// Requests answered 429 by the rate limits, by scope (token, client).
+    pub rate_limited_total: Family<ScopeLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabel {
+    pub scope: String,
 }
 
 pub type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
@@ -290,6 +297,12 @@ impl Metrics {
             "Audit records not stored because the audit queue was full or the store failed (still logged)",
             audit_dropped.clone(),
         );
+        let rate_limited_total = Family::<ScopeLabel, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by the rate limits, by scope (token, client)",
+            rate_limited_total.clone(),
+        );
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("build_info", "tapio-server build", build_info.clone());
         build_info
@@ -327,6 +340,7 @@ impl Metrics {
             mttx_window,
             audit_records,
             audit_dropped,
+            rate_limited_total,
         };
         // Pre-create bounded series so dashboards and alerts see zeros, not absence.
         for r in DROP_REASONS {
@@ -373,6 +387,14 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc_by(n);
+    }
+
+    pub fn rate_limited(&self, scope: &str) {
+        self.rate_limited_total
+            .get_or_create(&ScopeLabel {
+                scope: scope.to_owned(),
+            })
+            .inc();
     }
 
     pub fn notification(&self, receiver: &str, result: &str) {

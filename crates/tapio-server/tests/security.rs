@@ -447,3 +447,54 @@ fn audit_records_each_class_at_each_level_and_survive_a_restart() {
     );
     assert!(text.contains("\"kind\":\"auth_failure\""));
 }
+
+#[test]
+fn rate_limits_answer_429_with_retry_after_and_blocked_addresses_are_refused_live() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = add_user(dir.path(), "rita", "responder");
+    let s = Server::start(&[
+        "--auth-dir",
+        &dir.path().display().to_string(),
+        "--rate-limit-token",
+        "2",
+    ]);
+    // Burst of 4, then 429 with Retry-After.
+    let mut limited = None;
+    for _ in 0..10 {
+        let mut r = agent()
+            .get(format!("{}/api/v1/incidents", s.url()))
+            .header("authorization", format!("Bearer {token}"))
+            .call()
+            .expect("GET");
+        if r.status().as_u16() == 429 {
+            let ra = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            limited = Some((ra, r.body_mut().read_to_string().unwrap_or_default()));
+            break;
+        }
+    }
+    let (ra, body) = limited.expect("a 429 within 10 quick requests at 2/s");
+    assert!(
+        ra.is_some_and(|v| v.parse::<u64>().is_ok_and(|n| n >= 1)),
+        "Retry-After"
+    );
+    assert!(body.contains("rita"), "{body}");
+    assert!(s.metric("tapio_rate_limited_total{scope=\"token\"}") >= 1.0);
+
+    // Block this client by config, live; health stays reachable.
+    std::thread::sleep(Duration::from_secs(2));
+    s.set_config("blocked-clients", "203.0.113.0/24, 127.0.0.1");
+    s.wait_for(5, "the block", |s| {
+        call(s, "GET", "/api/v1/incidents", b"", Some(&token)).0 == 403
+    });
+    let (_, body) = call(&s, "GET", "/api/v1/incidents", b"", Some(&token));
+    assert!(body.contains("blocked"), "{body}");
+    assert_eq!(call(&s, "GET", "/health", b"", None).0, 200);
+    s.set_config("blocked-clients", "203.0.113.0/24");
+    s.wait_for(5, "the unblock", |s| {
+        call(s, "GET", "/api/v1/incidents", b"", Some(&token)).0 == 200
+    });
+}

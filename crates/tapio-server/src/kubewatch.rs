@@ -455,9 +455,52 @@ async fn watch_kind<K>(
     api_version: &'static str,
     tx: mpsc::Sender<(&'static str, Out)>,
     status: Arc<KubeStatus>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) where
     K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+{
+    let to_value = move |o: K| {
+        let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
+        // k8s-openapi serializes apiVersion and kind; make sure of it.
+        if v.get("kind").is_none() {
+            v["kind"] = json!(kind);
+            v["apiVersion"] = json!(api_version);
+        }
+        trim(kind, v)
+    };
+    watch_loop(api, kind, api_version, to_value, tx, status, shutdown).await;
+}
+
+/// Secrets: metadata only (the API server never sends their data to Tapio).
+async fn watch_secrets(
+    api: Api<kube::core::PartialObjectMeta<Secret>>,
+    tx: mpsc::Sender<(&'static str, Out)>,
+    status: Arc<KubeStatus>,
+    shutdown: watch::Receiver<bool>,
+) {
+    const KIND: &str = "Secret";
+    let to_value = |o: kube::core::PartialObjectMeta<Secret>| {
+        let meta = serde_json::to_value(&o.metadata).unwrap_or(Value::Null);
+        trim(
+            KIND,
+            json!({"apiVersion": "v1", "kind": KIND, "metadata": meta}),
+        )
+    };
+    watch_loop(api, KIND, "v1", to_value, tx, status, shutdown).await;
+}
+
+/// The watch loop shared by every kind: backoff, index, pod index, send.
+async fn watch_loop<K, F>(
+    api: Api<K>,
+    kind: &'static str,
+    api_version: &'static str,
+    to_value: F,
+    tx: mpsc::Sender<(&'static str, Out)>,
+    status: Arc<KubeStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    F: Fn(K) -> Value,
 {
     let mut index = KindIndex::new(kind, api_version);
     let cfg = watcher::Config::default().any_semantic();
@@ -469,25 +512,13 @@ async fn watch_kind<K>(
         };
         let Some(item) = next else { return };
         let ev = match item {
-            Ok(ev) => ev,
+            Ok(ev) => map_event(ev, &to_value),
             Err(e) => {
                 if watch_error(&status, kind, &e) {
                     continue;
                 }
                 return;
             }
-        };
-        let ev: WatchEvent<Value> = match map_event(ev, |o: K| {
-            let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
-            // k8s-openapi serializes apiVersion and kind; make sure of it.
-            if v.get("kind").is_none() {
-                v["kind"] = json!(kind);
-                v["apiVersion"] = json!(api_version);
-            }
-            trim(kind, v)
-        }) {
-            Some(e) => e,
-            None => continue,
         };
         let mut out = Vec::new();
         status.update(kind, |s| {
@@ -505,56 +536,6 @@ async fn watch_kind<K>(
         }
         for o in out {
             if tx.send((kind, o)).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-/// Secrets: metadata only (the API server never sends their data to Tapio).
-async fn watch_secrets(
-    api: Api<kube::core::PartialObjectMeta<Secret>>,
-    tx: mpsc::Sender<(&'static str, Out)>,
-    status: Arc<KubeStatus>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    const KIND: &str = "Secret";
-    let mut index = KindIndex::new(KIND, "v1");
-    let cfg = watcher::Config::default().any_semantic();
-    let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
-    loop {
-        let next = tokio::select! {
-            n = stream.next() => n,
-            _ = shutdown.changed() => return,
-        };
-        let Some(item) = next else { return };
-        let ev = match item {
-            Ok(ev) => ev,
-            Err(e) => {
-                if watch_error(&status, KIND, &e) {
-                    continue;
-                }
-                return;
-            }
-        };
-        let ev = match map_event(ev, |o: kube::core::PartialObjectMeta<Secret>| {
-            let meta = serde_json::to_value(&o.metadata).unwrap_or(Value::Null);
-            trim(
-                KIND,
-                json!({"apiVersion": "v1", "kind": KIND, "metadata": meta}),
-            )
-        }) {
-            Some(e) => e,
-            None => continue,
-        };
-        let mut out = Vec::new();
-        status.update(KIND, |s| {
-            out = index.handle(ev, s);
-            s.objects = index.len();
-            s.events_sent += out.len() as u64;
-        });
-        for o in out {
-            if tx.send((KIND, o)).await.is_err() {
                 return;
             }
         }
@@ -602,14 +583,14 @@ fn watch_error(status: &KubeStatus, kind: &'static str, e: &watcher::Error) -> b
     true
 }
 
-fn map_event<K, F: FnMut(K) -> Value>(ev: WatchEvent<K>, mut f: F) -> Option<WatchEvent<Value>> {
-    Some(match ev {
+fn map_event<K, F: Fn(K) -> Value>(ev: WatchEvent<K>, f: &F) -> WatchEvent<Value> {
+    match ev {
         WatchEvent::Apply(o) => WatchEvent::Apply(f(o)),
         WatchEvent::Delete(o) => WatchEvent::Delete(f(o)),
         WatchEvent::Init => WatchEvent::Init,
         WatchEvent::InitApply(o) => WatchEvent::InitApply(f(o)),
         WatchEvent::InitDone => WatchEvent::InitDone,
-    })
+    }
 }
 
 /// Store what the watchers send, in batches, through the same path as agent evidence.

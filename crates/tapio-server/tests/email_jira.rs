@@ -8,36 +8,9 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Server;
-
-fn wait(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < until {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn open_p1(s: &Server) -> String {
-    let (status, v) = s.post(
-        "/api/v1/events",
-        br#"{"type":"kubernetes.workload.unavailable","severity":"critical","producer":"ci",
-             "entity":{"namespace":"shop","workload":{"kind":"Deployment","name":"payments"}},
-             "attributes":{"desired_replicas":3,"available_replicas":0}}"#,
-        &[],
-    );
-    assert_eq!(status, 202, "{v}");
-    s.wait_for(10, "the P1", |s| !s.incidents("?severity=P1").is_empty());
-    s.incidents("?severity=P1")[0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned()
-}
+use common::{Server, open_p1, wait};
 
 fn act(s: &Server, id: &str, what: &str) {
     let (st, v) = s.post(

@@ -9,9 +9,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Server;
+use common::{Server, open_p1, wait};
 
 /// A receiver: records every request body and answers with `status`.
 #[derive(Clone)]
@@ -96,17 +96,6 @@ impl Receiver {
     }
 }
 
-fn wait(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < until {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn config(
     dir: &std::path::Path,
     pd: &Receiver,
@@ -153,23 +142,6 @@ severity = ["P1", "P2"]
     )
     .expect("write config");
     path.display().to_string()
-}
-
-/// A P1 from another tool: payments has no replica available.
-fn open_p1(s: &Server) -> String {
-    let (status, v) = s.post(
-        "/api/v1/events",
-        br#"{"type":"kubernetes.workload.unavailable","severity":"critical","producer":"ci",
-             "entity":{"namespace":"shop","workload":{"kind":"Deployment","name":"payments"}},
-             "attributes":{"desired_replicas":3,"available_replicas":0}}"#,
-        &[],
-    );
-    assert_eq!(status, 202, "{v}");
-    s.wait_for(10, "the P1", |s| !s.incidents("?severity=P1").is_empty());
-    s.incidents("?severity=P1")[0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned()
 }
 
 #[test]

@@ -258,3 +258,32 @@ pub fn oom_batch(agent: &str, seq: u64, workload: &str, n: usize) -> String {
         events.join(",")
     )
 }
+
+/// Poll `f` until it holds, for at most `secs` (no server involved).
+pub fn wait(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A P1 from another tool (payments has no replica available); its incident id.
+pub fn open_p1(s: &Server) -> String {
+    let (status, v) = s.post(
+        "/api/v1/events",
+        br#"{"type":"kubernetes.workload.unavailable","severity":"critical","producer":"ci",
+             "entity":{"namespace":"shop","workload":{"kind":"Deployment","name":"payments"}},
+             "attributes":{"desired_replicas":3,"available_replicas":0}}"#,
+        &[],
+    );
+    assert_eq!(status, 202, "{v}");
+    s.wait_for(10, "the P1", |s| !s.incidents("?severity=P1").is_empty());
+    s.incidents("?severity=P1")[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}

@@ -707,8 +707,8 @@ enum Location {
 /// server's pod index for this node) into a [`SharedPods`]. On error the last good index
 /// stays in place and the error is remembered for health reporting.
 ///
-/// Note: the HTTP client is built without TLS, so `https://` URLs fail with the client's
-/// error; use the kubelet's read-only port, a local proxy, or a file.
+/// `https://` URLs are verified against the bundled Mozilla roots unless
+/// [`with_client`](Self::with_client) gives a client with the agent's `--ca-file`.
 #[derive(Debug)]
 pub struct PodSource {
     location: Location,
@@ -753,6 +753,12 @@ impl PodSource {
     /// rotated service-account token is picked up).
     pub fn with_bearer_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// Fetch with this client (the agent's server client, with its TLS policy).
+    pub fn with_client(mut self, agent: ureq::Agent) -> Self {
+        self.agent = agent;
         self
     }
 

@@ -4,6 +4,7 @@
 
 pub mod abi;
 pub mod bpf;
+pub mod client;
 pub mod detect;
 pub mod enrich;
 pub mod metrics;

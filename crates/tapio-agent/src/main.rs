@@ -86,6 +86,10 @@ struct Args {
     /// API token for the server (agent token kind).
     #[arg(long, env = "TAPIO_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// CA certificate (PEM) that signed the server's certificate, for `https://` servers;
+    /// only it is trusted. Without it, the bundled Mozilla roots are.
+    #[arg(long, env = "TAPIO_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// Heartbeat interval in seconds.
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
@@ -177,6 +181,8 @@ fn real_main() -> anyhow::Result<()> {
         );
     }
     let cfg = load_config(args.config.as_ref())?;
+    let tls = tapio_agent::client::ClientTls::from_args(&args.server, args.ca_file.as_deref())
+        .map_err(anyhow::Error::msg)?;
     // Bind first: a port conflict must stop the agent before it attaches anything.
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {} (set --listen)", args.listen))?;
@@ -232,6 +238,7 @@ fn real_main() -> anyhow::Result<()> {
                     backoff_min: Duration::from_millis(200),
                     backoff_max: Duration::from_secs(30),
                     token: args.token.clone(),
+                    tls: tls.clone(),
                 },
                 spool.clone(),
                 wake.clone(),
@@ -270,6 +277,9 @@ fn real_main() -> anyhow::Result<()> {
     let mut sources = Vec::new();
     if let Some(loc) = &args.pods {
         let mut src = PodSource::new(loc, Duration::from_secs(10), pods.clone());
+        if loc.starts_with("https://") {
+            src = src.with_client(tls.agent(Duration::from_secs(10)));
+        }
         if let Some(t) = &args.token {
             // The server's pod index takes the agent's own token.
             src = src.with_bearer_token(t.clone());
@@ -391,11 +401,12 @@ fn real_main() -> anyhow::Result<()> {
         let (h_status, h_stop) = (status.clone(), stop.clone());
         let servers = args.server.clone();
         let token = args.token.clone();
+        let h_agent = tls.agent(Duration::from_secs(5));
         let every = Duration::from_secs(args.heartbeat_seconds);
         threads.push(
             std::thread::Builder::new()
                 .name("heartbeat".into())
-                .spawn(move || heartbeat_loop(h_status, servers, token, every, h_stop))?,
+                .spawn(move || heartbeat_loop(h_status, servers, token, h_agent, every, h_stop))?,
         );
     }
 
@@ -444,14 +455,10 @@ fn heartbeat_loop(
     status: Arc<Status>,
     servers: Vec<String>,
     token: Option<String>,
+    agent: ureq::Agent,
     every: Duration,
     stop: Arc<AtomicBool>,
 ) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .into();
     let mut i = 0usize;
     let mut next = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {

@@ -35,6 +35,8 @@ pub struct ShipConfig {
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     pub token: Option<String>,
+    /// TLS policy for `https://` endpoints (crate::client).
+    pub tls: crate::client::ClientTls,
 }
 
 /// What `/health` and heartbeats report about delivery.
@@ -103,11 +105,7 @@ impl Shipper {
         wake: Arc<Wake>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(cfg.request_timeout))
-            .build()
-            .into();
+        let agent = cfg.tls.agent(cfg.request_timeout);
         let state = Arc::new(Mutex::new(ShipState {
             endpoint: cfg.endpoints.first().cloned().unwrap_or_default(),
             ..ShipState::default()
@@ -260,6 +258,12 @@ impl Shipper {
     }
 
     fn post(&self, batch: EvidenceBatch) -> Outcome {
+        // A batch holding a P1-class fact goes in the server's critical lane: admitted
+        // while ordinary ingest is refused for load (the same ranking the server sheds by).
+        let critical = batch
+            .events
+            .iter()
+            .any(|e| tapio_core::shed::rank(e) == tapio_core::shed::NEVER_SHED);
         let json = match serde_json::to_vec(&batch) {
             Ok(j) => j,
             Err(e) => return Outcome::Refused(format!("cannot encode the batch: {e}")),
@@ -276,6 +280,9 @@ impl Shipper {
             .header("content-encoding", "gzip");
         if let Some(t) = &self.cfg.token {
             req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if critical {
+            req = req.header("x-tapio-priority", "critical");
         }
         let mut resp = match req.send(&body[..]) {
             Ok(r) => r,

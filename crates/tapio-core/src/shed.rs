@@ -17,6 +17,9 @@ use tapio_proto::{Event, EventSeverity};
 use crate::classify::classify;
 use crate::incident::Severity;
 
+/// The rank of P1-class facts: never shed.
+pub const NEVER_SHED: u8 = 4;
+
 pub fn rank(ev: &Event) -> u8 {
     if let Some(c) = classify(ev) {
         return match c.severity {

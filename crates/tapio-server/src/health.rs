@@ -131,6 +131,8 @@ pub async fn report(state: &AppState) -> HealthReport {
         ),
     );
 
+    components.insert("load".to_owned(), crate::protect::health(state, now_ms));
+
     // correlator
     let c = &state.correlator;
     let hb = c.heartbeat_ms.load(Ordering::Relaxed);
@@ -284,10 +286,9 @@ fn kube_component(state: &AppState, now_ms: i64) -> ComponentHealth {
     )
 }
 
-/// Correlator backlog relative to the shedding capacity, 0.0–1.0.
+/// Shedding pressure, 0.0–1.0 (see `crate::protect::pressure`).
 pub fn shed_pressure(state: &AppState) -> f64 {
-    let lag = state.correlator.lag() as f64;
-    (lag / state.shed_capacity.max(1) as f64).min(1.0)
+    crate::protect::pressure(state)
 }
 
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {

@@ -85,6 +85,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::protect::admit,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
@@ -267,11 +271,10 @@ async fn post_evidence(
 
 /// Drop what load shedding allows, counting it. P1-class facts always pass.
 pub fn shed(state: &AppState, events: Vec<tapio_proto::Event>) -> (Vec<tapio_proto::Event>, usize) {
-    let enabled = state.config.borrow().config.load_shedding_enabled;
-    if !enabled {
+    let pressure = crate::protect::pressure(state);
+    if !crate::protect::shedding_active(state, pressure) {
         return (events, 0);
     }
-    let pressure = health::shed_pressure(state);
     let before = events.len();
     let kept: Vec<_> = events
         .into_iter()

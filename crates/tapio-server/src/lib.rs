@@ -16,10 +16,12 @@ pub mod logging;
 pub mod metrics;
 pub mod mttx;
 pub mod notify;
+pub mod protect;
 pub mod ratelimit;
 pub mod runtime_config;
 pub mod silences;
 pub mod status_page;
+pub mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -59,6 +61,8 @@ pub struct AppState {
     pub rate: Arc<ratelimit::RateState>,
     /// The security audit stream.
     pub audit: Arc<audit::Audit>,
+    /// Admission control: in-flight slots, memory, refusals (`protect`).
+    pub protect: Arc<protect::Protect>,
     /// Kubernetes watch state (`kubewatch`), for `/health`.
     pub kube: Arc<kubewatch::KubeStatus>,
     pub heartbeats:

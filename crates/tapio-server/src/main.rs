@@ -62,6 +62,21 @@ struct Args {
     /// Correlator backlog (events) at which load shedding reaches full pressure.
     #[arg(long, env = "TAPIO_SHED_CAPACITY", default_value_t = 100_000)]
     shed_capacity: u64,
+    /// Serve HTTPS with this certificate chain (PEM; re-read when the file changes).
+    /// Needs --tls-key.
+    #[arg(long, env = "TAPIO_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM). Needs --tls-cert.
+    #[arg(long, env = "TAPIO_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Requests served at once (probes excepted); past shares of it the lowest classes are
+    /// refused with 503 first (docs/security.md, "Load shedding").
+    #[arg(long, env = "TAPIO_MAX_INFLIGHT", default_value_t = 256)]
+    max_inflight: usize,
+    /// Resident memory past which only people's actions and P1 evidence are accepted:
+    /// `auto` (85 % of the cgroup memory limit; off without one), `off`, or a size (768Mi).
+    #[arg(long, env = "TAPIO_MEMORY_LIMIT", default_value = "auto")]
+    memory_limit: String,
     /// Notification receivers and routes (TOML, docs/notifications.md); an invalid file
     /// stops the server naming the receiver or route and field.
     #[arg(long, env = "TAPIO_NOTIFY")]
@@ -280,6 +295,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         blocklist: Default::default(),
     });
     rate.blocklist.reload(&args.config_dir);
+    let (memory_limit, memory_source) =
+        tapio_server::protect::memory_limit(&args.memory_limit).map_err(anyhow::Error::msg)?;
+    if args.max_inflight == 0 {
+        bail!("--max-inflight 0 would refuse every request: use at least 1 (default 256)");
+    }
+    let protect = Arc::new(tapio_server::protect::Protect::new(
+        args.max_inflight,
+        memory_limit,
+        memory_source,
+    ));
     let state = Arc::new(AppState {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -298,6 +323,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         silences: silences.clone(),
         kube: Arc::new(tapio_server::kubewatch::KubeStatus::default()),
         auth: auth.clone(),
+        protect,
         audit: Arc::new(audit),
         rate: rate.clone(),
     });
@@ -316,6 +342,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         });
     }
+    tokio::spawn(tapio_server::protect::sampler(
+        state.clone(),
+        shutdown_rx.clone(),
+    ));
     tokio::spawn(tapio_server::auth::reload_loop(
         state.clone(),
         shutdown_rx.clone(),
@@ -387,26 +417,54 @@ async fn run(args: Args) -> anyhow::Result<()> {
         shutdown_rx.clone(),
     ));
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let certs =
+                tapio_server::tls::CertStore::open(cert, key).map_err(anyhow::Error::msg)?;
+            let cfg = certs.server_config().map_err(anyhow::Error::msg)?;
+            tokio::spawn(tapio_server::tls::reload_loop(
+                certs,
+                metrics.clone(),
+                shutdown_rx.clone(),
+            ));
+            Some(cfg)
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen / TAPIO_LISTEN)", args.listen))?;
     tracing::info!(
         listen = %args.listen,
+        tls = tls.is_some(),
         version = env!("CARGO_PKG_VERSION"),
         "tapio-server ready"
     );
     let shutting_down = state.shutting_down.clone();
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let graceful = async move {
         shutdown_signal().await;
         shutting_down.store(true, Ordering::Relaxed);
         tracing::info!("shutdown requested; draining requests");
-    })
-    .await
-    .context("serving HTTP")?;
+    };
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        Some(tls_config) => {
+            use axum::serve::ListenerExt;
+            let tls_listener =
+                tapio_server::tls::TlsListener::spawn(listener, tls_config, metrics.clone())
+                    .tap_io(|_| ());
+            axum::serve(tls_listener, service)
+                .with_graceful_shutdown(graceful)
+                .await
+                .context("serving HTTPS")?;
+        }
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(graceful)
+                .await
+                .context("serving HTTP")?;
+        }
+    }
     let _ = shutdown_tx.send(true);
     if tokio::time::timeout(Duration::from_secs(10), correlator_task)
         .await

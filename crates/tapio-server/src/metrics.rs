@@ -105,6 +105,28 @@ pub struct Metrics {
     pub audit_dropped: Counter,
     /// Requests answered 429 by the rate limits, by scope (token, client).
     pub rate_limited_total: Family<ScopeLabel, Counter>,
+    /// Requests refused with 503 by admission control (crate::protect), by class and reason.
+    pub requests_shed: Family<ShedLabels, Counter>,
+    /// Requests being served now (probes excepted).
+    pub requests_in_flight: Gauge,
+    /// The server's resident memory, sampled every second.
+    pub resident_bytes: Gauge,
+    /// TLS handshakes by result (ok, failed, timeout) and certificate reloads (ok, failed).
+    pub tls_handshakes: Family<ResultLabel, Counter>,
+    pub tls_reloads: Family<ResultLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabels {
+    /// critical | ingest | read | debug
+    pub class: String,
+    /// concurrency | memory | pressure
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -303,6 +325,36 @@ impl Metrics {
             "Requests refused with 429 by the rate limits, by scope (token, client)",
             rate_limited_total.clone(),
         );
+        let requests_shed = Family::<ShedLabels, Counter>::default();
+        registry.register(
+            "requests_shed",
+            "Requests refused with 503 by admission control, by class (critical, ingest, read, debug) and reason (concurrency, memory, pressure)",
+            requests_shed.clone(),
+        );
+        let requests_in_flight = Gauge::default();
+        registry.register(
+            "requests_in_flight",
+            "Requests being served (probes excepted)",
+            requests_in_flight.clone(),
+        );
+        let resident_bytes = Gauge::default();
+        registry.register(
+            "resident_memory_bytes",
+            "Resident memory of tapio-server, sampled every second (the memory shedding input)",
+            resident_bytes.clone(),
+        );
+        let tls_handshakes = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes on the HTTPS listener by result (ok, failed, timeout)",
+            tls_handshakes.clone(),
+        );
+        let tls_reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "tls_reloads",
+            "TLS certificate reloads after a file change, by result (ok, failed: the previous certificate stays)",
+            tls_reloads.clone(),
+        );
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("build_info", "tapio-server build", build_info.clone());
         build_info
@@ -341,6 +393,11 @@ impl Metrics {
             audit_records,
             audit_dropped,
             rate_limited_total,
+            requests_shed,
+            requests_in_flight,
+            resident_bytes,
+            tls_handshakes,
+            tls_reloads,
         };
         // Pre-create bounded series so dashboards and alerts see zeros, not absence.
         for r in DROP_REASONS {
@@ -387,6 +444,22 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc_by(n);
+    }
+
+    pub fn tls_handshake(&self, result: &str) {
+        self.tls_handshakes
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn tls_reload(&self, result: &str) {
+        self.tls_reloads
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     pub fn rate_limited(&self, scope: &str) {

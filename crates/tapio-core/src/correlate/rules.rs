@@ -117,7 +117,13 @@ pub fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>, RuleError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let location = match e.span() {
             Some(span) => {
-                let upto = &text[..span.start.min(text.len())];
+                // Back off to a char boundary: a span inside a multi-byte character must
+                // not panic the loader.
+                let mut at = span.start.min(text.len());
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let upto = &text[..at];
                 let line = upto.matches('\n').count() + 1;
                 let col = upto.len() - upto.rfind('\n').map_or(0, |i| i + 1) + 1;
                 format!("line {line}, column {col}")
@@ -127,7 +133,12 @@ pub fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>, RuleError> {
         RuleError {
             origin: origin.into(),
             location,
-            message: e.message().to_owned(),
+            // The TOML parser gives no message for some bytes (a NUL in a comment, found
+            // by fuzzing): say what to look for rather than print nothing.
+            message: match e.message().trim() {
+                "" => "not valid TOML here: look for a control character (e.g. NUL) or a broken line".to_owned(),
+                m => m.to_owned(),
+            },
         }
     })?;
     let mut out: Vec<Rule> = Vec::new();
@@ -278,6 +289,16 @@ pub fn render(template: &str, vars: &[(&str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_byte_in_a_comment_is_refused_with_a_location_and_a_message() {
+        // Found by fuzz/run.sh (rule_file): the TOML parser's own message was empty.
+        let text = "# rules\n# data:\0add yours\n[[rule]]\nname = \"x\"\n";
+        let e = parse_rules(text, "mine.toml").expect_err("NUL refused");
+        assert_eq!(e.origin, "mine.toml");
+        assert!(e.location.starts_with("line 2"), "{e:?}");
+        assert!(!e.message.is_empty(), "{e:?}");
+    }
 
     #[test]
     fn the_built_in_rules_are_valid() {

@@ -114,8 +114,10 @@ q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
 print(f"flood: {flood:.0f} s; /health probes: {len(lat)}, p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, "
       f"max {lat[-1]:.1f} ms, over 100 ms: {sum(1 for x in lat if x > 100)}")
 print(f"P1-class facts: sent {len(p1_ids)} (refused {p1_failed}), stored {len(stored & set(p1_ids))}")
-print(f"evidence shed (load_shed): {metric('tapio_events_dropped_total{reason=\"load_shed\"}'):.0f}; "
-      f"ingested: {metric('tapio_events_ingested_total'):.0f}; batches accepted: {metric('tapio_batches_accepted_total'):.0f}")
+shed_ev = metric('tapio_events_dropped_total{reason="load_shed"}')
+ingested = metric('tapio_events_ingested_total')
+batches = metric('tapio_batches_accepted_total')
+print(f"evidence shed (load_shed): {shed_ev:.0f}; ingested: {ingested:.0f}; batches accepted: {batches:.0f}")
 shed_req = {c: metric(f'tapio_requests_shed_total{{class="{c}"') for c in ("critical", "ingest", "read", "debug")}
 print(f"requests refused (503) by class: {shed_req}")
 print(f"backlog drained below half pressure {drain:.0f} s after the flood")

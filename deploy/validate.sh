@@ -168,7 +168,7 @@ PY
     kv "$CHART (default values)" "$tmp/default/objects.yaml"
     [ ! -s "$tmp/default/prometheusrule.yaml" ] || die "the PrometheusRule must be off by default"
     local all_on='{
-      "auth": {"users": {"alice": "example-token"}},
+      "auth": {"users": {"alice": {"role": "admin", "tokenSha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}}, "agentToken": "example-agent-token"},
       "server": {"persistence": {"enabled": false}, "extraArgs": ["--retention=14d"],
                  "extraEnv": [{"name": "TAPIO_LOG_FORMAT", "value": "json"}],
                  "priorityClassName": "system-cluster-critical",

@@ -86,6 +86,11 @@ struct Args {
     /// API token for the server (agent token kind).
     #[arg(long, env = "TAPIO_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// File holding the API token (the agent's key of the `tapio-auth` Secret, as
+    /// `tapio auth add-user NAME --role agent` writes it, or just the token). Overrides
+    /// --token.
+    #[arg(long, env = "TAPIO_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// CA certificate (PEM) that signed the server's certificate, for `https://` servers;
     /// only it is trusted. Without it, the bundled Mozilla roots are.
     #[arg(long, env = "TAPIO_CA_FILE")]
@@ -167,7 +172,7 @@ fn main() {
 }
 
 fn real_main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
     init_logging(&args.log_format, &args.log_level)?;
     for o in &args.observers {
         if !["network", "process", "storage", "node"].contains(&o.as_str()) {
@@ -179,6 +184,21 @@ fn real_main() -> anyhow::Result<()> {
             "--batch-max-events {} is out of range: use 1..=10000 (the server's batch limit)",
             args.batch_max_events
         );
+    }
+    if let Some(path) = &args.token_file {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read --token-file {} (mount the agent's key of the tapio-auth Secret there)",
+                path.display()
+            )
+        })?;
+        let token = tapio_core::auth::agent_token(&text).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--token-file {} holds no token: give the file `tapio auth add-user NAME --role agent` wrote (a `token:` line), or just the token",
+                path.display()
+            )
+        })?;
+        args.token = Some(token);
     }
     let cfg = load_config(args.config.as_ref())?;
     let tls = tapio_agent::client::ClientTls::from_args(&args.server, args.ca_file.as_deref())

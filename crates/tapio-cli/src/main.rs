@@ -715,7 +715,8 @@ fn silence(client: &Client, cmd: SilenceCmd) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// `tapio auth add-user`: a new token, its hash in `DIR/NAME`, the token printed once.
+/// `tapio auth add-user`: a new token, its hash in `DIR/NAME` (for role agent the token
+/// itself, which the agents mount), the token printed once.
 fn add_user(name: &str, role: &str, dir: &std::path::Path, force: bool) -> Result<(), String> {
     use std::io::{Read, Write};
     if !tapio_core::auth::valid_user_name(name) {
@@ -753,7 +754,13 @@ fn add_user(name: &str, role: &str, dir: &std::path::Path, force: bool) -> Resul
             0o600,
         )
         .open(&tmp)?;
-        f.write_all(tapio_core::auth::user_file(role, &token).as_bytes())?;
+        // An agent's file carries the token itself: the agents mount this key to send it.
+        let content = if role == tapio_core::auth::Role::Agent {
+            tapio_core::auth::agent_file(&token)
+        } else {
+            tapio_core::auth::user_file(role, &token)
+        };
+        f.write_all(content.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path)
     };

@@ -275,6 +275,10 @@ fn server_deployment_is_what_the_runbook_uses() {
         assert!(args.contains("--listen=0.0.0.0:8080"), "{what}");
         assert!(args.contains("--config-dir=/etc/tapio/config"), "{what}");
         assert!(args.contains("--data-dir=/var/lib/tapio"), "{what}");
+        assert!(
+            args.contains("--auth-dir=/etc/tapio/auth"),
+            "{what}: the API must need tokens from tapio-auth"
+        );
         // ConfigMap as files without subPath (updates must reach them), Secret mounted.
         let cfg = mount(c, "/etc/tapio/config");
         assert!(
@@ -357,7 +361,7 @@ fn configmap_holds_exactly_the_four_runtime_keys_with_valid_defaults() {
 }
 
 #[test]
-fn auth_secret_ships_no_user() {
+fn auth_secret_ships_no_user_and_helm_values_make_valid_user_files() {
     for (what, docs) in both() {
         let sec = find(&docs, "Secret", "tapio-auth");
         assert_eq!(sec["type"], "Opaque", "{what}");
@@ -366,9 +370,51 @@ fn auth_secret_ships_no_user() {
             "{what}: no token may be committed"
         );
     }
-    let docs = helm(json!({"auth": {"users": {"alice": "t0ken"}}}));
+    let digest = tapio_core::auth::hex(&tapio_core::auth::hash_token("alice-token"));
+    let docs = helm(json!({"auth": {
+        "users": {"alice": {"role": "admin", "tokenSha256": digest}},
+        "agentToken": "agent-token",
+    }}));
     let sec = find(&docs, "Secret", "tapio-auth");
-    assert_eq!(sec["stringData"], json!({"alice": "t0ken"}));
+    // Each value is a file the server accepts, and the agent finds its token in its own.
+    let alice = tapio_core::auth::parse_user("alice", s(sec, "/stringData/alice"))
+        .expect("alice's entry parses");
+    assert_eq!(alice.role, tapio_core::auth::Role::Admin);
+    assert!(alice.token_matches("alice-token"));
+    let agent_file = s(sec, "/stringData/tapio-agent");
+    let agent = tapio_core::auth::parse_user("tapio-agent", agent_file).expect("agent entry");
+    assert_eq!(agent.role, tapio_core::auth::Role::Agent);
+    assert_eq!(
+        tapio_core::auth::agent_token(agent_file).as_deref(),
+        Some("agent-token")
+    );
+}
+
+#[test]
+fn the_agent_mounts_only_its_own_token() {
+    let agent_main = read("crates/tapio-agent/src/main.rs");
+    assert!(
+        agent_main.contains("    token_file: "),
+        "the agent has --token-file"
+    );
+    for (what, docs) in both() {
+        let ds = find(&docs, "DaemonSet", "tapio-agent");
+        let c = container(ds, "agent");
+        let args = strings(c, "/args");
+        assert!(
+            args.contains("--token-file=/etc/tapio/agent-auth/token"),
+            "{what}: {args:?}"
+        );
+        let m = mount(c, "/etc/tapio/agent-auth");
+        assert_eq!(m["readOnly"], true, "{what}");
+        let v = volume(ds, s(m, "/name"));
+        assert_eq!(s(v, "/secret/secretName"), "tapio-auth", "{what}");
+        assert_eq!(
+            v["secret"]["items"],
+            json!([{"key": "tapio-agent", "path": "token"}]),
+            "{what}: people's entries must not reach the nodes"
+        );
+    }
 }
 
 #[test]
@@ -449,8 +495,13 @@ fn agent_daemonset_has_only_what_ebpf_needs() {
             ),
         ]
         .into();
-        let mounts = arr(c, "/volumeMounts");
+        // Besides the host, only the agent's own token (the_agent_mounts_only_its_own_token).
+        let mounts: Vec<&Value> = arr(c, "/volumeMounts")
+            .iter()
+            .filter(|m| m["mountPath"] != "/etc/tapio/agent-auth")
+            .collect();
         assert_eq!(mounts.len(), expect.len(), "{what}: {mounts:?}");
+        assert_eq!(arr(c, "/volumeMounts").len(), expect.len() + 1, "{what}");
         for m in mounts {
             let at = s(m, "/mountPath");
             let (host, ro) = expect

@@ -85,6 +85,28 @@ pub fn user_file(role: Role, token: &str) -> String {
     )
 }
 
+/// The content of an agent's file: the token itself, not its digest, because the agents
+/// (a DaemonSet) mount the same `tapio-auth` key to present it. People's files never
+/// carry a plaintext token.
+pub fn agent_file(token: &str) -> String {
+    format!("role: agent\ntoken: {token}\n")
+}
+
+/// The token in an agent's token file: the `token:` line of an [`agent_file`], or the
+/// whole trimmed content of a file that holds only the token.
+pub fn agent_token(text: &str) -> Option<String> {
+    let from_line = text.lines().find_map(|l| {
+        let (k, v) = l.trim().split_once(':')?;
+        (k.trim() == "token").then(|| v.trim().to_owned())
+    });
+    let t = match from_line {
+        Some(t) => t,
+        None if !text.contains(':') => text.trim().to_owned(),
+        None => return None,
+    };
+    (!t.is_empty()).then_some(t)
+}
+
 /// Whether `name` can be a user (and a Secret key): 1–63 of `[a-z0-9._-]`, starting with
 /// a letter or digit.
 pub fn valid_user_name(name: &str) -> bool {
@@ -102,6 +124,7 @@ pub fn valid_user_name(name: &str) -> bool {
 pub fn parse_user(name: &str, text: &str) -> Result<User, String> {
     let mut role = None;
     let mut hash = None;
+    let mut plain_line = None;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -134,17 +157,33 @@ pub fn parse_user(name: &str, text: &str) -> Result<User, String> {
                 }
                 hash = Some(h);
             }
+            "token" => {
+                let v = v.trim();
+                if v.is_empty() {
+                    return Err(format!("line {}: empty token", i + 1));
+                }
+                hash = Some(hash_token(v));
+                plain_line = Some(i + 1);
+            }
             other => {
                 return Err(format!(
-                    "line {}: unknown key {other:?} (known: role, token-sha256)",
+                    "line {}: unknown key {other:?} (known: role, token-sha256, token for agents)",
                     i + 1
                 ));
             }
         }
     }
+    let role = role.ok_or("no `role:` line")?;
+    if let Some(line) = plain_line
+        && role != Role::Agent
+    {
+        return Err(format!(
+            "line {line}: a plaintext `token:` is only for role agent (its DaemonSet reads it); people's files carry token-sha256 (tapio auth add-user writes it)"
+        ));
+    }
     Ok(User {
         name: name.to_owned(),
-        role: role.ok_or("no `role:` line")?,
+        role,
         token_sha256: hash.ok_or("no `token-sha256:` line")?,
     })
 }
@@ -174,6 +213,19 @@ mod tests {
             assert!(e.contains(needle), "{needle}: {e}");
         }
         assert!(valid_user_name("alice") && valid_user_name("ci-bot.2"));
+    }
+
+    #[test]
+    fn agents_carry_their_token_and_people_never_do() {
+        let t = "tapio_agent_secret";
+        let u = parse_user("tapio-agent", &agent_file(t)).expect("agent file");
+        assert_eq!(u.role, Role::Agent);
+        assert!(u.token_matches(t));
+        assert_eq!(agent_token(&agent_file(t)).as_deref(), Some(t));
+        assert_eq!(agent_token("  raw-token\n").as_deref(), Some("raw-token"));
+        assert_eq!(agent_token(&user_file(Role::Agent, t)), None);
+        let e = parse_user("alice", &format!("role: admin\ntoken: {t}\n")).expect_err("plain");
+        assert!(e.contains("only for role agent"), "{e}");
         assert!(!valid_user_name("Alice") && !valid_user_name("-x") && !valid_user_name("a/b"));
     }
 }

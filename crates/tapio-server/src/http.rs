@@ -162,30 +162,41 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 /// Read the whole body, bounded, decompressing gzip. The bound applies to the
 /// decompressed size too, so a small gzip bomb is refused like a large body.
 pub async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!(
-                "request body exceeds {max} bytes (after decompression); split the batch, \
-                 or raise --max-body-bytes / TAPIO_MAX_BODY_BYTES"
-            ),
-        )
-    };
+    let raw = collect_body(headers, body, max).await?;
+    decode_body(content_encoding(headers).as_deref(), &raw, max)
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!(
+            "request body exceeds {max} bytes (after decompression); split the batch, \
+             or raise --max-body-bytes / TAPIO_MAX_BODY_BYTES"
+        ),
+    )
+}
+
+/// The body as sent (at most `max` bytes).
+pub async fn collect_body(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<axum::body::Bytes, ApiError> {
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
         && len > max
     {
-        return Err(too_large());
+        return Err(too_large(max));
     }
-    let raw = http_body_util::Limited::new(body, max)
+    Ok(http_body_util::Limited::new(body, max)
         .collect()
         .await
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
-                too_large()
+                too_large(max)
             } else {
                 ApiError::bad_request(
                     "body_read_failed",
@@ -194,16 +205,23 @@ pub async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Ve
                 )
             }
         })?
-        .to_bytes();
-    let encoding = headers
+        .to_bytes())
+}
+
+pub fn content_encoding(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_ascii_lowercase());
-    match encoding.as_deref() {
+        .map(|s| s.trim().to_ascii_lowercase())
+}
+
+/// Undo `Content-Encoding` (CPU work: run it through `protect::cpu` on hot paths).
+pub fn decode_body(encoding: Option<&str>, raw: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
+    match encoding {
         None | Some("identity") | Some("") => Ok(raw.to_vec()),
         Some("gzip") | Some("x-gzip") => {
             let mut out = Vec::new();
-            let mut dec = flate2::read::GzDecoder::new(&raw[..]).take(max as u64 + 1);
+            let mut dec = flate2::read::GzDecoder::new(raw).take(max as u64 + 1);
             dec.read_to_end(&mut out).map_err(|e| {
                 ApiError::bad_request(
                     "invalid_gzip",
@@ -212,7 +230,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Ve
                 )
             })?;
             if out.len() > max {
-                return Err(too_large());
+                return Err(too_large(max));
             }
             Ok(out)
         }
@@ -237,18 +255,28 @@ async fn post_evidence(
     body: Body,
 ) -> Result<Json<IngestAck>, ApiError> {
     let t = Instant::now();
-    let bytes = read_body(&headers, body, state.max_body_bytes)
+    let raw = collect_body(&headers, body, state.max_body_bytes)
         .await
         .map_err(|e| reject(&state, e))?;
-    let batch = tapio_proto::decode_batch(&bytes, Utc::now(), &state.limits)
-        .map_err(|e| reject(&state, e.into()))?;
+    // Decompressing, decoding and ranking a batch is CPU work: off the async workers, so
+    // probes and people's requests stay responsive under a flood.
+    let encoding = content_encoding(&headers);
+    let st = state.clone();
+    let (batch, first_event_id, events, shed) = crate::protect::cpu(&state, move || {
+        let bytes = decode_body(encoding.as_deref(), &raw, st.max_body_bytes)?;
+        let mut batch = tapio_proto::decode_batch(&bytes, Utc::now(), &st.limits)?;
+        // The batch's identity is its first event as sent, before any is shed.
+        let first = batch.events.first().map(|e| e.id);
+        let (events, n) = shed(&st, std::mem::take(&mut batch.events));
+        Ok::<_, ApiError>((batch, first, events, n))
+    })
+    .await
+    .map_err(|e| reject(&state, e))?;
     state
         .metrics
         .observe_stage("decode", t.elapsed().as_secs_f64());
     let agent_id = batch.agent_id.clone();
     let seq = batch.seq;
-    let first_event_id = batch.events.first().map(|e| e.id);
-    let (events, shed) = shed(&state, batch.events);
     let ack = store_batch(
         &state,
         IngestBatch {

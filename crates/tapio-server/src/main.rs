@@ -384,7 +384,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Err(e) => bail!("{e}"),
     }
 
-    let correlator_task = tokio::spawn(correlator.run(shutdown_rx.clone()));
+    // The correlator is CPU-bound under load: it owns a thread (and a single-threaded
+    // runtime for its store calls), so it never holds up the HTTP workers.
+    let (correlator_done_tx, correlator_done) = tokio::sync::oneshot::channel::<()>();
+    {
+        let shutdown = shutdown_rx.clone();
+        std::thread::Builder::new()
+            .name("correlator".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(correlator.run(shutdown)),
+                    Err(e) => tracing::error!(
+                        component = "correlator",
+                        error = %e,
+                        "cannot start the correlator's runtime; no incidents will be made"
+                    ),
+                }
+                let _ = correlator_done_tx.send(());
+            })
+            .context("starting the correlator thread")?;
+    }
     if let Some(cfg) = notify_cfg.clone() {
         let dispatcher = tapio_server::notify::dispatch::Dispatcher {
             store: store.clone(),
@@ -466,7 +488,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let _ = shutdown_tx.send(true);
-    if tokio::time::timeout(Duration::from_secs(10), correlator_task)
+    if tokio::time::timeout(Duration::from_secs(10), correlator_done)
         .await
         .is_err()
     {

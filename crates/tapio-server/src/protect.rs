@@ -120,6 +120,8 @@ pub struct Protect {
     last_shed_ms: AtomicI64,
     /// Refusals by class index (Debug, Read, Ingest, Critical).
     refused: [AtomicU64; 4],
+    /// Slots for CPU-heavy request work ([`cpu`]): one per core.
+    cpu: tokio::sync::Semaphore,
 }
 
 impl Protect {
@@ -132,6 +134,9 @@ impl Protect {
             rss: AtomicU64::new(resident_bytes().unwrap_or(0)),
             last_shed_ms: AtomicI64::new(i64::MIN / 2),
             refused: Default::default(),
+            cpu: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         }
     }
 
@@ -288,6 +293,18 @@ pub async fn admit(State(state): State<Arc<AppState>>, req: Request, next: Next)
     state.metrics.requests_in_flight.set(n as i64);
     let _slot = Slot(p, &state.metrics);
     next.run(req).await.into_response()
+}
+
+/// Runs CPU-heavy request work (decompressing, decoding, ranking evidence) on the blocking
+/// pool, at most one job per core at a time: the async workers stay free for probes and
+/// people's requests however hard the agents push. Waiting for a slot is async and counts
+/// as in flight, so admission control sees it.
+pub async fn cpu<T: Send + 'static>(state: &AppState, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let _permit = state.protect.cpu.acquire().await.ok();
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// Samples resident memory every second until shutdown.

@@ -136,7 +136,10 @@ pub fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>, RuleError> {
             // The TOML parser gives no message for some bytes (a NUL in a comment, found
             // by fuzzing): say what to look for rather than print nothing.
             message: match e.message().trim() {
-                "" => "not valid TOML here: look for a control character (e.g. NUL) or a broken line".to_owned(),
+                "" => {
+                    "not valid TOML here: look for a control character (e.g. NUL) or a broken line"
+                        .to_owned()
+                }
                 m => m.to_owned(),
             },
         }

@@ -9,6 +9,7 @@
 #   bench/overload.sh                 # 60 s, 8 senders
 #   SECONDS_FLOOD=30 WORKERS=16 bench/overload.sh
 #   TAPIO_BIN_DIR=DIR bench/overload.sh   # use prebuilt tapio-server and tapio-loadgen
+#   WORKERS=48 SERVER_ARGS="--max-inflight 16" bench/overload.sh   # past admission control
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -n "${TAPIO_BIN_DIR:-}" ]]; then
@@ -23,8 +24,10 @@ port=${PORT:-18490}
 mkdir -p "$dir/cfg"
 echo true >"$dir/cfg/load-shedding-enabled"
 trap 'kill $pid $lg 2>/dev/null || true' EXIT
+# SERVER_ARGS: e.g. "--max-inflight 16" so that WORKERS=48 pushes past admission control.
+# shellcheck disable=SC2086
 "$BIN/tapio-server" --listen 127.0.0.1:$port --data-dir "$dir/db" --config-dir "$dir/cfg" \
-    --log-format logfmt 2>"$dir/server.log" &
+    --kube off --log-format logfmt ${SERVER_ARGS:-} 2>"$dir/server.log" &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
 

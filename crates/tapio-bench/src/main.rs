@@ -84,20 +84,28 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn post(a: &ureq::Agent, url: &str, body: &str) -> anyhow::Result<Duration> {
+/// `Ok(Some(latency))` when acknowledged, `Ok(None)` when refused for load (503/429: a
+/// flood keeps pushing, it is counted), an error otherwise.
+fn post(a: &ureq::Agent, url: &str, body: &str) -> anyhow::Result<Option<Duration>> {
     let t = Instant::now();
-    let mut r = a
+    let mut r = match a
         .post(url)
         .header("content-type", "application/json")
         .send(body)
-        .context("POST")?;
+    {
+        Ok(r) => r,
+        // A refusing server may close the connection mid-body: refused, not fatal.
+        Err(ureq::Error::Io(_)) => return Ok(None),
+        Err(e) => return Err(e).context("POST"),
+    };
     let status = r.status().as_u16();
     let text = r.body_mut().read_to_string().context("read ack")?;
     let took = t.elapsed();
-    if status != 200 {
-        bail!("server answered {status}: {text}");
+    match status {
+        200 => Ok(Some(took)),
+        429 | 503 => Ok(None),
+        _ => bail!("server answered {status}: {text}"),
     }
-    Ok(took)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -130,10 +138,12 @@ fn main() -> anyhow::Result<()> {
         Mode::Throughput => {
             let stop = Arc::new(AtomicBool::new(false));
             let events = Arc::new(AtomicU64::new(0));
+            let refused = Arc::new(AtomicU64::new(0));
             let start = Instant::now();
             let handles: Vec<_> = (0..args.workers)
                 .map(|w| {
                     let (stop, events, url) = (stop.clone(), events.clone(), url.clone());
+                    let refused = refused.clone();
                     let agent_id = format!("bench-{run_id}-{w}");
                     let n = args.batch;
                     std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
@@ -143,8 +153,17 @@ fn main() -> anyhow::Result<()> {
                         while !stop.load(Ordering::Relaxed) {
                             seq += 1;
                             let body = batch_body(&agent_id, seq, n);
-                            lat.push(post(&a, &url, &body)?);
-                            events.fetch_add(n as u64, Ordering::Relaxed);
+                            match post(&a, &url, &body)? {
+                                Some(took) => {
+                                    lat.push(took);
+                                    events.fetch_add(n as u64, Ordering::Relaxed);
+                                }
+                                None => {
+                                    refused.fetch_add(1, Ordering::Relaxed);
+                                    // The same batch again, at once: a flood, not an agent.
+                                    seq -= 1;
+                                }
+                            }
                         }
                         Ok(lat)
                     })
@@ -161,6 +180,10 @@ fn main() -> anyhow::Result<()> {
                 events.load(Ordering::Relaxed),
                 start.elapsed(),
                 lat,
+            );
+            println!(
+                "refused for load (503/429): {} batches",
+                refused.load(Ordering::Relaxed)
             );
         }
         Mode::Latency => {
@@ -179,7 +202,13 @@ fn main() -> anyhow::Result<()> {
                 if next > now {
                     std::thread::sleep(next - now);
                 }
-                lat.push(post(&a, &url, &body)?);
+                match post(&a, &url, &body)? {
+                    Some(took) => lat.push(took),
+                    None => bail!(
+                        "the server refused a batch for load at {} events/s",
+                        args.rate
+                    ),
+                }
                 next += interval;
             }
             report(

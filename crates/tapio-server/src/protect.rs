@@ -41,6 +41,9 @@ pub const AUTO_SHED_PRESSURE: f64 = 0.9;
 pub const PRIORITY_HEADER: &str = "x-tapio-priority";
 /// Share of the cgroup memory limit used as `--memory-limit auto`.
 const AUTO_MEMORY_SHARE: f64 = 0.85;
+/// A refused request's body is read and dropped when at most this big (and quick).
+const DRAIN_MAX: usize = 1 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
 /// How long a refusal keeps `/health` showing "shedding".
 const SHED_WINDOW_MS: i64 = 60_000;
 
@@ -287,6 +290,19 @@ pub async fn admit(State(state): State<Arc<AppState>>, req: Request, next: Next)
             .inc();
         let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message);
         e.retry_after = Some(if class >= Class::Ingest { 1 } else { 5 });
+        // Read (and drop) a small body first, briefly: a client still sending its batch
+        // then reads the 503 and its Retry-After instead of a broken pipe. No decoding.
+        let small = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|n| n <= DRAIN_MAX);
+        if small {
+            use http_body_util::BodyExt;
+            let body = http_body_util::Limited::new(req.into_body(), DRAIN_MAX);
+            let _ = tokio::time::timeout(DRAIN_TIME, body.collect()).await;
+        }
         return e.into_response();
     }
     let n = p.inflight.fetch_add(1, Ordering::Relaxed) + 1;

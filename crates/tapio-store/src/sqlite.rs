@@ -286,9 +286,16 @@ impl SqliteStore {
         // On the blocking pool, so a stalled disk never blocks an async worker and callers'
         // timeouts (health checks) still fire.
         tokio::task::spawn_blocking(move || {
-            let conn = readers[i]
-                .lock()
-                .map_err(|_| StoreError::Database("reader connection poisoned".into()))?;
+            // A free connection first (a long read — the correlator's chunk — must not make
+            // a health check wait behind it), else wait for this caller's turn.
+            let n = readers.len();
+            let free = (0..n).find_map(|k| readers[(i + k) % n].try_lock().ok());
+            let conn = match free {
+                Some(c) => c,
+                None => readers[i]
+                    .lock()
+                    .map_err(|_| StoreError::Database("reader connection poisoned".into()))?,
+            };
             f(&conn)
         })
         .await

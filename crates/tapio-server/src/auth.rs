@@ -177,8 +177,8 @@ pub async fn reload_loop(state: Arc<AppState>, mut shutdown: watch::Receiver<boo
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
-    /// No token: health, readiness, the public status page (and `/metrics` unless
-    /// `--metrics-auth`).
+    /// No token: health, readiness, the public status page, the OpenAPI document (and
+    /// `/metrics` unless `--metrics-auth`).
     Public,
     /// Agents and producers (and admins).
     Ingest,
@@ -190,7 +190,9 @@ pub enum Need {
 pub fn need(method: &Method, route: &str, public_metrics: bool) -> Need {
     let read = method == Method::GET || method == Method::HEAD;
     match route {
-        "/health" | "/ready" | "/status" | "/status.json" => Need::Public,
+        "/health" | "/ready" | "/status" | "/status.json" | crate::http::OPENAPI_PATH => {
+            Need::Public
+        }
         "/metrics" if public_metrics => Need::Public,
         "/metrics" => Need::Role(Role::Viewer),
         "/api/v1/evidence" if !read => Need::Ingest,
@@ -461,7 +463,14 @@ mod tests {
                 );
             }
         }
-        for route in ["/health", "/ready", "/status", "/status.json", "/metrics"] {
+        for route in [
+            "/health",
+            "/ready",
+            "/status",
+            "/status.json",
+            "/metrics",
+            "/api/v1/openapi.json",
+        ] {
             assert_eq!(need(&g, route, true), Need::Public, "{route}");
         }
         assert_eq!(need(&g, "/metrics", false), Need::Role(Viewer));

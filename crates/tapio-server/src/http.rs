@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::body::Body;
+use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -35,6 +36,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         // Public, no login: API authentication must exempt these (see status_page).
         .route("/status", get(crate::status_page::html))
         .route("/status.json", get(crate::status_page::json))
+        // This API described as OpenAPI 3.0 (public, like the status page).
+        .route(OPENAPI_PATH, get(openapi))
         .route("/api/v1/evidence", post(post_evidence).get(list_evidence))
         .route("/api/v1/pods", get(node_pods))
         .route("/api/v1/events", post(post_event))
@@ -93,6 +96,17 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// The OpenAPI 3.0 document of every route above, kept by hand next to the handlers
+/// (`tests/openapi.rs` checks that it lists exactly the router's paths).
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
 async fn not_found(req: Request) -> ApiError {
     ApiError::not_found(format!(
         "no route {} {}; see the API list in README.md",
@@ -107,6 +121,28 @@ async fn method_not_allowed(req: Request) -> ApiError {
         "method_not_allowed",
         format!("{} is not allowed on {}", req.method(), req.uri().path()),
     )
+}
+
+/// The `{id}` of a route. Like `Path<String>`, except that a path segment that does not
+/// decode (bad percent-encoding, invalid UTF-8) is the API's JSON 400 naming `id`
+/// rather than axum's plain-text rejection.
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| Self(id))
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_id",
+                    Some("id"),
+                    format!("the id in the path is not valid: {}", e.body_text()),
+                )
+            })
+    }
 }
 
 /// Counts every request by route template (bounded), method and status.
@@ -470,10 +506,11 @@ async fn get_audit(
     }
     let since = match q.get("since") {
         None => Utc::now() - chrono::Duration::hours(24),
+        // Checked: a duration reaching before the calendar's start is refused, not a panic.
         Some(s) => tapio_core::duration::parse_duration(s)
             .ok()
             .and_then(|d| chrono::Duration::from_std(d).ok())
-            .map(|d| Utc::now() - d)
+            .and_then(|d| Utc::now().checked_sub_signed(d))
             .or_else(|| {
                 chrono::DateTime::parse_from_rfc3339(s)
                     .ok()
@@ -670,7 +707,7 @@ async fn incident_summary(
 
 async fn get_incident(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<tapio_core::Incident>, ApiError> {
     let ulid = Ulid::from_string(&id).map_err(|_| {
         ApiError::bad_request(
@@ -721,8 +758,11 @@ async fn list_agents(
 /// An agent's self-report: capabilities, attached programs, spool and drops.
 async fn post_heartbeat(
     State(state): State<Arc<AppState>>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<StatusCode, ApiError> {
+    // Bounded and decoded like every other body (--max-body-bytes, gzip, JSON errors).
+    let body = read_body(&headers, body, state.max_body_bytes).await?;
     let hb: tapio_proto::AgentHeartbeat = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

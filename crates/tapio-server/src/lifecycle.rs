@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use tapio_core::Incident;
@@ -17,7 +17,7 @@ use ulid::Ulid;
 use crate::AppState;
 use crate::correlator::{Command, CommandError, CommandKind};
 use crate::error::ApiError;
-use crate::http::read_body;
+use crate::http::{PathId, read_body};
 
 /// Optional body of ack / mitigate / resolve / reopen.
 #[derive(Debug, Default, Deserialize)]
@@ -153,7 +153,7 @@ async fn act(
 
 pub async fn ack(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Incident>, ApiError> {
@@ -162,7 +162,7 @@ pub async fn ack(
 
 pub async fn mitigate(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Incident>, ApiError> {
@@ -171,7 +171,7 @@ pub async fn mitigate(
 
 pub async fn resolve(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Incident>, ApiError> {
@@ -180,7 +180,7 @@ pub async fn resolve(
 
 pub async fn reopen(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Incident>, ApiError> {
@@ -189,7 +189,7 @@ pub async fn reopen(
 
 pub async fn note(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Incident>, ApiError> {
@@ -211,7 +211,7 @@ pub async fn note(
 /// `POST /api/v1/incidents/{id}/severity`: a person re-classifies the incident.
 pub async fn severity(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Incident>, ApiError> {
@@ -249,7 +249,7 @@ pub async fn declare(
 /// `GET /api/v1/incidents/{id}/timeline`.
 pub async fn timeline(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let ulid = parse_id(&id)?;
     let inc = state

@@ -5,9 +5,9 @@ use std::sync::{Arc, RwLock};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 use tapio_core::duration::parse_duration;
 use tapio_core::silence::{Matchers, Silence};
@@ -16,7 +16,7 @@ use ulid::Ulid;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::http::read_body;
+use crate::http::{PathId, read_body};
 
 pub type Shared = Arc<RwLock<Vec<Silence>>>;
 
@@ -84,7 +84,7 @@ pub async fn add(
     let now = Utc::now();
     let ends_at = match (&b.duration, b.ends_at) {
         (Some(d), None) => {
-            let d = parse_duration(d)
+            let dur = parse_duration(d)
                 .ok()
                 .filter(|d| !d.is_zero())
                 .and_then(|d| chrono::Duration::from_std(d).ok())
@@ -94,7 +94,16 @@ pub async fn add(
                         format!("{d:?} is not a duration like 2h or 30m"),
                     )
                 })?;
-            now + d
+            // Checked: a duration past the calendar's end is refused, not a panic, and so
+            // is one past year 9999 (RFC 3339 times, as the silence is stored, end there).
+            now.checked_add_signed(dur)
+                .filter(|t| t.year() <= 9999)
+                .ok_or_else(|| {
+                    bad(
+                        "duration",
+                        format!("{d:?} ends after the year 9999; use a shorter duration"),
+                    )
+                })?
         }
         (None, Some(t)) if t > now => t,
         (None, Some(t)) => return Err(bad("ends_at", format!("{t} is not in the future"))),
@@ -155,7 +164,7 @@ struct ExpireBody {
 
 pub async fn expire(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Silence>, ApiError> {

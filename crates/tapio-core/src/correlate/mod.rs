@@ -100,6 +100,9 @@ struct Working {
     members: BTreeMap<EntityKey, Member>,
     /// Formed by common onset: several unexplained failures of one namespace at once.
     onset_group: bool,
+    /// Order in which incidents were opened (processing order): in a common-onset merge
+    /// the one reported first survives, so nobody hears of an incident twice.
+    seq: u64,
 }
 
 /// One entity failing within an incident.
@@ -157,6 +160,7 @@ pub struct CorrelationEngine {
     last_sweep: DateTime<Utc>,
     pub abstentions: u64,
     pub signals_seen: u64,
+    opened_seq: u64,
 }
 
 const MAX_DEPS: usize = 100_000;
@@ -190,6 +194,7 @@ impl CorrelationEngine {
             last_sweep: DateTime::<Utc>::MIN_UTC,
             abstentions: 0,
             signals_seen: 0,
+            opened_seq: 0,
         }
     }
 
@@ -504,8 +509,10 @@ impl CorrelationEngine {
                 seen: BTreeSet::new(),
                 members: BTreeMap::new(),
                 onset_group: false,
+                seq: self.opened_seq,
             },
         );
+        self.opened_seq += 1;
         self.active.get_mut(anchor).expect("just inserted")
     }
 
@@ -987,9 +994,10 @@ impl CorrelationEngine {
     }
 
     /// Common onset: two incidents of one namespace that no rule explains (or that are
-    /// common-onset groups already), the newer beginning within `onset_window` of the
-    /// older, are one incident — an alert storm whose path is unknown. Returns (newer,
-    /// older): the newer joins the older. Standard and deep depth only.
+    /// common-onset groups already), the later beginning within `onset_window` of the
+    /// group's first onset, are one incident — an alert storm whose path is unknown.
+    /// Returns (from, into): the incident opened later joins the one opened first.
+    /// Standard and deep depth only.
     fn onset_pair(&self, a: &EntityKey, b: &EntityKey) -> Option<(EntityKey, EntityKey)> {
         if a == b || self.depth == CorrelationDepth::Basic {
             return None;
@@ -1003,17 +1011,22 @@ impl CorrelationEngine {
             return None;
         }
         let (oa, ob) = (onset(wa), onset(wb));
-        let (older, newer, wo, on, oo) = if (oa, wa.inc.id) <= (ob, wb.inc.id) {
-            (a, b, wa, ob, oa)
-        } else {
-            (b, a, wb, oa, ob)
-        };
-        // Both must be failing now, and the newer must begin within the window of the
+        // Both must be failing now, and the later must begin within the window of the
         // group's first onset (a bounded group, not an unbounded chain).
-        if on - oo > self.cfg.onset_window || on - wo.last_symptom > self.cfg.window {
+        let (first, later_onset) = if oa <= ob { (wa, ob) } else { (wb, oa) };
+        let first_onset = oa.min(ob);
+        if later_onset - first_onset > self.cfg.onset_window
+            || later_onset - first.last_symptom > self.cfg.window
+        {
             return None;
         }
-        Some((newer.clone(), older.clone()))
+        // The incident opened (and reported) first survives; the hypothesis names the
+        // origin from the members' onsets whichever anchor that is.
+        if (wa.seq, wa.inc.id) <= (wb.seq, wb.inc.id) {
+            Some((b.clone(), a.clone()))
+        } else {
+            Some((a.clone(), b.clone()))
+        }
     }
 
     /// Move incident `from` into `into`; `from` ends resolved, pointing at the survivor.
@@ -2133,6 +2146,7 @@ impl IncidentEngine for CorrelationEngine {
                 &inc.identity.name,
             );
             self.clock = self.clock.max(inc.last_evidence_at);
+            self.opened_seq += 1;
             let onset_group = inc.root_cause_confident
                 && inc
                     .hypotheses
@@ -2155,6 +2169,7 @@ impl IncidentEngine for CorrelationEngine {
                     seen: BTreeSet::new(),
                     members: BTreeMap::new(),
                     onset_group,
+                    seq: self.opened_seq,
                 },
             );
         }

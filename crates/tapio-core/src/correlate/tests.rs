@@ -588,3 +588,26 @@ fn an_alert_storm_replayed_gives_identical_incidents() {
         serde_json::to_string(&b).expect("json")
     );
 }
+
+#[test]
+fn a_storm_delivered_out_of_order_keeps_the_first_reported_incident_and_the_true_origin() {
+    // Alertmanager delivers a group at once: the alerts arrive in no particular order.
+    let mut evs = storm("shop", 2);
+    evs.reverse();
+    let mut e = standard();
+    let mut opened = Vec::new();
+    for x in &evs {
+        for c in e.observe(x, x.time) {
+            if let IncidentChange::Opened(i) = c {
+                opened.push(i.id);
+            }
+        }
+    }
+    assert_eq!(opened.len(), 1, "only the first incident is ever reported");
+    let incs = e.incidents();
+    let live = open_incidents(&incs);
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].id, opened[0]);
+    assert_eq!(live[0].hypotheses[0].cause, CASCADE_ORIGIN);
+    assert_eq!(live[0].hypotheses[0].entity, "Deployment/shop/payments");
+}

@@ -4767,6 +4767,108 @@ def s35(sc):
               [ent("Deployment", "shop", "frontend")])
 
 
+STORM = [
+    # name, error ratio, p99 latency (s): the origin first, hit hardest
+    ("payments", 0.92, 8.5),
+    ("checkout", 0.41, 6.2),
+    ("orders-api", 0.27, 4.1),
+    ("cart", 0.12, 2.3),
+    ("frontend", 0.09, 3.4),
+    ("pricing", 0.07, 1.9),
+    ("recommendations", 0.04, 1.2),
+    ("catalog", 0.03, 0.9),
+]
+
+
+def red_storm(sc, w, deps, t0, episodes, stagger=2.4):
+    """Each workload's RED alerts (error rate, p99 latency, pods not ready), staggered by
+    `stagger` s per workload, for each (fire, resolve) episode (flapping)."""
+    for i, (name, ratio, p99) in enumerate(STORM):
+        dep = deps[name]
+        base_labels = {"namespace": "shop", "service": name, "deployment": name}
+        alerts = [
+            Alert(sc, "HighErrorRate", "critical", dict(base_labels, job=name),
+                  {"summary": f"{name}: {ratio * 100:g}% of requests fail",
+                   "error_ratio": f"{ratio:g}"}),
+            Alert(sc, "HighLatencyP99", "warning", dict(base_labels, job=name),
+                  {"summary": f"{name}: p99 latency {p99:g}s",
+                   "p99_latency_seconds": f"{p99:g}"}),
+            Alert(sc, "KubePodNotReady", "warning",
+                  dict(base_labels, job="kube-state-metrics", pod=pods_of(dep)[0].name),
+                  {"summary": f"Pod shop/{pods_of(dep)[0].name} has been in a non-ready state."}),
+        ]
+        for j, a in enumerate(alerts):
+            off = t0 + i * stagger + j * 0.4
+            for f, r in episodes:
+                a.fire(f + off)
+                a.resolve(r + off)
+
+
+@scenario("36-alert-storm-payments-database",
+          "the payments database fails: payments' requests fail (92 %), and within 17 s seven "
+          "other shop services alert too (error rate, latency, pods not ready), each less hard "
+          "hit, flapping twice; the alerts carry no topology and no connection evidence links "
+          "the services — one incident (common onset), payments the likely origin",
+          "synthetic (bench/notify_bench.py scenario outage)")
+def s36(sc):
+    w, ag = base(sc)
+    deps = {}
+    spread = [[A, B], [B, C], [A, C]]
+    for i, (name, _, _) in enumerate(STORM):
+        deps[name] = shop(w, name, 2, spread[i % 3])
+    w.snapshot(0)
+    std_noise(w, ag, sc, resched=(90, deps["catalog"], B, True), job=(600, C),
+              stats=(30, 960, [(A, deps["catalog"].service.cluster_ip, 8000, 200)], 120))
+    red_storm(sc, w, deps, 240, [(0, 70), (110, 170), (210, 270)])
+    w.run()
+    sc.expect("P2", "P2: error rate 92 % > 5 % on payments (the worst of eight services "
+              "failing together); no service lost every replica",
+              "cascade_origin", ent("Deployment", "shop", "payments"),
+              [ent("Deployment", "shop", n) for n, _, _ in STORM[1:]])
+
+
+@scenario("37-same-namespace-unrelated-failures",
+          "three failures in shop that are not one: catalog returns 8 % errors with no cause in "
+          "sight; 10 s later recommendations is OOM-killed at its 512Mi limit (its own cause); "
+          "6 minutes later reviews' latency alert fires (no cause either) — three incidents",
+          "synthetic")
+def s37(sc):
+    w, ag = base(sc)
+    cat = shop(w, "catalog", 3, [A, B, C])
+    rec = shop(w, "recommendations", 2, [A, B], req_mem="384Mi", lim_mem="512Mi")
+    rev = shop(w, "reviews", 2, [B, C])
+    fe = shop(w, "frontend", 2, [A, C])
+    w.snapshot(0)
+    std_noise(w, ag, sc, resched=(80, fe, B, True), job=(700, C),
+              stats=(30, 1080, [(A, cat.service.cluster_ip, 8000, 220)], 120))
+    Alert(sc, "HighErrorRate", "critical", {"namespace": "shop", "service": "catalog"},
+          {"summary": "catalog 5xx ratio above 5 %", "error_ratio": "0.08"}).fire(240).resolve(900)
+    limit = mib(512)
+    victim = pod_on(rec, A)
+    t = 250
+
+    def story():
+        yield t
+        ag[A].oom(t, victim, anon_rss=limit - mib(4), limit=limit)
+        ag[A].exit(t, victim, signal=9)
+        w.crash(t, victim, reason="OOMKilled", exit_code=137, waiting=None)
+        yield t + 14
+        w.set_ready(t + 14, victim, True)
+
+    w.spawn(story())
+    Alert(sc, "HighLatencyP99", "critical", {"namespace": "shop", "service": "reviews"},
+          {"summary": "reviews p99 latency 6.8 s", "p99_latency_seconds": "6.8"}).fire(600).resolve(1000)
+    w.run()
+    sc.expect("P2", "P2: high error rate (8 % > 5 %) sustained; no change or infrastructure "
+              "symptom explains it",
+              "none", ent("Service", "shop", "catalog"), [ent("Deployment", "shop", "catalog")])
+    sc.expect("P3", "P3: resource usage warning — one container OOM-killed at its limit, "
+              "restarted and recovered",
+              "memory_limit_too_low", ent("Deployment", "shop", "recommendations"))
+    sc.expect("P2", "P2: response time 6.8 s > 5 s; nothing explains it",
+              "none", ent("Service", "shop", "reviews"), [ent("Deployment", "shop", "reviews")])
+
+
 # =======================================================================================
 # main
 # =======================================================================================

@@ -30,7 +30,7 @@ BATCH_KEYS = {"version", "agent_id", "node", "seq", "sent_at", "events"}
 CAUSES = {"bad_rollout", "memory_limit_too_low", "node_memory_pressure", "node_failure",
           "dns_outage", "no_ready_endpoints", "disk_failure", "image_pull_failure",
           "unschedulable", "config_change", "admission_webhook_failure", "certificate_expired",
-          "cpu_pressure", "io_pressure", "dependency_failure", "none"}
+          "cpu_pressure", "io_pressure", "dependency_failure", "cascade_origin", "none"}
 NAMESPACED = {"Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "Service",
               "EndpointSlice", "ConfigMap", "Secret", "Event"}
 # Attributes each agent / alert event type must carry (docs/agent.md, evidence-format.md).

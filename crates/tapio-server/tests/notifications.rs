@@ -289,11 +289,17 @@ fn pages_past_the_per_key_rate_wait_instead_of_meeting_pagerdutys_429() {
         .replace("[dispatch]\n", "[dispatch]\npager_events_per_minute = 2\n");
     std::fs::write(&cfg, text).expect("write");
     let s = Server::start(&["--notify", &cfg]);
-    // Three P1s at once (three workloads with no replica available).
-    for w in ["payments", "ledger", "checkout"] {
+    // Three P1s at once (three workloads with no replica available), in three
+    // namespaces: in one namespace, failures beginning together with nothing to tell them
+    // apart would be one incident (common onset, docs/correlation.md).
+    for (ns, w) in [
+        ("shop", "payments"),
+        ("finance", "ledger"),
+        ("store", "checkout"),
+    ] {
         let body = format!(
             r#"{{"type":"kubernetes.workload.unavailable","severity":"critical","producer":"ci",
-                "entity":{{"namespace":"shop","workload":{{"kind":"Deployment","name":"{w}"}}}},
+                "entity":{{"namespace":"{ns}","workload":{{"kind":"Deployment","name":"{w}"}}}},
                 "attributes":{{"desired_replicas":3,"available_replicas":0}}}}"#
         );
         let (status, v) = s.post("/api/v1/events", body.as_bytes(), &[]);

@@ -51,6 +51,9 @@ pub struct EngineConfig {
     pub max_active: usize,
     pub max_signals: usize,
     pub max_changes_per_entity: usize,
+    /// Common onset (standard and deep): unexplained incidents of one namespace that began
+    /// within this long of the group's first one are one incident (an alert storm).
+    pub onset_window: Duration,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +68,7 @@ impl Default for EngineConfig {
             max_active: 50_000,
             max_signals: 300,
             max_changes_per_entity: 16,
+            onset_window: Duration::seconds(60),
         }
     }
 }
@@ -91,6 +95,41 @@ struct Working {
     /// (symptom, subject) pairs already part of the chain: a repeat only adds evidence,
     /// it does not re-run severity and rules.
     seen: BTreeSet<(Symptom, EntityKey)>,
+    /// Entities with strong symptoms in this incident: when each began failing and how
+    /// hard it is hit (bounded; the common-onset hypothesis reads it).
+    members: BTreeMap<EntityKey, Member>,
+    /// Formed by common onset: several unexplained failures of one namespace at once.
+    onset_group: bool,
+    /// Order in which incidents were opened (processing order): in a common-onset merge
+    /// the one reported first survives, so nobody hears of an incident twice.
+    seq: u64,
+}
+
+/// One entity failing within an incident.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    first: DateTime<Utc>,
+    /// Highest error ratio seen (0..1), highest latency (s); 0 when unknown.
+    ratio: f64,
+    latency: f64,
+    strong: u32,
+}
+
+impl Member {
+    fn absorb(&mut self, o: &Member) {
+        self.first = self.first.min(o.first);
+        self.ratio = self.ratio.max(o.ratio);
+        self.latency = self.latency.max(o.latency);
+        self.strong = self.strong.saturating_add(o.strong);
+    }
+
+    /// How hard it is hit: error ratio first, then latency, then how many strong symptoms.
+    fn hit(&self, other: &Member) -> std::cmp::Ordering {
+        self.ratio
+            .total_cmp(&other.ratio)
+            .then(self.latency.total_cmp(&other.latency))
+            .then(self.strong.cmp(&other.strong))
+    }
 }
 
 pub struct CorrelationEngine {
@@ -121,10 +160,16 @@ pub struct CorrelationEngine {
     last_sweep: DateTime<Utc>,
     pub abstentions: u64,
     pub signals_seen: u64,
+    opened_seq: u64,
 }
 
 const MAX_DEPS: usize = 100_000;
 const MAX_RECENT: usize = 10_000;
+/// Entities tracked per incident for the common-onset hypothesis.
+const MAX_MEMBERS: usize = 256;
+/// The cause kind of a common-onset group: the likely origin of a cascade whose path is
+/// not known (no dependency, no rule).
+pub const CASCADE_ORIGIN: &str = "cascade_origin";
 /// At most one report per this many seconds for an incident that only gained evidence.
 const EMIT_EVERY_SECONDS: i64 = 5;
 
@@ -149,6 +194,7 @@ impl CorrelationEngine {
             last_sweep: DateTime::<Utc>::MIN_UTC,
             abstentions: 0,
             signals_seen: 0,
+            opened_seq: 0,
         }
     }
 
@@ -461,8 +507,12 @@ impl CorrelationEngine {
                 last_emitted: s.at,
                 pending_downgrade: false,
                 seen: BTreeSet::new(),
+                members: BTreeMap::new(),
+                onset_group: false,
+                seq: self.opened_seq,
             },
         );
+        self.opened_seq += 1;
         self.active.get_mut(anchor).expect("just inserted")
     }
 
@@ -694,6 +744,33 @@ impl CorrelationEngine {
                 },
             );
         }
+        if s.strong
+            && s.subject.namespace.is_some()
+            && !matches!(s.subject.kind.as_str(), "Node" | "Cluster" | "Destination")
+            && (w.members.len() < MAX_MEMBERS || w.members.contains_key(&s.subject))
+        {
+            let ratio = s.ratio.map_or(0.0, |(f, a)| {
+                if a > 0.0 {
+                    (f / a).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                }
+            });
+            let m = Member {
+                first: s.at,
+                ratio: if ratio.is_finite() { ratio } else { 0.0 },
+                latency: s
+                    .latency_s
+                    .filter(|l| l.is_finite())
+                    .unwrap_or(0.0)
+                    .max(0.0),
+                strong: 1,
+            };
+            w.members
+                .entry(s.subject.clone())
+                .and_modify(|x| x.absorb(&m))
+                .or_insert(m);
+        }
         if let Some((f, a)) = s.ratio {
             let key = s.target.as_ref().unwrap_or(&s.subject).to_string();
             let n = w.ratio_intervals.entry(key.clone()).or_insert(0);
@@ -837,9 +914,10 @@ impl CorrelationEngine {
                 && w.inc
                     .hypotheses
                     .first()
-                    .is_some_and(|h| h.cause != "dependency_failure")
+                    .is_some_and(|h| h.cause != "dependency_failure" && h.cause != CASCADE_ORIGIN)
         };
         let j_strong = is_strong(wj);
+        let j_onset = onset_eligible(j, wj);
         let mut namespaces: BTreeSet<Option<&str>> = BTreeSet::new();
         namespaces.insert(None);
         namespaces.insert(Some("kube-system"));
@@ -854,7 +932,8 @@ impl CorrelationEngine {
             .iter()
             .filter(|(k, w)| {
                 *k != j
-                    && (is_strong(w) != j_strong || (j_strong && k.kind == "Node"))
+                    && ((is_strong(w) != j_strong || (j_strong && k.kind == "Node"))
+                        || (j_onset && onset_eligible(k, w) && k.namespace == j.namespace))
                     && namespaces.contains(&k.namespace.as_deref())
             })
             .map(|(k, _)| k.clone())
@@ -914,6 +993,42 @@ impl CorrelationEngine {
         })
     }
 
+    /// Common onset: two incidents of one namespace that no rule explains (or that are
+    /// common-onset groups already), the later beginning within `onset_window` of the
+    /// group's first onset, are one incident — an alert storm whose path is unknown.
+    /// Returns (from, into): the incident opened later joins the one opened first.
+    /// Standard and deep depth only.
+    fn onset_pair(&self, a: &EntityKey, b: &EntityKey) -> Option<(EntityKey, EntityKey)> {
+        if a == b || self.depth == CorrelationDepth::Basic {
+            return None;
+        }
+        let (wa, wb) = (self.active.get(a)?, self.active.get(b)?);
+        if a.namespace.is_none()
+            || a.namespace != b.namespace
+            || !onset_eligible(a, wa)
+            || !onset_eligible(b, wb)
+        {
+            return None;
+        }
+        let (oa, ob) = (onset(wa), onset(wb));
+        // Both must be failing now, and the later must begin within the window of the
+        // group's first onset (a bounded group, not an unbounded chain).
+        let (first, later_onset) = if oa <= ob { (wa, ob) } else { (wb, oa) };
+        let first_onset = oa.min(ob);
+        if later_onset - first_onset > self.cfg.onset_window
+            || later_onset - first.last_symptom > self.cfg.window
+        {
+            return None;
+        }
+        // The incident opened (and reported) first survives; the hypothesis names the
+        // origin from the members' onsets whichever anchor that is.
+        if (wa.seq, wa.inc.id) <= (wb.seq, wb.inc.id) {
+            Some((b.clone(), a.clone()))
+        } else {
+            Some((a.clone(), b.clone()))
+        }
+    }
+
     /// Move incident `from` into `into`; `from` ends resolved, pointing at the survivor.
     fn merge(&mut self, from: &EntityKey, into: &EntityKey) -> Option<Incident> {
         let mut gone = self.active.remove(from)?;
@@ -960,6 +1075,14 @@ impl CorrelationEngine {
             w.signals.pop_front();
         }
         w.conditions.extend(gone.conditions.iter().cloned());
+        for (k, m) in &gone.members {
+            if let Some(x) = w.members.get_mut(k) {
+                x.absorb(m);
+            } else if w.members.len() < MAX_MEMBERS {
+                w.members.insert(k.clone(), *m);
+            }
+        }
+        w.onset_group |= gone.onset_group;
         for (k, v) in &gone.ratios {
             w.ratios.entry(k.clone()).or_insert(*v);
         }
@@ -1094,6 +1217,15 @@ impl CorrelationEngine {
             w.abstained = false;
         }
         w.inc.title = match hyps.first().filter(|_| confident) {
+            Some(h) if h.cause == CASCADE_ORIGIN => format!(
+                "{} workloads failing together in {}, likely origin {}",
+                w.members
+                    .keys()
+                    .filter(|k| k.namespace == w.anchor.namespace)
+                    .count(),
+                w.anchor.namespace.as_deref().unwrap_or("-"),
+                h.entity
+            ),
             Some(h) => format!("{} on {}", human_cause(&h.cause), h.entity),
             None => {
                 let first = w.signals.iter().find(|s| s.strong).or(w.signals.front());
@@ -1719,6 +1851,9 @@ impl CorrelationEngine {
             }
         }
         notes.sort_by_key(|n| n.at);
+        if let Some(h) = self.onset_hypothesis(w) {
+            hyps.push(h);
+        }
         // Rank: confidence, then support, then name (deterministic). One per cause+entity.
         hyps.sort_by(|a, b| {
             b.confidence
@@ -1734,6 +1869,127 @@ impl CorrelationEngine {
     }
 }
 
+/// Confidence of a common-onset origin that began failing first and is also the worst
+/// hit; first but not worst is a best guess below the default confidence threshold.
+const ONSET_FIRST_AND_WORST: f64 = 0.6;
+const ONSET_FIRST_ONLY: f64 = 0.45;
+
+impl CorrelationEngine {
+    /// The hypothesis of a common-onset group: the entity that began failing first is
+    /// the likely origin (confidence 0.6 when it is also the worst hit, 0.45 otherwise);
+    /// the others are affected. A guess about a path nobody has shown, so it ranks below
+    /// what a rule proves.
+    fn onset_hypothesis(&self, w: &Working) -> Option<Hypothesis> {
+        if !w.onset_group {
+            return None;
+        }
+        let ns = w.anchor.namespace.as_deref()?;
+        let members: Vec<(&EntityKey, &Member)> = w
+            .members
+            .iter()
+            .filter(|(k, _)| k.namespace.as_deref() == Some(ns))
+            .collect();
+        if members.len() < 2 {
+            return None;
+        }
+        // First to fail; ties broken by the harder hit, then by name (deterministic).
+        let (origin, om) = members.iter().copied().min_by(|a, b| {
+            a.1.first
+                .cmp(&b.1.first)
+                .then(b.1.hit(a.1))
+                .then(a.0.cmp(b.0))
+        })?;
+        let worst = members
+            .iter()
+            .all(|(k, m)| *k == origin || om.hit(m) != std::cmp::Ordering::Less);
+        let last = members.iter().map(|(_, m)| m.first).max()?;
+        let span = (last - om.first).num_milliseconds().max(0) as f64 / 1000.0;
+        let hit = if om.ratio > 0.0 {
+            format!(" ({:.0} % errors)", om.ratio * 100.0)
+        } else if om.latency > 0.0 {
+            format!(" (p99 {:.1} s)", om.latency)
+        } else {
+            String::new()
+        };
+        let n = members.len();
+        let explanation = format!(
+            "{n} workloads in {ns} began failing within {span:.0} s and no dependency or rule \
+             explains them separately; {} {}{hit}: the likely origin, the others probably \
+             fail through it",
+            origin.name,
+            if worst {
+                "first and worst hit"
+            } else {
+                "first (not the worst hit)"
+            },
+        );
+        let mut chain = vec![format!("{CASCADE_ORIGIN} on {origin}")];
+        let mut rest: Vec<(&EntityKey, &Member)> = members
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != origin)
+            .collect();
+        rest.sort_by(|a, b| a.1.first.cmp(&b.1.first).then(a.0.cmp(b.0)));
+        for (k, m) in rest.iter().take(7) {
+            let after = (m.first - om.first).num_milliseconds().max(0) as f64 / 1000.0;
+            chain.push(format!("→ {k} failing {after:.1} s later"));
+        }
+        let evidence: Vec<Ulid> = w
+            .signals
+            .iter()
+            .filter(|s| s.strong && s.subject == *origin)
+            .map(|s| s.evidence)
+            .take(20)
+            .collect();
+        let resource = origin.resource();
+        Some(Hypothesis {
+            cause: CASCADE_ORIGIN.into(),
+            entity: origin.to_string(),
+            confidence: if worst {
+                ONSET_FIRST_AND_WORST
+            } else {
+                ONSET_FIRST_ONLY
+            },
+            evidence,
+            chain,
+            rule: "common-onset".into(),
+            explanation,
+            mitigations: vec![
+                format!("kubectl describe {resource} -n {ns}"),
+                format!("kubectl logs {resource} -n {ns} --since=15m"),
+                format!(
+                    "check what {} depends on (database, queue, external API): the other {} workloads likely fail through it",
+                    origin.name,
+                    n - 1
+                ),
+            ],
+        })
+    }
+}
+
+/// When an incident began failing: its first strong symptom (weak signals seen before it,
+/// a probe miss minutes earlier, do not make it older), else its start.
+fn onset(w: &Working) -> DateTime<Utc> {
+    w.members
+        .values()
+        .map(|m| m.first)
+        .min()
+        .unwrap_or(w.inc.started_at)
+}
+
+/// Whether an incident may join a common-onset group: it sits in a namespace, on a
+/// workload, pod or Service, and no rule explains it (no confident cause, or it is a
+/// common-onset group itself).
+fn onset_eligible(k: &EntityKey, w: &Working) -> bool {
+    k.namespace.is_some()
+        && !matches!(k.kind.as_str(), "Node" | "Cluster" | "Destination")
+        && (!w.inc.root_cause_confident
+            || w.inc
+                .hypotheses
+                .first()
+                .is_some_and(|h| h.cause == CASCADE_ORIGIN))
+}
+
 /// Whether an incident whose cause is `k` (None: no confident cause) is only a symptom of
 /// an incident whose confident cause is `j`, when `j` already involves it.
 fn absorbable(k: Option<&str>, j: &str) -> bool {
@@ -1745,6 +2001,9 @@ fn absorbable(k: Option<&str>, j: &str) -> bool {
     match k {
         None => true,
         Some(k) if SYMPTOMATIC.contains(&k) => true,
+        // A common-onset group is a guess about an unknown path: a rule's cause that
+        // already involves the group's origin or its anchor explains it.
+        Some(CASCADE_ORIGIN) => j != CASCADE_ORIGIN,
         // OOM kills on a node starved of memory are the node's, not the limit's.
         Some("memory_limit_too_low") => j == "node_memory_pressure",
         // A node going NotReady under pressure is the pressure's doing.
@@ -1887,6 +2146,12 @@ impl IncidentEngine for CorrelationEngine {
                 &inc.identity.name,
             );
             self.clock = self.clock.max(inc.last_evidence_at);
+            self.opened_seq += 1;
+            let onset_group = inc.root_cause_confident
+                && inc
+                    .hypotheses
+                    .first()
+                    .is_some_and(|h| h.cause == CASCADE_ORIGIN);
             self.active.insert(
                 anchor.clone(),
                 Working {
@@ -1902,6 +2167,9 @@ impl IncidentEngine for CorrelationEngine {
                     last_emitted: DateTime::<Utc>::MIN_UTC,
                     pending_downgrade: false,
                     seen: BTreeSet::new(),
+                    members: BTreeMap::new(),
+                    onset_group,
+                    seq: self.opened_seq,
                 },
             );
         }
@@ -1966,16 +2234,21 @@ impl IncidentEngine for CorrelationEngine {
             }
             let candidates = self.merge_candidates(&j);
             for k in candidates {
+                let mut onset = false;
                 let pair = if self.absorbs(&j, &k) {
                     Some((k.clone(), j.clone()))
-                } else if touched.contains(&k) || !self.absorbs(&k, &j) {
-                    None
-                } else {
+                } else if !touched.contains(&k) && self.absorbs(&k, &j) {
                     Some((j.clone(), k.clone()))
+                } else {
+                    onset = true;
+                    self.onset_pair(&j, &k)
                 };
                 if let Some((from, into)) = pair
                     && let Some(gone) = self.merge(&from, &into)
                 {
+                    if onset && let Some(w) = self.active.get_mut(&into) {
+                        w.onset_group = true;
+                    }
                     self.evaluate(&into);
                     merged.push(gone);
                     absorbed.insert(from);

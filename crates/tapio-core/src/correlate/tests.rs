@@ -377,3 +377,237 @@ fn a_weak_signal_alone_opens_nothing_three_do() {
         "the earlier weak signals join the chain"
     );
 }
+
+// ---- common onset (alert storms) ----
+
+/// A critical error-rate alert and a warning latency alert on one workload, the way a
+/// RED-metrics rule set fires them.
+fn red_alerts(at: i64, ns: &str, name: &str, ratio: f64, p99: f64) -> [Event; 2] {
+    [
+        ev(
+            at,
+            "alert.prometheus.firing",
+            EventSeverity::Critical,
+            workload(ns, name),
+            &[
+                ("alertname", AttrValue::String("HighErrorRate".into())),
+                ("error_ratio", AttrValue::Float(ratio)),
+            ],
+        ),
+        ev(
+            at,
+            "alert.prometheus.firing",
+            EventSeverity::Warning,
+            workload(ns, name),
+            &[
+                ("alertname", AttrValue::String("HighLatencyP99".into())),
+                ("p99_latency_seconds", AttrValue::Float(p99)),
+            ],
+        ),
+    ]
+}
+
+const SHOP: [(&str, f64, f64); 8] = [
+    ("payments", 0.92, 8.5),
+    ("checkout", 0.41, 6.2),
+    ("orders", 0.27, 4.1),
+    ("cart", 0.12, 2.3),
+    ("frontend", 0.09, 3.4),
+    ("shipping", 0.07, 1.9),
+    ("recommendations", 0.04, 1.2),
+    ("catalog", 0.03, 0.9),
+];
+
+fn storm(ns: &str, every: i64) -> Vec<Event> {
+    SHOP.iter()
+        .enumerate()
+        .flat_map(|(i, (name, r, l))| red_alerts(i as i64 * every, ns, name, *r, *l))
+        .collect()
+}
+
+fn open_incidents(incs: &[Incident]) -> Vec<&Incident> {
+    incs.iter().filter(|i| i.merged_into.is_none()).collect()
+}
+
+#[test]
+fn an_alert_storm_in_one_namespace_is_one_incident_with_the_first_and_worst_as_origin() {
+    for depth in [CorrelationDepth::Standard, CorrelationDepth::Deep] {
+        let mut e = CorrelationEngine::with_defaults(depth);
+        let mut opened = 0;
+        for x in storm("shop", 2) {
+            opened += e
+                .observe(&x, x.time)
+                .iter()
+                .filter(|c| matches!(c, IncidentChange::Opened(_)))
+                .count();
+        }
+        assert_eq!(opened, 1, "{depth:?}: one incident is ever opened");
+        let incs = e.incidents();
+        let live = open_incidents(&incs);
+        assert_eq!(live.len(), 1, "{depth:?}: {:#?}", live);
+        let inc = live[0];
+        let top = &inc.hypotheses[0];
+        assert_eq!(top.cause, CASCADE_ORIGIN);
+        assert_eq!(top.entity, "Deployment/shop/payments");
+        assert!((top.confidence - 0.6).abs() < 1e-9, "{}", top.confidence);
+        assert!(inc.root_cause_confident);
+        assert!(
+            top.explanation.contains("8 workloads in shop"),
+            "{}",
+            top.explanation
+        );
+        assert!(
+            top.explanation.contains("first and worst"),
+            "{}",
+            top.explanation
+        );
+        assert!(
+            top.explanation.contains("92 % errors"),
+            "{}",
+            top.explanation
+        );
+        assert_eq!(inc.severity, Severity::P2, "{}", inc.severity_reason);
+        for (name, _, _) in SHOP {
+            let d = format!("Deployment/shop/{name}");
+            assert!(inc.affected.contains(&d), "{d} affected");
+        }
+        // The others exist only as merged records pointing at the survivor.
+        assert_eq!(incs.len(), 1, "merged incidents are not held");
+    }
+}
+
+#[test]
+fn the_storm_severity_is_the_worst_members() {
+    // The first workload is mildly hit; a later one fails completely (P1).
+    let mut evs = storm("shop", 2);
+    evs.extend(red_alerts(20, "shop", "ledger", 0.995, 1.0));
+    let incs = run(&mut standard(), &evs);
+    let live = open_incidents(&incs);
+    assert_eq!(live.len(), 1);
+    assert_eq!(
+        live[0].severity,
+        Severity::P1,
+        "{}",
+        live[0].severity_reason
+    );
+    // Payments is first but no longer the worst hit: a best guess, not a confident cause.
+    let top = &live[0].hypotheses[0];
+    assert_eq!(top.cause, CASCADE_ORIGIN);
+    assert_eq!(top.entity, "Deployment/shop/payments");
+    assert!(top.confidence < 0.5);
+    assert!(!live[0].root_cause_confident);
+}
+
+#[test]
+fn failures_far_apart_or_in_other_namespaces_stay_separate() {
+    // Same namespace, five minutes apart: two incidents.
+    let mut evs: Vec<Event> = red_alerts(0, "shop", "payments", 0.5, 6.0).into();
+    evs.extend(red_alerts(300, "shop", "catalog", 0.3, 6.0));
+    let incs = run(&mut standard(), &evs);
+    assert_eq!(open_incidents(&incs).len(), 2);
+    assert!(
+        incs.iter()
+            .all(|i| i.hypotheses.iter().all(|h| h.cause != CASCADE_ORIGIN))
+    );
+    // Same moment, different namespaces: two incidents.
+    let mut evs: Vec<Event> = red_alerts(0, "shop", "payments", 0.5, 6.0).into();
+    evs.extend(red_alerts(2, "billing", "invoices", 0.3, 6.0));
+    let incs = run(&mut standard(), &evs);
+    assert_eq!(open_incidents(&incs).len(), 2);
+}
+
+#[test]
+fn a_workload_with_its_own_explanation_does_not_join_the_storm() {
+    // api is OOM-killed at its limit (a rule explains it) while payments and checkout
+    // fail without one: api stays its own incident.
+    let mut evs: Vec<Event> = red_alerts(0, "shop", "payments", 0.9, 6.0).into();
+    evs.push(oom(1, "api"));
+    evs.push(oom(2, "api"));
+    evs.extend(red_alerts(3, "shop", "checkout", 0.4, 6.0));
+    let incs = run(&mut standard(), &evs);
+    let live = open_incidents(&incs);
+    let api = live
+        .iter()
+        .find(|i| i.identity.name == "api")
+        .expect("api incident");
+    assert!(api.root_cause_confident, "{:?}", api.hypotheses);
+    assert_ne!(api.hypotheses[0].cause, CASCADE_ORIGIN);
+    let group = live
+        .iter()
+        .find(|i| i.identity.name == "payments")
+        .expect("payments incident");
+    assert!(!group.affected.contains(&"Deployment/shop/api".to_owned()));
+    assert!(
+        group
+            .affected
+            .contains(&"Deployment/shop/checkout".to_owned())
+    );
+}
+
+#[test]
+fn basic_depth_groups_no_storm() {
+    let incs = run(
+        &mut CorrelationEngine::with_defaults(CorrelationDepth::Basic),
+        &storm("shop", 2),
+    );
+    assert_eq!(open_incidents(&incs).len(), 8);
+    assert!(incs.iter().all(|i| i.hypotheses.is_empty()));
+}
+
+#[test]
+fn the_storm_group_is_bounded_by_the_onset_window() {
+    // 8 workloads 20 s apart: the first four begin within 60 s of payments; the rest
+    // form their own group (a cascade the window cannot prove).
+    let incs = run(&mut standard(), &storm("shop", 20));
+    let live = open_incidents(&incs);
+    assert_eq!(
+        live.len(),
+        2,
+        "{:#?}",
+        live.iter().map(|i| &i.title).collect::<Vec<_>>()
+    );
+    let first = live
+        .iter()
+        .find(|i| i.identity.name == "payments")
+        .expect("payments group");
+    assert!(first.affected.contains(&"Deployment/shop/cart".to_owned()));
+    assert!(
+        !first
+            .affected
+            .contains(&"Deployment/shop/frontend".to_owned())
+    );
+}
+
+#[test]
+fn an_alert_storm_replayed_gives_identical_incidents() {
+    let evs = storm("shop", 2);
+    let a = run(&mut standard(), &evs);
+    let b = run(&mut standard(), &evs);
+    assert_eq!(
+        serde_json::to_string(&a).expect("json"),
+        serde_json::to_string(&b).expect("json")
+    );
+}
+
+#[test]
+fn a_storm_delivered_out_of_order_keeps_the_first_reported_incident_and_the_true_origin() {
+    // Alertmanager delivers a group at once: the alerts arrive in no particular order.
+    let mut evs = storm("shop", 2);
+    evs.reverse();
+    let mut e = standard();
+    let mut opened = Vec::new();
+    for x in &evs {
+        for c in e.observe(x, x.time) {
+            if let IncidentChange::Opened(i) = c {
+                opened.push(i.id);
+            }
+        }
+    }
+    assert_eq!(opened.len(), 1, "only the first incident is ever reported");
+    let incs = e.incidents();
+    let live = open_incidents(&incs);
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].id, opened[0]);
+    assert_eq!(live[0].hypotheses[0].cause, CASCADE_ORIGIN);
+    assert_eq!(live[0].hypotheses[0].entity, "Deployment/shop/payments");
+}

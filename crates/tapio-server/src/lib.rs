@@ -61,6 +61,8 @@ pub struct AppState {
     pub rate: Arc<ratelimit::RateState>,
     /// The security audit stream.
     pub audit: Arc<audit::Audit>,
+    /// The store's statistics for `/health` (`health::StatsCache`).
+    pub store_stats: health::StatsCache,
     /// Admission control: in-flight slots, memory, refusals (`protect`).
     pub protect: Arc<protect::Protect>,
     /// Kubernetes watch state (`kubewatch`), for `/health`.

@@ -324,6 +324,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         kube: Arc::new(tapio_server::kubewatch::KubeStatus::default()),
         auth: auth.clone(),
         protect,
+        store_stats: Default::default(),
         audit: Arc::new(audit),
         rate: rate.clone(),
     });
@@ -342,6 +343,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         });
     }
+    tokio::spawn(tapio_server::health::refresh_stats(
+        state.clone(),
+        shutdown_rx.clone(),
+    ));
     tokio::spawn(tapio_server::protect::sampler(
         state.clone(),
         shutdown_rx.clone(),

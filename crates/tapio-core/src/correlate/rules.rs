@@ -113,6 +113,9 @@ pub fn default_rules() -> Vec<Rule> {
 }
 
 /// Parse and validate a rule file.
+/// The longest `change_window` a rule may have.
+pub const MAX_CHANGE_WINDOW_DAYS: i64 = 30;
+
 pub fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>, RuleError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let location = match e.span() {
@@ -224,6 +227,19 @@ pub fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>, RuleError> {
                         "change_window",
                         format!("{w:?} is not a duration like 30m or 2h"),
                     )
+                })
+                // Looked back from an incident's first symptom: a window past the calendar
+                // would overflow there (found by fuzzing). Changes older than this are not
+                // "what changed" anyway.
+                .and_then(|d| {
+                    if d > Duration::days(MAX_CHANGE_WINDOW_DAYS) {
+                        Err(err(
+                            "change_window",
+                            format!("{w:?} is longer than {MAX_CHANGE_WINDOW_DAYS}d; use at most {MAX_CHANGE_WINDOW_DAYS}d"),
+                        ))
+                    } else {
+                        Ok(d)
+                    }
                 })?,
         };
         if !(r.confidence > 0.0 && r.confidence <= 1.0) {
@@ -352,6 +368,7 @@ mod tests {
             ("confidence", "1.5", "field \"confidence\""),
             ("change", "\"deploy\"", "field \"change\""),
             ("change_window", "\"soon\"", "field \"change_window\""),
+            ("change_window", "\"100000000h\"", "longer than 30d"),
             ("cause", "\"Bad Rollout\"", "field \"cause\""),
             ("excludes", "[\"nope\"]", "field \"excludes\""),
         ] {

@@ -412,6 +412,7 @@ mod tests {
             (&g, "/api/v1/evidence", [true, true, true, false]),
             (&g, "/api/v1/agents", [true, true, true, false]),
             (&g, "/api/v1/config", [true, true, true, false]),
+            (&g, "/api/v1/cluster", [true, true, true, false]),
             (&g, "/api/v1/silences", [true, true, true, false]),
             (&p, "/api/v1/incidents", [false, true, true, false]),
             (&p, "/api/v1/incidents/{id}/ack", [false, true, true, false]),

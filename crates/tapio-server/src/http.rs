@@ -81,6 +81,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/agents", get(list_agents))
         .route("/api/v1/agents/heartbeat", post(post_heartbeat))
         .route("/api/v1/config", get(get_config))
+        .route("/api/v1/cluster", get(get_cluster))
         .route("/api/v1/audit", get(get_audit))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -360,6 +361,34 @@ pub async fn store_batch(state: &AppState, batch: IngestBatch) -> Result<IngestA
     let t = Instant::now();
     let agent_id = batch.agent_id.clone();
     let seq = batch.seq.unwrap_or(0);
+    if let Some(cluster) = &state.cluster {
+        // Scale-out: durable on the bus first; the partition's owner stores it.
+        let n_events = batch.events.len();
+        let accepted = cluster
+            .publish(batch, &state.metrics)
+            .await
+            .map_err(|e| {
+                tracing::warn!(component = "ingest", error = %e, "bus publish failed; the sender retries");
+                ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "bus_unavailable",
+                    format!("{e}; nothing was stored, retry"),
+                )
+            })?;
+        state
+            .metrics
+            .observe_stage("store", t.elapsed().as_secs_f64());
+        state.metrics.batches_accepted.inc();
+        state.ingest.batches.fetch_add(1, Ordering::Relaxed);
+        return Ok(IngestAck {
+            agent_id,
+            seq,
+            accepted,
+            duplicate_events: n_events - accepted,
+            shed: 0,
+            duplicate_batch: accepted == 0 && n_events > 0,
+        });
+    }
     let out = state.store.ingest(batch).await?;
     state
         .metrics
@@ -808,4 +837,24 @@ async fn get_config(State(state): State<Arc<AppState>>) -> Json<ConfigView> {
         rejected: eff.rejected,
         updated_at: eff.updated_at,
     })
+}
+
+/// Replicas, partition owners and bus lag (`tapio check --all`). One node: `mode: single`.
+async fn get_cluster(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    match &state.cluster {
+        None => Json(serde_json::json!({
+            "mode": "single",
+            "replica": null,
+            "partitions": 1,
+            "replicas": [],
+            "partition_owners": [],
+        })),
+        Some(c) => {
+            let mut v = serde_json::to_value(c.snapshot()).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("mode".into(), "scale-out".into());
+            }
+            Json(v)
+        }
+    }
 }

@@ -6,6 +6,7 @@
 pub mod alertmanager;
 pub mod audit;
 pub mod auth;
+pub mod cluster;
 pub mod correlator;
 pub mod error;
 pub mod health;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub protect: Arc<protect::Protect>,
     /// Kubernetes watch state (`kubewatch`), for `/health`.
     pub kube: Arc<kubewatch::KubeStatus>,
+    /// Scale-out mode (`--nats-url`): the bus, leases and the cluster view.
+    pub cluster: Option<Arc<cluster::Cluster>>,
     pub heartbeats:
         std::sync::Mutex<std::collections::HashMap<String, tapio_proto::AgentHeartbeat>>,
 }

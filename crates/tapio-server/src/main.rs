@@ -30,10 +30,29 @@ struct Args {
     /// Runtime config directory in the shape of a mounted ConfigMap (one file per key).
     #[arg(long, env = "TAPIO_CONFIG_DIR", default_value = "/etc/tapio/config")]
     config_dir: PathBuf,
-    /// Store location: `sqlite://PATH-TO-DIR` (default: --data-dir). PostgreSQL comes with
-    /// the scale-out work.
+    /// Store location: `sqlite://PATH-TO-DIR` (default: --data-dir), or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` for the shared store replicas use
+    /// (docs/scale-out.md).
     #[arg(long, env = "TAPIO_DATABASE_URL")]
     database_url: Option<String>,
+    /// Scale out: NATS with JetStream (`nats://HOST:4222`) as the evidence bus between
+    /// replicas; needs a postgres:// --database-url (docs/scale-out.md).
+    #[arg(long, env = "TAPIO_NATS_URL")]
+    nats_url: Option<String>,
+    /// This replica's name in the cluster (default: POD_NAME, else the host name and port).
+    #[arg(long, env = "TAPIO_REPLICA_ID")]
+    replica_id: Option<String>,
+    /// Where other replicas and `tapio check --all` reach this one (default: http://LISTEN,
+    /// with the host name for a wildcard address).
+    #[arg(long, env = "TAPIO_ADVERTISE")]
+    advertise: Option<String>,
+    /// Correlation partitions (fixed by the cluster's first replica; a cluster's facts
+    /// always go to one partition).
+    #[arg(long, env = "TAPIO_PARTITIONS", default_value_t = 16, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    partitions: i32,
+    /// Partition lease lifetime: a dead replica's partitions move after at most this.
+    #[arg(long, env = "TAPIO_LEASE_TTL", default_value = "5s", value_parser = parse_duration)]
+    lease_ttl: Duration,
     /// Log line format.
     #[arg(long, env = "TAPIO_LOG_FORMAT", value_enum, default_value = "json")]
     log_format: LogFormat,
@@ -123,29 +142,24 @@ struct Args {
     status_title: String,
 }
 
-fn store_dir(args: &Args) -> anyhow::Result<PathBuf> {
-    match args.database_url.as_deref() {
-        None | Some("") => Ok(args.data_dir.clone()),
-        Some(url) if url.starts_with("sqlite://") => {
-            Ok(PathBuf::from(url.trim_start_matches("sqlite://")))
-        }
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => bail!(
-            "--database-url {}: the PostgreSQL backend is not in this build yet; \
-             use the embedded store (omit --database-url, or sqlite://DIR)",
-            redact(url)
-        ),
-        Some(url) => bail!(
-            "--database-url {}: unknown scheme; use sqlite://DIR",
-            redact(url)
-        ),
-    }
+enum StoreLocation {
+    Sqlite(PathBuf),
+    Postgres(String),
 }
 
-/// Hide a password in a URL before printing it.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_owned(),
+fn store_location(args: &Args) -> anyhow::Result<StoreLocation> {
+    match args.database_url.as_deref() {
+        None | Some("") => Ok(StoreLocation::Sqlite(args.data_dir.clone())),
+        Some(url) if url.starts_with("sqlite://") => Ok(StoreLocation::Sqlite(PathBuf::from(
+            url.trim_start_matches("sqlite://"),
+        ))),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(StoreLocation::Postgres(url.to_owned()))
+        }
+        Some(url) => bail!(
+            "--database-url {}: unknown scheme; use sqlite://DIR or postgres://USER@HOST/DB",
+            tapio_store::pg::redact(url)
+        ),
     }
 }
 
@@ -186,20 +200,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::error!(error = %e, "could not set the configured log level");
     }
 
-    let dir = store_dir(&args)?;
     let durability = if args.durability == "normal" {
         Durability::Normal
     } else {
         Durability::Full
     };
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir, durability)
-            .with_context(|| format!("opening the store in {}", dir.display()))?,
-    );
-    tracing::info!(component = "store", data_dir = %dir.display(), "store open, migrations applied");
+    let mut pg: Option<Arc<tapio_store::pg::PgStore>> = None;
+    let store: Arc<dyn Store> = match store_location(&args)? {
+        StoreLocation::Sqlite(dir) => {
+            let s = SqliteStore::open(&dir, durability)
+                .with_context(|| format!("opening the store in {}", dir.display()))?;
+            tracing::info!(component = "store", data_dir = %dir.display(), "store open, migrations applied");
+            Arc::new(s)
+        }
+        StoreLocation::Postgres(url) => {
+            let s = Arc::new(
+                tapio_store::pg::PgStore::connect(&url)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "opening the PostgreSQL store {} (--database-url)",
+                            tapio_store::pg::redact(&url)
+                        )
+                    })?,
+            );
+            tracing::info!(component = "store", database = %s.location(), "store open (postgres), migrations applied");
+            pg = Some(s.clone());
+            s
+        }
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let wake = Arc::new(Notify::new());
     let mut rules = tapio_core::correlate::rules::default_rules();
     for path in &args.rules {
         let text = std::fs::read_to_string(path)
@@ -209,7 +240,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(file = %path.display(), rules = extra.len(), "loaded causal rules");
         rules = tapio_core::correlate::rules::merge(rules, extra);
     }
-    let correlator_status = Arc::new(CorrelatorStatus::default());
     let (commands_tx, commands_rx) =
         tokio::sync::mpsc::channel(tapio_server::correlator::COMMAND_QUEUE);
     let dispatch_wake = Arc::new(tokio::sync::Notify::new());
@@ -237,27 +267,106 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
         _ => None,
     };
-    let mut correlator = Correlator {
-        commands: commands_rx,
-        notifier: notify_cfg
-            .clone()
-            .map(|c| tapio_server::notify::outbox::Notifier::new(c, silences.clone())),
-        dispatch_wake: dispatch_wake.clone(),
-        store: store.clone(),
-        engine: Box::new(CorrelationEngine::new(
-            tapio_core::correlate::EngineConfig::default(),
-            rules,
-            config_rx.borrow().config.correlation_depth,
-        )),
-        status: correlator_status.clone(),
-        wake: wake.clone(),
-        metrics: metrics.clone(),
-        config: config_rx.clone(),
+    let engine_depth = config_rx.borrow().config.correlation_depth;
+    let make_correlator: tapio_server::cluster::CorrelatorFactory = {
+        let notify_cfg = notify_cfg.clone();
+        let silences = silences.clone();
+        let dispatch_wake = dispatch_wake.clone();
+        let metrics = metrics.clone();
+        let config_rx = config_rx.clone();
+        let rules = rules.clone();
+        Arc::new(move |store, commands, status| Correlator {
+            commands,
+            notifier: notify_cfg
+                .clone()
+                .map(|c| tapio_server::notify::outbox::Notifier::new(c, silences.clone())),
+            dispatch_wake: dispatch_wake.clone(),
+            store,
+            engine: Box::new(CorrelationEngine::new(
+                tapio_core::correlate::EngineConfig::default(),
+                rules.clone(),
+                engine_depth,
+            )),
+            status,
+            wake: Arc::new(Notify::new()),
+            metrics: metrics.clone(),
+            config: config_rx.clone(),
+        })
     };
-    correlator
-        .restore()
-        .await
-        .context("restoring the correlator from the store")?;
+    let cluster = match (&args.nats_url, &pg) {
+        (None, _) => None,
+        (Some(_), None) => bail!(
+            "--nats-url needs the shared store: add --database-url postgres://USER@HOST/DB (docs/scale-out.md)"
+        ),
+        (Some(url), Some(pg)) => {
+            let port = args.listen.port();
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into());
+            let replica_id = args
+                .replica_id
+                .clone()
+                .or_else(|| std::env::var("POD_NAME").ok().filter(|p| !p.is_empty()))
+                .unwrap_or_else(|| format!("{host}:{port}"));
+            let address = args.advertise.clone().unwrap_or_else(|| {
+                if args.listen.ip().is_unspecified() {
+                    format!("http://{host}:{port}")
+                } else {
+                    format!("http://{}", args.listen)
+                }
+            });
+            if args.lease_ttl < Duration::from_secs(1) {
+                bail!(
+                    "--lease-ttl {:?} is too short: use at least 1s (default 5s)",
+                    args.lease_ttl
+                );
+            }
+            let c = tapio_server::cluster::Cluster::connect(
+                tapio_server::cluster::ClusterConfig {
+                    nats_url: url.clone(),
+                    replica_id,
+                    address,
+                    partitions: args.partitions,
+                    lease_ttl: args.lease_ttl,
+                    default_cluster: args
+                        .cluster_name
+                        .clone()
+                        .unwrap_or_else(|| "default".into()),
+                },
+                pg.clone(),
+            )
+            .await?;
+            tracing::info!(component = "cluster", replica = %c.cfg.replica_id, partitions = c.partitions,
+                nats = %url, "scale-out mode: evidence goes through the bus, partitions are leased");
+            Some(c)
+        }
+    };
+    // One node: one correlator over the whole store. Scale-out: each owned partition gets
+    // its own (cluster::run), and people's actions are routed to the partition's owner.
+    let correlator_status = Arc::new(CorrelatorStatus::default());
+    let wake = Arc::new(Notify::new());
+    let single = match &cluster {
+        None => {
+            let mut c = make_correlator(store.clone(), commands_rx, correlator_status.clone());
+            c.wake = wake.clone();
+            c.restore()
+                .await
+                .context("restoring the correlator from the store")?;
+            Some(c)
+        }
+        Some(cl) => {
+            let cl = cl.clone();
+            let mut rx = commands_rx;
+            tokio::spawn(async move {
+                while let Some(cmd) = rx.recv().await {
+                    let cl = cl.clone();
+                    tokio::spawn(async move { cl.route(cmd).await });
+                }
+            });
+            None
+        }
+    };
 
     let limits = tapio_proto::Limits {
         max_future_skew: chrono::Duration::from_std(args.max_future_skew)
@@ -319,6 +428,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         shutting_down: Arc::new(AtomicBool::new(false)),
         shed_capacity: args.shed_capacity,
         heartbeats: Default::default(),
+        cluster: cluster.clone(),
         commands: commands_tx.clone(),
         silences: silences.clone(),
         kube: Arc::new(tapio_server::kubewatch::KubeStatus::default()),
@@ -367,13 +477,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         context: args.kube_context.clone(),
         cluster_name: args.cluster_name.clone(),
     };
-    match tapio_server::kubewatch::connect(&kube_args).await {
-        Ok(Some((client, source, cluster))) => {
-            tracing::info!(component = "kubernetes", source = %source, cluster = %cluster, "watching the cluster");
+    let kube = match tapio_server::kubewatch::connect(&kube_args).await {
+        Ok(Some((client, source, cluster_name))) => {
+            tracing::info!(component = "kubernetes", source = %source, cluster = %cluster_name, "watching the cluster");
             if let Ok(mut s) = state.kube.source.lock() {
                 *s = source;
             }
-            tapio_server::kubewatch::start(state.clone(), client, cluster, shutdown_rx.clone());
+            Some((client, cluster_name))
         }
         Ok(None) => {
             let why = if args.kube == "off" {
@@ -385,48 +495,83 @@ async fn run(args: Args) -> anyhow::Result<()> {
             if let Ok(mut s) = state.kube.source.lock() {
                 *s = why.to_owned();
             }
+            None
         }
         Err(e) => bail!("{e}"),
-    }
+    };
+    // Notifications and Kubernetes watches: here in one-node mode; on the leader only when
+    // scaled out, so each notification has one sender and each change one watcher.
+    let leader_duties: tapio_server::cluster::LeaderDuties = {
+        let state = state.clone();
+        let notify_cfg = notify_cfg.clone();
+        let store = store.clone();
+        let dispatch_wake = dispatch_wake.clone();
+        let metrics = metrics.clone();
+        let commands_tx = commands_tx.clone();
+        let silences = silences.clone();
+        let templates = templates.clone();
+        Arc::new(move |stop: watch::Receiver<bool>| {
+            if let Some((client, cluster_name)) = &kube {
+                tapio_server::kubewatch::start(
+                    state.clone(),
+                    client.clone(),
+                    cluster_name.clone(),
+                    stop.clone(),
+                );
+            }
+            if let Some(cfg) = notify_cfg.clone() {
+                let dispatcher = tapio_server::notify::dispatch::Dispatcher {
+                    store: store.clone(),
+                    cfg,
+                    templates: Arc::new(
+                        templates
+                            .clone()
+                            .unwrap_or_else(tapio_core::notify::Templates::defaults),
+                    ),
+                    wake: dispatch_wake.clone(),
+                    metrics: metrics.clone(),
+                    commands: commands_tx.clone(),
+                    silences: silences.clone(),
+                };
+                tokio::spawn(dispatcher.run(stop));
+            }
+        })
+    };
 
     // The correlator is CPU-bound under load: it owns a thread (and a single-threaded
     // runtime for its store calls), so it never holds up the HTTP workers.
     let (correlator_done_tx, correlator_done) = tokio::sync::oneshot::channel::<()>();
-    {
-        let shutdown = shutdown_rx.clone();
-        std::thread::Builder::new()
-            .name("correlator".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(correlator.run(shutdown)),
-                    Err(e) => tracing::error!(
-                        component = "correlator",
-                        error = %e,
-                        "cannot start the correlator's runtime; no incidents will be made"
-                    ),
-                }
+    match (single, &cluster) {
+        (Some(correlator), _) => {
+            let shutdown = shutdown_rx.clone();
+            std::thread::Builder::new()
+                .name("correlator".into())
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(correlator.run(shutdown)),
+                        Err(e) => tracing::error!(
+                            component = "correlator",
+                            error = %e,
+                            "cannot start the correlator's runtime; no incidents will be made"
+                        ),
+                    }
+                    let _ = correlator_done_tx.send(());
+                })
+                .context("starting the correlator thread")?;
+            leader_duties(shutdown_rx.clone());
+        }
+        (None, Some(cl)) => {
+            let (cl, state, shutdown) = (cl.clone(), state.clone(), shutdown_rx.clone());
+            let make = make_correlator.clone();
+            tokio::spawn(async move {
+                tapio_server::cluster::run(cl, state, make, leader_duties, shutdown).await;
                 let _ = correlator_done_tx.send(());
-            })
-            .context("starting the correlator thread")?;
-    }
-    if let Some(cfg) = notify_cfg.clone() {
-        let dispatcher = tapio_server::notify::dispatch::Dispatcher {
-            store: store.clone(),
-            cfg,
-            templates: Arc::new(
-                templates
-                    .clone()
-                    .unwrap_or_else(tapio_core::notify::Templates::defaults),
-            ),
-            wake: dispatch_wake.clone(),
-            metrics: metrics.clone(),
-            commands: commands_tx.clone(),
-            silences: silences.clone(),
-        };
-        tokio::spawn(dispatcher.run(shutdown_rx.clone()));
+            });
+        }
+        (None, None) => bail!("internal: no correlator and no cluster"),
     }
     tokio::spawn(config_source.run(args.config_poll, shutdown_rx.clone()));
     tokio::spawn(apply_log_level(config_rx.clone(), level_handle));

@@ -71,6 +71,7 @@ fn latency_histogram() -> Histogram {
 
 pub struct Metrics {
     pub registry: Registry,
+    pub cluster: ClusterMetrics,
     pub events_ingested: Family<SourceLabel, Counter>,
     pub events_processed: Family<SourceLabel, Counter>,
     pub stage_duration: HistogramFamily<StageLabel>,
@@ -147,6 +148,26 @@ pub struct MttxLabels {
 pub struct ServiceMttxLabels {
     pub measure: String,
     pub service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabel {
+    pub partition: String,
+}
+
+/// Scale-out (docs/scale-out.md): replicas, partition ownership and the bus. Partition
+/// labels are bounded by the cluster's partition count (at most 1024).
+#[derive(Default)]
+pub struct ClusterMetrics {
+    pub replicas: Gauge,
+    pub partitions_owned: Gauge,
+    pub partition_owned: Family<PartitionLabel, Gauge>,
+    pub bus_pending: Family<PartitionLabel, Gauge>,
+    pub bus_published: Counter,
+    pub bus_duplicates: Counter,
+    pub bus_poison: Counter,
+    pub lease_changes: Family<ReasonLabel, Counter>,
+    pub leader: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -364,7 +385,60 @@ impl Metrics {
             )])
             .set(1);
 
+        let cluster = ClusterMetrics::default();
+        registry.register(
+            "cluster_replicas",
+            "Replicas with a live heartbeat (scale-out mode; 0 otherwise)",
+            cluster.replicas.clone(),
+        );
+        registry.register(
+            "cluster_partitions_owned",
+            "Correlation partitions this replica owns",
+            cluster.partitions_owned.clone(),
+        );
+        registry.register(
+            "cluster_partition_owned",
+            "1 when this replica owns the partition",
+            cluster.partition_owned.clone(),
+        );
+        registry.register(
+            "bus_pending",
+            "Evidence messages on the bus not yet stored by the partition's owner (bus lag)",
+            cluster.bus_pending.clone(),
+        );
+        registry.register(
+            "bus_published",
+            "Evidence messages published to the bus and acknowledged by it",
+            cluster.bus_published.clone(),
+        );
+        registry.register(
+            "bus_duplicates",
+            "Publishes the bus recognised as duplicates by message id (an agent's retry)",
+            cluster.bus_duplicates.clone(),
+        );
+        registry.register(
+            "bus_poison",
+            "Bus messages that could not be decoded (acknowledged and dropped)",
+            cluster.bus_poison.clone(),
+        );
+        registry.register(
+            "cluster_lease_changes",
+            "Partition lease changes on this replica: acquired, released (hand-off), lost",
+            cluster.lease_changes.clone(),
+        );
+        registry.register(
+            "cluster_leader",
+            "1 when this replica holds the leader lease (notifications, Kubernetes watches)",
+            cluster.leader.clone(),
+        );
+        for r in ["acquired", "released", "lost"] {
+            let _ = cluster.lease_changes.get_or_create(&ReasonLabel {
+                reason: r.to_owned(),
+            });
+        }
+
         let m = Self {
+            cluster,
             registry,
             events_ingested,
             events_processed,

@@ -39,6 +39,7 @@ const APP_ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/agents", &["get"]),
     ("/api/v1/agents/heartbeat", &["post"]),
     ("/api/v1/config", &["get"]),
+    ("/api/v1/cluster", &["get"]),
     ("/api/v1/audit", &["get"]),
 ];
 

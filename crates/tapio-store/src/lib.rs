@@ -1,5 +1,6 @@
-//! Tapio's storage: one trait, [`Store`], that every backend implements, and the embedded
-//! SQLite backend ([`sqlite::SqliteStore`]).
+//! Tapio's storage: one trait, [`Store`], that every backend implements: the embedded
+//! SQLite backend ([`sqlite::SqliteStore`], the one-machine default) and PostgreSQL
+//! ([`pg::PgStore`], shared by scaled-out replicas).
 //!
 //! Contract every backend keeps (the conformance tests in `tests/` check it):
 //! - `ingest` returns only after the batch is durable; a process kill after it returns
@@ -15,6 +16,7 @@ use tapio_core::{Incident, Severity, Status};
 use tapio_proto::{AgentStatus, Event};
 use ulid::Ulid;
 
+pub mod pg;
 pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,11 @@ pub enum StoreError {
     Database(String),
     #[error("stored record {what} could not be decoded: {detail}")]
     Corrupt { what: String, detail: String },
+    /// A cluster write whose partition lease was taken over (see `pg::Fence`).
+    #[error(
+        "partition {part} is no longer owned by this replica (its lease epoch {epoch} was taken over)"
+    )]
+    Fenced { part: i32, epoch: i64 },
     #[error("cannot open store at {path}: {detail}")]
     Open { path: String, detail: String },
 }

@@ -1,9 +1,12 @@
-//! The storage contract, run against every backend this build has (SQLite today; the
-//! PostgreSQL backend joins the same suite).
+//! The storage contract, run against every backend: the embedded SQLite store and a real
+//! PostgreSQL (started by `scripts/test-services.sh`). Every test runs on both.
+
+mod support;
 
 use chrono::{DateTime, Duration, Utc};
 use tapio_core::{IncidentEngine, Severity, SimpleIncidentPath, Status};
 use tapio_proto::{Entity, Event, EventSeverity, EventType, WorkloadRef};
+use tapio_store::pg::PgStore;
 use tapio_store::sqlite::{Durability, SqliteStore};
 use tapio_store::{IncidentFilter, IngestBatch, Store};
 use ulid::Ulid;
@@ -43,15 +46,62 @@ fn batch(agent: &str, seq: u64, events: Vec<Event>) -> IngestBatch {
     }
 }
 
-fn backends() -> Vec<(tempfile::TempDir, Box<dyn Store>)> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let s = SqliteStore::open(dir.path(), Durability::Full).expect("open sqlite");
-    vec![(dir, Box::new(s))]
+/// Where a backend keeps its data, so a test can open it again ("reopen" = a restart).
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Backend {
+    async fn open(&self) -> Box<dyn Store> {
+        match self {
+            Backend::Sqlite(dir) => {
+                Box::new(SqliteStore::open(dir.path(), Durability::Full).expect("open sqlite"))
+            }
+            Backend::Postgres(url) => Box::new(PgStore::connect(url).await.expect("open postgres")),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Run SQL behind the store's back (what an operator with a SQL shell could do).
+    async fn raw(&self, sql: &str) -> Result<(), String> {
+        match self {
+            Backend::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(dir.path().join("tapio.db"))
+                    .map_err(|e| e.to_string())?;
+                conn.execute(sql, []).map(|_| ()).map_err(|e| e.to_string())
+            }
+            Backend::Postgres(url) => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::spawn(conn);
+                client.batch_execute(sql).await.map_err(|e| {
+                    e.as_db_error()
+                        .map_or_else(|| e.to_string(), |d| d.message().to_owned())
+                })
+            }
+        }
+    }
+}
+
+async fn backends() -> Vec<Backend> {
+    vec![
+        Backend::Sqlite(tempfile::tempdir().expect("tempdir")),
+        Backend::Postgres(support::services::fresh_database().await),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn retried_batch_is_stored_once() {
-    for (_d, s) in backends() {
+    for b in backends().await {
+        let s = b.open().await;
         let evs = vec![event("kernel.container.oom_kill", "api"); 1];
         let first = s.ingest(batch("a", 1, evs.clone())).await.expect("ingest");
         assert_eq!(first.stored.len(), 1);
@@ -68,7 +118,8 @@ async fn retried_batch_is_stored_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn gaps_are_counted_and_late_batches_fill_them() {
-    for (_d, s) in backends() {
+    for b in backends().await {
+        let s = b.open().await;
         s.ingest(batch("a", 1, vec![])).await.expect("1");
         let o = s.ingest(batch("a", 5, vec![])).await.expect("5");
         assert_eq!(o.new_missing, 3);
@@ -84,7 +135,8 @@ async fn gaps_are_counted_and_late_batches_fill_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_sequence_is_not_mistaken_for_a_retry() {
-    for (_d, s) in backends() {
+    for b in backends().await {
+        let s = b.open().await;
         s.ingest(batch("a", 1, vec![event("kernel.container.oom_kill", "x")]))
             .await
             .expect("first life");
@@ -104,7 +156,8 @@ async fn a_restarted_sequence_is_not_mistaken_for_a_retry() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicate_event_ids_are_ignored_across_batches() {
-    for (_d, s) in backends() {
+    for b in backends().await {
+        let s = b.open().await;
         let ev = event("kernel.container.oom_kill", "api");
         s.ingest(batch("a", 1, vec![ev.clone()])).await.expect("1");
         let o = s.ingest(batch("b", 1, vec![ev])).await.expect("2");
@@ -115,7 +168,8 @@ async fn duplicate_event_ids_are_ignored_across_batches() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn incidents_and_cursor_commit_together_and_filter() {
-    for (_d, s) in backends() {
+    for b in backends().await {
+        let s = b.open().await;
         let o = s
             .ingest(batch(
                 "a",
@@ -190,7 +244,8 @@ async fn incidents_and_cursor_commit_together_and_filter() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prune_removes_only_old_evidence() {
-    for (_d, s) in backends() {
+    for b in backends().await {
+        let s = b.open().await;
         let mut old = batch("a", 1, vec![event("kernel.container.oom_kill", "a")]);
         old.received_at = now() - Duration::days(8);
         s.ingest(old).await.expect("old");
@@ -224,44 +279,60 @@ async fn prune_removes_only_old_evidence() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn data_survives_reopen() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    {
-        let s = SqliteStore::open(dir.path(), Durability::Full).expect("open");
-        s.ingest(batch("a", 1, vec![event("kernel.container.oom_kill", "a")]))
-            .await
-            .expect("ingest");
+    for b in backends().await {
+        {
+            let s = b.open().await;
+            s.ingest(batch("a", 1, vec![event("kernel.container.oom_kill", "a")]))
+                .await
+                .expect("ingest");
+        }
+        let s = b.open().await;
+        assert_eq!(
+            s.evidence_after(0, 10).await.expect("read").len(),
+            1,
+            "{}",
+            b.name()
+        );
+        let version = s.stats().await.expect("stats").schema_version;
+        match b {
+            Backend::Sqlite(_) => assert_eq!(version, 4),
+            // PostgreSQL adds migration 5 (partitions, leases, replicas).
+            Backend::Postgres(_) => assert_eq!(version, 5),
+        }
     }
-    let s = SqliteStore::open(dir.path(), Durability::Full).expect("reopen");
-    assert_eq!(s.evidence_after(0, 10).await.expect("read").len(), 1);
-    assert_eq!(s.stats().await.expect("stats").schema_version, 4);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_records_are_append_only_and_survive_reopen() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let t = Utc::now();
-    {
-        let s = SqliteStore::open(dir.path(), Durability::Full).expect("open");
-        s.audit_append(vec![
-            (t, r#"{"kind":"denied"}"#.into()),
-            (t, r#"{"kind":"mutation"}"#.into()),
-        ])
-        .await
-        .expect("append");
+    for b in backends().await {
+        {
+            let s = b.open().await;
+            s.audit_append(vec![
+                (t, r#"{"kind":"denied"}"#.into()),
+                (t, r#"{"kind":"mutation"}"#.into()),
+            ])
+            .await
+            .expect("append");
+        }
+        let s = b.open().await;
+        let rows = s
+            .audit_since(t - Duration::seconds(1), 10)
+            .await
+            .expect("read");
+        assert_eq!(rows, [r#"{"kind":"denied"}"#, r#"{"kind":"mutation"}"#]);
+        // The table refuses changes, whoever asks.
+        let e = b.raw("DELETE FROM audit").await.expect_err("append-only");
+        assert!(e.contains("append-only"), "{}: {e}", b.name());
+        assert!(b.raw("UPDATE audit SET body = '{}'").await.is_err());
+        assert_eq!(
+            s.audit_since(t - Duration::seconds(1), 10)
+                .await
+                .expect("read")
+                .len(),
+            2
+        );
     }
-    let s = SqliteStore::open(dir.path(), Durability::Full).expect("reopen");
-    let rows = s
-        .audit_since(t - Duration::seconds(1), 10)
-        .await
-        .expect("read");
-    assert_eq!(rows, [r#"{"kind":"denied"}"#, r#"{"kind":"mutation"}"#]);
-    // The table refuses changes, whoever asks.
-    let conn = rusqlite::Connection::open(dir.path().join("tapio.db")).expect("sqlite");
-    let e = conn
-        .execute("DELETE FROM audit", [])
-        .expect_err("append-only");
-    assert!(e.to_string().contains("append-only"), "{e}");
-    assert!(conn.execute("UPDATE audit SET body = '{}'", []).is_err());
 }
 
 fn item(key: &str, receiver: &str) -> tapio_store::OutboxItem {
@@ -280,82 +351,84 @@ fn item(key: &str, receiver: &str) -> tapio_store::OutboxItem {
 #[tokio::test(flavor = "multi_thread")]
 async fn outbox_is_exactly_once_per_key_and_durable() {
     use tapio_store::OutboxUpdate;
-    let dir = tempfile::tempdir().expect("tempdir");
-    {
-        let s = SqliteStore::open(dir.path(), Durability::Full).expect("open");
-        s.apply_incidents_outbox(
-            Vec::new(),
-            0,
-            vec![item("i1:1:slack", "slack"), item("i1:1:pd", "pd")],
-        )
-        .await
-        .expect("apply");
-        assert_eq!(
-            s.outbox_enqueue(vec![item("i1:1:slack", "slack")])
-                .await
-                .expect("again"),
-            0
-        );
-        let due = s.outbox_due(now(), 10).await.expect("due");
-        assert_eq!(due.len(), 2);
-        s.outbox_update(due[0].id, OutboxUpdate::Delivered { at: now() })
+    for b in backends().await {
+        {
+            let s = b.open().await;
+            s.apply_incidents_outbox(
+                Vec::new(),
+                0,
+                vec![item("i1:1:slack", "slack"), item("i1:1:pd", "pd")],
+            )
             .await
-            .expect("delivered");
+            .expect("apply");
+            assert_eq!(
+                s.outbox_enqueue(vec![item("i1:1:slack", "slack")])
+                    .await
+                    .expect("again"),
+                0
+            );
+            let due = s.outbox_due(now(), 10).await.expect("due");
+            assert_eq!(due.len(), 2);
+            s.outbox_update(due[0].id, OutboxUpdate::Delivered { at: now() })
+                .await
+                .expect("delivered");
+            s.outbox_update(
+                due[1].id,
+                OutboxUpdate::Retry {
+                    next_at: now() + chrono::Duration::minutes(5),
+                    error: "503".into(),
+                },
+            )
+            .await
+            .expect("retry");
+            assert!(
+                s.outbox_due(now(), 10).await.expect("due").is_empty(),
+                "delivered and backed-off rows are not due"
+            );
+        }
+        let s = b.open().await;
+        let due = s
+            .outbox_due(now() + chrono::Duration::minutes(6), 10)
+            .await
+            .expect("due later");
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].attempts, 1);
+        assert_eq!(due[0].item.receiver, "pd");
         s.outbox_update(
-            due[1].id,
-            OutboxUpdate::Retry {
-                next_at: now() + chrono::Duration::minutes(5),
-                error: "503".into(),
+            due[0].id,
+            OutboxUpdate::Failed {
+                error: "gave up".into(),
             },
         )
         .await
-        .expect("retry");
+        .expect("failed");
+        let counts = s.outbox_counts().await.expect("counts");
         assert!(
-            s.outbox_due(now(), 10).await.expect("due").is_empty(),
-            "delivered and backed-off rows are not due"
+            counts.contains(&("slack".into(), "delivered".into(), 1)),
+            "{counts:?}"
+        );
+        assert!(
+            counts.contains(&("pd".into(), "failed".into(), 1)),
+            "{counts:?}"
         );
     }
-    let s = SqliteStore::open(dir.path(), Durability::Full).expect("reopen");
-    let due = s
-        .outbox_due(now() + chrono::Duration::minutes(6), 10)
-        .await
-        .expect("due later");
-    assert_eq!(due.len(), 1);
-    assert_eq!(due[0].attempts, 1);
-    assert_eq!(due[0].item.receiver, "pd");
-    s.outbox_update(
-        due[0].id,
-        OutboxUpdate::Failed {
-            error: "gave up".into(),
-        },
-    )
-    .await
-    .expect("failed");
-    let counts = s.outbox_counts().await.expect("counts");
-    assert!(
-        counts.contains(&("slack".into(), "delivered".into(), 1)),
-        "{counts:?}"
-    );
-    assert!(
-        counts.contains(&("pd".into(), "failed".into(), 1)),
-        "{counts:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn silences_are_kept_until_they_end() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let s = SqliteStore::open(dir.path(), Durability::Full).expect("open");
-    let (a, b) = (Ulid::from_parts(1, 1), Ulid::from_parts(1, 2));
-    s.silence_put(a, now() + chrono::Duration::hours(1), "{\"a\":1}".into())
-        .await
-        .expect("put a");
-    s.silence_put(b, now() - chrono::Duration::hours(1), "{\"b\":1}".into())
-        .await
-        .expect("put b");
-    s.silence_put(a, now() + chrono::Duration::hours(2), "{\"a\":2}".into())
-        .await
-        .expect("replace a");
-    let live = s.silences(now()).await.expect("list");
-    assert_eq!(live, vec!["{\"a\":2}".to_owned()]);
+    for b in backends().await {
+        let s = b.open().await;
+        let (a, c) = (Ulid::from_parts(1, 1), Ulid::from_parts(1, 2));
+        s.silence_put(a, now() + chrono::Duration::hours(1), "{\"a\":1}".into())
+            .await
+            .expect("put a");
+        s.silence_put(c, now() - chrono::Duration::hours(1), "{\"b\":1}".into())
+            .await
+            .expect("put b");
+        s.silence_put(a, now() + chrono::Duration::hours(2), "{\"a\":2}".into())
+            .await
+            .expect("replace a");
+        let live = s.silences(now()).await.expect("list");
+        assert_eq!(live, vec!["{\"a\":2}".to_owned()], "{}", b.name());
+    }
 }

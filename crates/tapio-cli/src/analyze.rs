@@ -84,7 +84,15 @@ impl Progress {
 }
 
 /// Replay to a server, paced by event time (`speed` × real time) or as fast as it answers.
-pub fn replay_to_server(client: &Client, file: &str, speed: Option<f64>) -> Result<(), String> {
+/// Replay to one server or to several replicas (`--server a,b,c`). Like an agent: a batch
+/// that gets no answer, a 5xx or a 429 is sent again, unchanged (same agent, sequence and
+/// events), to the next address, so a replica dying mid-replay loses and repeats nothing.
+pub fn replay_to_server(clients: &[Client], file: &str, speed: Option<f64>) -> Result<(), String> {
+    if clients.is_empty() {
+        return Err("no server address given".into());
+    }
+    let mut current = 0usize;
+    let mut failovers = 0usize;
     let batches = read_batches(file)?;
     let (mut accepted, mut dup) = (0usize, 0usize);
     let mut progress = Progress::new(batches.len());
@@ -101,17 +109,35 @@ pub fn replay_to_server(client: &Client, file: &str, speed: Option<f64>) -> Resu
                 std::thread::sleep(wait);
             }
         }
-        let ack: tapio_proto::IngestAck = client
-            .post("/api/v1/evidence", line.as_bytes())
-            .map_err(|e| format!("{file}:{line_no}: {e}"))?;
+        let mut backoff = Duration::from_millis(50);
+        let ack: tapio_proto::IngestAck = loop {
+            match clients[current].post("/api/v1/evidence", line.as_bytes()) {
+                Ok(a) => break a,
+                Err(e) if e.is_retryable() => {
+                    if clients[current].remaining_time().is_zero() {
+                        return Err(format!("{file}:{line_no}: {e} (and --timeout ran out)"));
+                    }
+                    eprintln!("  {file}:{line_no}: {e}; sending it to the next address");
+                    current = (current + 1) % clients.len();
+                    failovers += 1;
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(format!("{file}:{line_no}: {e}")),
+            }
+        };
         accepted += ack.accepted;
         dup += ack.duplicate_events + usize::from(ack.duplicate_batch);
         progress.tick(n + 1);
     }
+    let to = clients
+        .iter()
+        .map(Client::base)
+        .collect::<Vec<_>>()
+        .join(",");
     println!(
-        "replayed {} batches to {}: {accepted} events stored, {dup} duplicates ignored",
+        "replayed {} batches to {to}: {accepted} events stored, {dup} duplicates ignored, {failovers} resends to another address",
         batches.len(),
-        client.base()
     );
     Ok(())
 }

@@ -17,6 +17,8 @@ struct Gathered {
     summary: IncidentSummary,
     incidents: Vec<Incident>,
     agents: Option<Vec<AgentStatus>>,
+    /// `--all`: replicas, partition owners and bus lag (`None` from a server before 0.2).
+    cluster: Option<serde_json::Value>,
 }
 
 fn gather(client: &Client, all: bool) -> Result<Gathered, ClientError> {
@@ -44,11 +46,21 @@ fn gather(client: &Client, all: bool) -> Result<Gathered, ClientError> {
     } else {
         None
     };
+    let cluster = if all {
+        match client.get::<serde_json::Value>("/api/v1/cluster") {
+            Ok(v) => Some(v),
+            Err(ClientError::Api { status: 404, .. }) => None,
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
     Ok(Gathered {
         health,
         summary,
         incidents,
         agents,
+        cluster,
     })
 }
 
@@ -82,20 +94,26 @@ pub fn run(client: &Client, all: bool, output: Output) -> u8 {
                         "active_incidents": g.summary.active,
                         "incidents": g.incidents,
                         "agents": g.agents,
+                        "cluster": g.cluster,
                     }))
                 ),
-                Output::Table => print!(
-                    "{}",
-                    render::check(
-                        client.base(),
-                        &g.health,
-                        &g.summary,
-                        &g.incidents,
-                        g.agents.as_deref(),
-                        all,
-                        chrono::Utc::now()
-                    )
-                ),
+                Output::Table => {
+                    print!(
+                        "{}",
+                        render::check(
+                            client.base(),
+                            &g.health,
+                            &g.summary,
+                            &g.incidents,
+                            g.agents.as_deref(),
+                            all,
+                            chrono::Utc::now()
+                        )
+                    );
+                    if let Some(c) = &g.cluster {
+                        print!("{}", render::cluster(c, chrono::Utc::now()));
+                    }
+                }
             }
             code
         }

@@ -35,6 +35,17 @@ impl std::fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
+impl ClientError {
+    /// Worth sending again elsewhere: no answer, overload (429) or a server error.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Unreachable(_) => true,
+            Self::Api { status, .. } => *status == 429 || *status >= 500,
+            Self::Protocol(_) => false,
+        }
+    }
+}
+
 impl Client {
     pub fn new(base: &str, timeout: Duration) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -61,6 +72,11 @@ impl Client {
 
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// Time left of the command's --timeout.
+    pub fn remaining_time(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
     }
 
     fn remaining(&self) -> Result<Duration, ClientError> {

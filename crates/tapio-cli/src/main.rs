@@ -23,8 +23,8 @@ use crate::client::{Client, ClientError};
     about = "Tapio: incidents in Kubernetes, found and explained"
 )]
 struct Cli {
-    /// tapio-server address.
-    /// (default http://127.0.0.1:8080; `tapio replay` without it runs in-process)
+    /// tapio-server address (`tapio replay`: a comma-separated list of replicas, tried in
+    /// turn). (default http://127.0.0.1:8080; `tapio replay` without it runs in-process)
     #[arg(long, global = true, env = "TAPIO_SERVER")]
     server: Option<String>,
     /// API token (`tapio auth add-user` prints one); never logged.
@@ -378,7 +378,13 @@ fn main() -> ExitCode {
                         speed.unwrap_or(0.0)
                     ))
                 } else {
-                    analyze::replay_to_server(&client, &file, speed)
+                    let clients: Vec<Client> = server
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| Client::new(s, cli.timeout).with_token(cli.token.clone()))
+                        .collect();
+                    analyze::replay_to_server(&clients, &file, speed)
                 }
             } else {
                 tapio_core::eval::parse_depth(Some(&depth))

@@ -267,3 +267,82 @@ pub fn check(
     }
     out
 }
+
+/// `tapio check --all`: replicas, partition owners and bus lag.
+pub fn cluster(v: &serde_json::Value, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    if v["mode"] != "scale-out" {
+        let _ = writeln!(
+            out,
+            "\nCluster  single node (embedded store; no replicas, no bus)"
+        );
+        return out;
+    }
+    let parts = v["partition_owners"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let unowned = parts.iter().filter(|p| p["owned"] != true).count();
+    let _ = writeln!(
+        out,
+        "\nCluster  {} partitions, leader {}, bus lag {} messages{}",
+        v["partitions"],
+        v["leader"].as_str().unwrap_or("NONE"),
+        v["bus_pending_total"],
+        if unowned > 0 {
+            format!("  {unowned} PARTITIONS WITHOUT OWNER")
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  {:<24} {:<8} {:>10} {:>6}  address",
+        "replica", "state", "heartbeat", "parts"
+    );
+    for r in v["replicas"].as_array().cloned().unwrap_or_default() {
+        let id = r["id"].as_str().unwrap_or("?");
+        let owned = parts.iter().filter(|p| p["owner"] == id).count();
+        let age = r["heartbeat_at"]
+            .as_str()
+            .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+            .map_or("?".to_owned(), |t| {
+                format!("{:.1}s ago", (now - t).num_milliseconds() as f64 / 1000.0)
+            });
+        let state = if r["stopping"] == true {
+            "stopping"
+        } else if r["live"] == true {
+            "live"
+        } else {
+            "GONE"
+        };
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<8} {:>10} {:>6}  {}",
+            id,
+            state,
+            age,
+            owned,
+            r["address"].as_str().unwrap_or("")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {:<9} {:<24} {:>6} {:>9} {:>9}",
+        "partition", "owner", "epoch", "bus lag", "corr lag"
+    );
+    for p in parts {
+        let _ = writeln!(
+            out,
+            "  {:<9} {:<24} {:>6} {:>9} {:>9}",
+            p["partition"].to_string(),
+            p["owner"].as_str().unwrap_or("NONE"),
+            p["epoch"].to_string(),
+            p["bus_pending"].to_string(),
+            p["correlator_lag"]
+                .as_u64()
+                .map_or("-".to_owned(), |l| l.to_string())
+        );
+    }
+    out
+}

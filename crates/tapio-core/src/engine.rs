@@ -31,6 +31,12 @@ impl IncidentChange {
 pub trait IncidentEngine: Send {
     /// Load the incidents that are still active (after a restart).
     fn restore(&mut self, active: Vec<Incident>);
+    /// After a warm-up (the partition's stored evidence replayed into a fresh engine, its
+    /// output discarded): take the stored active incidents as the truth for what the
+    /// engine rebuilt, and hold the others as `restore` does.
+    fn resume(&mut self, stored: Vec<Incident>) {
+        self.restore(stored);
+    }
     /// Process one stored fact. Deterministic for the same facts, order and clock.
     /// Every incident the fact opened or changed (a fact may also let quiet incidents
     /// resolve).

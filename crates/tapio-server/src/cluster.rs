@@ -2,7 +2,7 @@
 //! The design and its guarantees are in `docs/scale-out.md`; in short:
 //!
 //! - **Ingest** (any replica): an acknowledged batch is first published to the JetStream
-//!   stream `TAPIO_EVIDENCE` on `tapio.evidence.<partition>`, with the batch's identity as
+//!   stream `TAPIO_EVIDENCE` on `tapio.evidence.<partition>` (prefix `--nats-prefix`), with the batch's identity as
 //!   `Nats-Msg-Id`, and the agent is answered only after JetStream's publish ack. A retry
 //!   of the same batch (to any replica) is recognised by JetStream's duplicate window and,
 //!   beyond it, by the store's `(agent_id, seq)` and event-id uniqueness.
@@ -42,15 +42,10 @@ use ulid::Ulid;
 use crate::correlator::{Command, CommandError, CommandKind, Correlator, CorrelatorStatus};
 use crate::metrics::{PartitionLabel, ReasonLabel};
 
-pub const STREAM: &str = "TAPIO_EVIDENCE";
-const SUBJECT_PREFIX: &str = "tapio.evidence";
-const CMD_PREFIX: &str = "tapio.cmd";
 /// The leader lease (notifications, Kubernetes watches) lives in the leases table too.
 pub const LEADER_PART: i32 = -1;
 /// Most messages stored per pull (they commit in one group).
 const PULL_BATCH: usize = 256;
-/// Bound of the bus stream: past it publishes are refused (agents keep spooling).
-const STREAM_MAX_BYTES: i64 = 1 << 30;
 
 /// What a replica needs to join the cluster.
 #[derive(Debug, Clone)]
@@ -63,6 +58,45 @@ pub struct ClusterConfig {
     pub lease_ttl: Duration,
     /// Partition key of facts that name no cluster.
     pub default_cluster: String,
+    /// Subject prefix on NATS (`<prefix>.evidence.<p>`, `<prefix>.cmd.<p>`; stream
+    /// `<PREFIX>_EVIDENCE`), so several Tapio installations can share one NATS.
+    pub nats_prefix: String,
+    /// Bound of the bus stream: past it publishes are refused with 503 (agents keep
+    /// spooling), nothing is dropped. JetStream reserves it from its storage.
+    pub bus_max_bytes: u64,
+}
+
+impl ClusterConfig {
+    pub fn stream(&self) -> String {
+        let up: String = self
+            .nats_prefix
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{up}_EVIDENCE")
+    }
+    fn evidence_subject(&self, part: i32) -> String {
+        format!("{}.evidence.{part}", self.nats_prefix)
+    }
+    fn cmd_subject(&self, part: i32) -> String {
+        format!("{}.cmd.{part}", self.nats_prefix)
+    }
+}
+
+/// A NATS subject prefix: tokens of letters, digits, `-` and `_`, separated by dots.
+pub fn valid_prefix(p: &str) -> bool {
+    !p.is_empty()
+        && p.split('.').all(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
 }
 
 /// A stable partition for a cluster name (FNV-1a; never `std`'s hasher, whose output may
@@ -211,11 +245,11 @@ impl Cluster {
         tokio::time::timeout(
             Duration::from_secs(15),
             js.get_or_create_stream(stream::Config {
-                name: STREAM.into(),
-                subjects: vec![format!("{SUBJECT_PREFIX}.*")],
+                name: cfg.stream(),
+                subjects: vec![format!("{}.evidence.*", cfg.nats_prefix)],
                 retention: stream::RetentionPolicy::WorkQueue,
                 storage: stream::StorageType::File,
-                max_bytes: STREAM_MAX_BYTES,
+                max_bytes: i64::try_from(cfg.bus_max_bytes).unwrap_or(i64::MAX),
                 discard: stream::DiscardPolicy::New,
                 duplicate_window: Duration::from_secs(120),
                 ..Default::default()
@@ -228,7 +262,7 @@ impl Cluster {
                 cfg.nats_url
             )
         })?
-        .map_err(|e| anyhow::anyhow!("creating the JetStream stream {STREAM}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("creating the JetStream stream {}: {e}", cfg.stream()))?;
         let ctl = store.control().await?;
         let partitions = ctl.partitions(cfg.partitions).await?;
         if partitions != cfg.partitions {
@@ -321,7 +355,7 @@ impl Cluster {
             headers.insert("Nats-Msg-Id", id.as_str());
             let ack = self
                 .js
-                .publish_with_headers(format!("{SUBJECT_PREFIX}.{part}"), headers, body.into())
+                .publish_with_headers(self.cfg.evidence_subject(part), headers, body.into())
                 .await
                 .map_err(|e| BusError(e.to_string()))?;
             acks.push((ack, n));
@@ -373,8 +407,7 @@ impl Cluster {
             let body = serde_json::to_vec(&wire).map_err(|e| e.to_string())?;
             let msg = tokio::time::timeout(
                 Duration::from_secs(10),
-                self.nats
-                    .request(format!("{CMD_PREFIX}.{part}"), body.into()),
+                self.nats.request(self.cfg.cmd_subject(part), body.into()),
             )
             .await
             .map_err(|_| format!("partition {part}'s owner did not answer within 10 s; retry"))?
@@ -626,6 +659,10 @@ async fn balance_round(
         }
     }
     let replicas = c.replicas(ttl_ms).await?;
+    // Replicas gone for an hour leave the table (their leases expired long before).
+    if replicas.iter().any(|r| !r.live) {
+        c.forget_replicas(3_600_000).await?;
+    }
     let live = replicas
         .iter()
         .filter(|r| r.live && !r.stopping)
@@ -727,7 +764,7 @@ async fn refresh_view(
     workers: &BTreeMap<i32, Worker>,
 ) {
     let metrics = &state.metrics;
-    let stream = cluster.js.get_stream(STREAM).await.ok();
+    let stream = cluster.js.get_stream(cluster.cfg.stream()).await.ok();
     let mut parts = Vec::with_capacity(leases.len());
     let mut leader = None;
     let mut total = 0;
@@ -806,16 +843,20 @@ async fn start_worker(
 ) -> anyhow::Result<Worker> {
     use async_nats::jetstream::consumer;
     let part = fence.part;
-    let stream = cluster.js.get_stream(STREAM).await?;
+    let stream = cluster.js.get_stream(cluster.cfg.stream()).await?;
     let name = format!("p{part}");
     let pull: consumer::PullConsumer = stream
         .get_or_create_consumer(
             &name,
             consumer::pull::Config {
                 durable_name: Some(name.clone()),
-                filter_subject: format!("{SUBJECT_PREFIX}.{part}"),
+                filter_subject: cluster.cfg.evidence_subject(part),
                 ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
+                // Messages a dead owner fetched but never acknowledged come back after
+                // this: tied to the lease so failover is not held up by it (a slow store
+                // that outlives it only causes a redelivery, which the store dedupes).
+                ack_wait: (cluster.cfg.lease_ttl * 2)
+                    .clamp(Duration::from_secs(2), Duration::from_secs(30)),
                 max_ack_pending: 20_000,
                 ..Default::default()
             },
@@ -828,12 +869,12 @@ async fn start_worker(
         inner: cluster.store.clone(),
         fence: fence.clone(),
     });
-    let mut correlator = make_correlator(pstore, cmd_rx, status.clone());
-    correlator.restore().await?;
+    let correlator = make_correlator(pstore, cmd_rx, status.clone());
     let wake = correlator.wake.clone();
     let (done_tx, done_rx) = oneshot::channel();
     {
         let stop = stop_rx.clone();
+        // The warm-up runs on the partition's own thread: the lease loop keeps renewing.
         std::thread::Builder::new()
             .name(format!("correlator-p{part}"))
             .spawn(move || {
@@ -841,7 +882,7 @@ async fn start_worker(
                     .enable_all()
                     .build()
                 {
-                    rt.block_on(correlator.run(stop));
+                    rt.block_on(warm_up_then_run(correlator, part, stop));
                 }
                 let _ = done_tx.send(());
             })?;
@@ -866,6 +907,33 @@ async fn start_worker(
         done: vec![consume, commands],
         correlator_done: Some(done_rx),
     })
+}
+
+async fn warm_up_then_run(mut correlator: Correlator, part: i32, stop: watch::Receiver<bool>) {
+    let t = Instant::now();
+    loop {
+        match correlator.warm_up().await {
+            Ok(n) => {
+                tracing::info!(
+                    component = "cluster",
+                    partition = part,
+                    events = n,
+                    ms = t.elapsed().as_millis() as u64,
+                    "partition warm-up done"
+                );
+                break;
+            }
+            Err(e) => {
+                tracing::error!(component = "cluster", partition = part, error = %e,
+                    "partition warm-up failed; retrying");
+                if *stop.borrow() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    correlator.run(stop).await;
 }
 
 /// Bus → store for one partition: pull, store (fenced, one group commit), then ack.
@@ -993,7 +1061,7 @@ async fn serve_commands(
     tx: mpsc::Sender<Command>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut sub = match cluster.nats.subscribe(format!("{CMD_PREFIX}.{part}")).await {
+    let mut sub = match cluster.nats.subscribe(cluster.cfg.cmd_subject(part)).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(component = "cluster", partition = part, error = %e, "cannot subscribe to commands");

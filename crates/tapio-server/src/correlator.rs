@@ -110,6 +110,50 @@ impl Correlator {
         Ok(())
     }
 
+    /// Take over a partition (scale-out): replay its stored evidence up to its cursor into
+    /// the fresh engine, output discarded, so the engine holds the same windows, cluster
+    /// state and incident identities the previous owner had; then take the stored
+    /// incidents as the truth (`IncidentEngine::resume`) and continue from the cursor.
+    /// Returns the events replayed.
+    pub async fn warm_up(&mut self) -> Result<u64, tapio_store::StoreError> {
+        self.note_depth();
+        let cursor = self.store.correlator_cursor().await?;
+        let mut pos = 0;
+        let mut n = 0u64;
+        while pos < cursor {
+            let rows = self.store.evidence_after(pos, READ_CHUNK).await?;
+            if rows.is_empty() {
+                break;
+            }
+            for (p, ev) in &rows {
+                if *p > cursor {
+                    pos = cursor;
+                    break;
+                }
+                let _ = self.engine.observe(ev, ev.time);
+                pos = *p;
+                n += 1;
+            }
+            let _ = self.engine.flush();
+            self.status
+                .heartbeat_ms
+                .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        }
+        let active = self.store.active_incidents().await?;
+        let held = active.len();
+        self.engine.resume(active);
+        self.status.cursor.store(cursor, Ordering::Relaxed);
+        self.status.head.fetch_max(cursor, Ordering::Relaxed);
+        tracing::info!(
+            component = "correlator",
+            cursor,
+            replayed = n,
+            active_incidents = held,
+            "correlator warmed up from the stored evidence"
+        );
+        Ok(n)
+    }
+
     fn note_depth(&mut self) {
         let depth = self.config.borrow().config.correlation_depth;
         if let Ok(mut d) = self.status.depth.lock()

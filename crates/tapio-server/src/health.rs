@@ -258,6 +258,9 @@ pub async fn report(state: &AppState) -> HealthReport {
     );
 
     components.insert("kubernetes".to_owned(), kube_component(state, now_ms));
+    if let Some(c) = &state.cluster {
+        components.insert("cluster".to_owned(), cluster_component(c));
+    }
 
     let status = components
         .values()
@@ -378,4 +381,56 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// Scale-out: every partition owned and the lease loop talking to PostgreSQL and NATS.
+/// Not critical: an unowned partition delays correlation (evidence waits on the bus), it
+/// does not lose anything, and this replica still ingests.
+fn cluster_component(c: &crate::cluster::Cluster) -> ComponentHealth {
+    let v = c.snapshot();
+    let unowned: Vec<i32> = v
+        .partition_owners
+        .iter()
+        .filter(|p| !p.owned)
+        .map(|p| p.partition)
+        .collect();
+    let live = v.replicas.iter().filter(|r| r.live).count();
+    let mine = v
+        .partition_owners
+        .iter()
+        .filter(|p| p.owner.as_deref() == Some(v.replica.as_str()))
+        .count();
+    let (status, msg) = if let Some(e) = &v.last_error {
+        (HealthStatus::Degraded, format!("lease round failing: {e}"))
+    } else if v.updated_at.is_none() {
+        (HealthStatus::Degraded, "joining the cluster".to_owned())
+    } else if !unowned.is_empty() {
+        (
+            HealthStatus::Degraded,
+            format!(
+                "partitions without an owner: {unowned:?} (their evidence waits on the bus until a replica takes them)"
+            ),
+        )
+    } else {
+        (
+            HealthStatus::Healthy,
+            format!(
+                "{live} replicas, {mine} of {} partitions owned here, bus lag {}",
+                v.partitions, v.bus_pending_total
+            ),
+        )
+    };
+    component(
+        status,
+        false,
+        msg,
+        json!({
+            "replica": v.replica,
+            "leader": v.leader,
+            "replicas": live,
+            "partitions": v.partitions,
+            "owned_here": mine,
+            "bus_pending": v.bus_pending_total,
+        }),
+    )
 }

@@ -39,6 +39,13 @@ struct Args {
     /// replicas; needs a postgres:// --database-url (docs/scale-out.md).
     #[arg(long, env = "TAPIO_NATS_URL")]
     nats_url: Option<String>,
+    /// NATS subject prefix (stream `<PREFIX>_EVIDENCE`), so installations can share a NATS.
+    #[arg(long, env = "TAPIO_NATS_PREFIX", default_value = "tapio")]
+    nats_prefix: String,
+    /// Bound of the evidence stream on NATS (reserved from JetStream's storage); past it
+    /// ingest answers 503 and agents keep spooling.
+    #[arg(long, env = "TAPIO_BUS_MAX_BYTES", default_value = "1Gi")]
+    bus_max_bytes: String,
     /// This replica's name in the cluster (default: POD_NAME, else the host name and port).
     #[arg(long, env = "TAPIO_REPLICA_ID")]
     replica_id: Option<String>,
@@ -316,6 +323,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     format!("http://{}", args.listen)
                 }
             });
+            if !tapio_server::cluster::valid_prefix(&args.nats_prefix) {
+                bail!(
+                    "--nats-prefix {:?}: use letters, digits, - and _ in dot-separated tokens (e.g. tapio or tapio.prod)",
+                    args.nats_prefix
+                );
+            }
             if args.lease_ttl < Duration::from_secs(1) {
                 bail!(
                     "--lease-ttl {:?} is too short: use at least 1s (default 5s)",
@@ -333,6 +346,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         .cluster_name
                         .clone()
                         .unwrap_or_else(|| "default".into()),
+                    nats_prefix: args.nats_prefix.clone(),
+                    bus_max_bytes: tapio_server::protect::parse_size(&args.bus_max_bytes)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--bus-max-bytes {:?} is not a size: use bytes with an optional Ki/Mi/Gi suffix (e.g. 1Gi)",
+                                args.bus_max_bytes
+                            )
+                        })?,
                 },
                 pg.clone(),
             )

@@ -366,7 +366,8 @@ pub fn memory_limit(spec: &str) -> Result<(u64, String), String> {
     }
 }
 
-fn parse_size(s: &str) -> Option<u64> {
+/// A byte size: a number with an optional Ki/Mi/Gi (or K/M/G) suffix.
+pub fn parse_size(s: &str) -> Option<u64> {
     let (num, mult) = [
         ("KiB", 1u64 << 10),
         ("MiB", 1 << 20),

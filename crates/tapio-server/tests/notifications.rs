@@ -5,96 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Server, open_p1, wait};
-
-/// A receiver: records every request body and answers with `status`.
-#[derive(Clone)]
-struct Receiver {
-    port: u16,
-    got: Arc<Mutex<Vec<serde_json::Value>>>,
-    status: Arc<AtomicU16>,
-}
-
-impl Receiver {
-    fn start(status: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let r = Self {
-            port,
-            got: Arc::new(Mutex::new(Vec::new())),
-            status: Arc::new(AtomicU16::new(status)),
-        };
-        let me = r.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let mut reader = BufReader::new(conn);
-                let mut len = 0usize;
-                let mut line = String::new();
-                let mut first = true;
-                loop {
-                    line.clear();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    if first {
-                        first = false;
-                        continue;
-                    }
-                    let l = line.trim_end();
-                    if l.is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = l.split_once(':')
-                        && k.eq_ignore_ascii_case("content-length")
-                    {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; len];
-                let _ = reader.read_exact(&mut body);
-                let status = me.status.load(Ordering::SeqCst);
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
-                    me.got
-                        .lock()
-                        .expect("lock")
-                        .push(serde_json::json!({"status": status, "body": v}));
-                }
-                let mut conn = reader.into_inner();
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
-                );
-            }
-        });
-        r
-    }
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-    /// Bodies the receiver accepted (answered 2xx).
-    fn accepted(&self) -> Vec<serde_json::Value> {
-        self.got
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|x| {
-                x["status"]
-                    .as_u64()
-                    .is_some_and(|s| (200..300).contains(&s))
-            })
-            .map(|x| x["body"].clone())
-            .collect()
-    }
-    fn attempts(&self) -> usize {
-        self.got.lock().expect("lock").len()
-    }
-}
+use common::{Receiver, Server, open_p1, wait};
 
 fn config(
     dir: &std::path::Path,

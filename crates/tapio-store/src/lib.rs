@@ -111,6 +111,9 @@ pub struct OutboxRow {
     pub item: OutboxItem,
     pub attempts: u32,
     pub next_at: DateTime<Utc>,
+    /// A sender claimed it (`Sending`) and never recorded the outcome: it died mid-send,
+    /// so the receiver may or may not have it. Resent with the same idempotency key.
+    pub in_doubt: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +131,9 @@ pub enum OutboxUpdate {
     },
     /// A newer state of the same incident for the same pager replaced it before delivery.
     Superseded,
+    /// About to be sent: recorded before the attempt, so a sender that dies mid-send
+    /// leaves the row visibly in doubt (`OutboxRow::in_doubt`) for the next sender.
+    Sending,
     /// Not attempted: held back (e.g. a receiver's rate limit) until `next_at`; the
     /// attempt count is unchanged.
     Defer {

@@ -1021,7 +1021,7 @@ async fn outbox_update_tx(
         }
         U::Retry { next_at, error } => {
             tx.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_ms = $2, last_error = $3 WHERE id = $1",
+                "UPDATE outbox SET status = 'pending', attempts = attempts + 1, next_ms = $2, last_error = $3 WHERE id = $1",
                 &[&id, &ms(next_at), &error],
             )
             .await?
@@ -1035,8 +1035,15 @@ async fn outbox_update_tx(
         }
         U::Defer { next_at } => {
             tx.execute(
-                "UPDATE outbox SET next_ms = $2 WHERE id = $1",
+                "UPDATE outbox SET status = 'pending', next_ms = $2 WHERE id = $1",
                 &[&id, &ms(next_at)],
+            )
+            .await?
+        }
+        U::Sending => {
+            tx.execute(
+                "UPDATE outbox SET status = 'sending' WHERE id = $1 AND status = 'pending'",
+                &[&id],
             )
             .await?
         }
@@ -1152,8 +1159,8 @@ impl Store for PgStore {
         let c = self.reader().await?;
         let rows = c
             .query(
-                "SELECT id, key, incident, receiver, kind, body, created_ms, attempts, next_ms
-                 FROM outbox WHERE status = 'pending' AND next_ms <= $1 ORDER BY id LIMIT $2",
+                "SELECT id, key, incident, receiver, kind, body, created_ms, attempts, next_ms, status = 'sending'
+                 FROM outbox WHERE status IN ('pending', 'sending') AND next_ms <= $1 ORDER BY id LIMIT $2",
                 &[&ms(now), &(limit as i64)],
             )
             .await?;
@@ -1177,6 +1184,7 @@ impl Store for PgStore {
                     },
                     attempts: r.get::<_, i32>(7).max(0) as u32,
                     next_at: from_ms(r.get(8)),
+                    in_doubt: r.get(9),
                 })
             })
             .collect()

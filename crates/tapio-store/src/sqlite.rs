@@ -668,8 +668,8 @@ impl Store for SqliteStore {
     ) -> Result<Vec<crate::OutboxRow>, StoreError> {
         self.read(move |c| {
             let mut st = c.prepare_cached(
-                "SELECT id, key, incident, receiver, kind, body, created_ms, attempts, next_ms
-                 FROM outbox WHERE status = 'pending' AND next_ms <= ?1 ORDER BY id LIMIT ?2",
+                "SELECT id, key, incident, receiver, kind, body, created_ms, attempts, next_ms, status = 'sending'
+                 FROM outbox WHERE status IN ('pending', 'sending') AND next_ms <= ?1 ORDER BY id LIMIT ?2",
             )?;
             let rows = st.query_map(params![ms(now), limit as i64], |r| {
                 Ok((
@@ -682,11 +682,13 @@ impl Store for SqliteStore {
                     r.get::<_, i64>(6)?,
                     r.get::<_, i64>(7)?,
                     r.get::<_, i64>(8)?,
+                    r.get::<_, bool>(9)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (id, key, incident, receiver, kind, body, created, attempts, next) = row?;
+                let (id, key, incident, receiver, kind, body, created, attempts, next, in_doubt) =
+                    row?;
                 let incident = Ulid::from_string(&incident).map_err(|e| StoreError::Corrupt {
                     what: format!("outbox row {id}"),
                     detail: e.to_string(),
@@ -703,6 +705,7 @@ impl Store for SqliteStore {
                     },
                     attempts: attempts.max(0) as u32,
                     next_at: from_ms(next),
+                    in_doubt,
                 });
             }
             Ok(out)
@@ -721,7 +724,7 @@ impl Store for SqliteStore {
                             params![id, ms(at)],
                         )?,
                         U::Retry { next_at, error } => sp.execute(
-                            "UPDATE outbox SET attempts = attempts + 1, next_ms = ?2, last_error = ?3 WHERE id = ?1",
+                            "UPDATE outbox SET status = 'pending', attempts = attempts + 1, next_ms = ?2, last_error = ?3 WHERE id = ?1",
                             params![id, ms(next_at), error],
                         )?,
                         U::Failed { error } => sp.execute(
@@ -729,8 +732,12 @@ impl Store for SqliteStore {
                             params![id, error],
                         )?,
                         U::Defer { next_at } => sp.execute(
-                            "UPDATE outbox SET next_ms = ?2 WHERE id = ?1",
+                            "UPDATE outbox SET status = 'pending', next_ms = ?2 WHERE id = ?1",
                             params![id, ms(next_at)],
+                        )?,
+                        U::Sending => sp.execute(
+                            "UPDATE outbox SET status = 'sending' WHERE id = ?1 AND status = 'pending'",
+                            params![id],
                         )?,
                         U::Superseded => sp.execute(
                             "UPDATE outbox SET status = 'superseded' WHERE id = ?1",

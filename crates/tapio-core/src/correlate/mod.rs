@@ -2133,9 +2133,9 @@ fn push_timeline(inc: &mut Incident, entry: TimelineEntry) {
     inc.timeline.push(entry);
 }
 
-impl IncidentEngine for CorrelationEngine {
-    fn restore(&mut self, active: Vec<Incident>) {
-        self.active.clear();
+impl CorrelationEngine {
+    /// Hold these stored incidents (without their evidence windows) beside what is held.
+    fn adopt(&mut self, active: Vec<Incident>) {
         for inc in active {
             if !inc.status.is_active() || inc.identity.problem != "chain" {
                 continue;
@@ -2173,6 +2173,30 @@ impl IncidentEngine for CorrelationEngine {
                 },
             );
         }
+    }
+}
+
+impl IncidentEngine for CorrelationEngine {
+    fn restore(&mut self, active: Vec<Incident>) {
+        self.active.clear();
+        self.adopt(active);
+    }
+
+    fn resume(&mut self, stored: Vec<Incident>) {
+        let mut by_id: std::collections::HashMap<Ulid, Incident> =
+            stored.into_iter().map(|i| (i.id, i)).collect();
+        // Rebuilt by the warm-up: the stored copy wins (people's actions, notes, a
+        // severity set by hand), the rebuilt evidence windows stay. Held here but not
+        // active in the store: resolved since (by a person or a quiet period).
+        self.active.retain(|_, w| match by_id.remove(&w.inc.id) {
+            Some(s) if s.status.is_active() => {
+                w.inc = s;
+                true
+            }
+            _ => false,
+        });
+        // Active in the store but not rebuilt (declared, or older than the evidence kept).
+        self.adopt(by_id.into_values().collect());
     }
 
     fn observe(&mut self, ev: &Event, _now: DateTime<Utc>) -> Vec<IncidentChange> {

@@ -235,6 +235,22 @@ impl Dispatcher {
                 return;
             }
         };
+        if row.in_doubt {
+            // Its sender died between claiming and recording the outcome: the receiver may
+            // have it. Sent again with the same idempotency key (webhooks) / dedup key
+            // (PagerDuty), which receivers use to drop the repeat.
+            self.count(&row.item.receiver, "in_doubt");
+            tracing::warn!(component = "notify", incident = %row.item.incident, receiver = %row.item.receiver,
+                key = %row.item.key, "a sender died while sending this notification; sending it again with the same idempotency key");
+        } else if let Err(e) = self
+            .store
+            .outbox_update(row.id, OutboxUpdate::Sending)
+            .await
+        {
+            // Not claimed, not sent: it stays pending for the next round.
+            tracing::error!(component = "notify", error = %e, "recording the send attempt failed");
+            return;
+        }
         let sent = self.send(agent, &rcv, &row.item, &inc).await;
         let now = Utc::now();
         match sent {
@@ -308,6 +324,7 @@ impl Dispatcher {
         let agent = agent.clone();
         let rcv = rcv.clone();
         let inc = inc.clone();
+        let idempotency_key = item.key.clone();
         let timeout = self.cfg.timeout;
         let job = move || -> Sent {
             match rcv.kind {
@@ -333,7 +350,7 @@ impl Dispatcher {
                     &agent,
                     &rcv.url,
                     &tapio_core::notify::webhook_payload(kind, &inc, &text),
-                    &[],
+                    &[("idempotency-key".to_owned(), idempotency_key)],
                 ),
                 Kind::Email => {
                     let Some(cfg) = &rcv.email else {

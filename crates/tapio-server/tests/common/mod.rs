@@ -2,11 +2,13 @@
 //! the real `tapio` CLI binary.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn repo_root() -> PathBuf {
@@ -102,6 +104,16 @@ impl Server {
         if let Some(mut c) = self.child.take() {
             // SIGKILL: no shutdown path runs.
             c.kill().expect("kill");
+            c.wait().expect("wait");
+        }
+    }
+
+    /// SIGTERM and wait: the graceful shutdown path runs.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
             c.wait().expect("wait");
         }
     }
@@ -286,4 +298,104 @@ pub fn open_p1(s: &Server) -> String {
         .as_str()
         .expect("id")
         .to_owned()
+}
+
+/// A receiver: records every request body and answers with `status`.
+#[derive(Clone)]
+pub struct Receiver {
+    pub port: u16,
+    pub got: Arc<Mutex<Vec<serde_json::Value>>>,
+    pub status: Arc<AtomicU16>,
+}
+
+impl Receiver {
+    pub fn start(status: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let r = Self {
+            port,
+            got: Arc::new(Mutex::new(Vec::new())),
+            status: Arc::new(AtomicU16::new(status)),
+        };
+        let me = r.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut reader = BufReader::new(conn);
+                let mut len = 0usize;
+                let mut key = serde_json::Value::Null;
+                let mut line = String::new();
+                let mut first = true;
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if first {
+                        first = false;
+                        continue;
+                    }
+                    let l = line.trim_end();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = l.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            len = v.trim().parse().unwrap_or(0);
+                        } else if k.eq_ignore_ascii_case("idempotency-key") {
+                            key = v.trim().into();
+                        }
+                    }
+                }
+                let mut body = vec![0u8; len];
+                let _ = reader.read_exact(&mut body);
+                let status = me.status.load(Ordering::SeqCst);
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+                    me.got
+                        .lock()
+                        .expect("lock")
+                        .push(serde_json::json!({"status": status, "body": v, "key": key}));
+                }
+                let mut conn = reader.into_inner();
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                );
+            }
+        });
+        r
+    }
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+    /// Bodies the receiver accepted (answered 2xx).
+    pub fn accepted(&self) -> Vec<serde_json::Value> {
+        self.got
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|x| {
+                x["status"]
+                    .as_u64()
+                    .is_some_and(|s| (200..300).contains(&s))
+            })
+            .map(|x| x["body"].clone())
+            .collect()
+    }
+    /// Idempotency keys of the accepted requests, in arrival order.
+    pub fn accepted_keys(&self) -> Vec<String> {
+        self.got
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|x| {
+                x["status"]
+                    .as_u64()
+                    .is_some_and(|s| (200..300).contains(&s))
+            })
+            .map(|x| x["key"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+    pub fn attempts(&self) -> usize {
+        self.got.lock().expect("lock").len()
+    }
 }

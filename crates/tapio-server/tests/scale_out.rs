@@ -280,9 +280,10 @@ fn three_replicas_lose_nothing_and_repeat_nothing_through_a_kill_and_a_restart()
         .expect("victim");
     let restarted = (victim + 1) % 3;
 
-    let endpoints = replicas
-        .iter()
-        .map(Server::url)
+    // The victim first in the endpoint list: the sender is talking to it when it dies,
+    // and must carry on with the next address.
+    let endpoints = (0..3)
+        .map(|k| replicas[(victim + k) % 3].url())
         .collect::<Vec<_>>()
         .join(",");
     eprintln!("partition {part} owner {owner} (killed), endpoints {endpoints}");
@@ -318,6 +319,10 @@ fn three_replicas_lose_nothing_and_repeat_nothing_through_a_kill_and_a_restart()
     let replay_log =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "replay failed:\n{replay_log}");
+    assert!(
+        !replay_log.contains(", 0 resends to another address"),
+        "the sender must have resent to another replica after the kill:\n{replay_log}"
+    );
     eprintln!(
         "replay took {:.1} s; failover (kill → partitions owned) {:.1} s\n{replay_log}",
         t0.elapsed().as_secs_f64(),

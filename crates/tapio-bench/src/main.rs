@@ -21,8 +21,14 @@ enum Mode {
 #[derive(Parser)]
 #[command(name = "tapio-loadgen")]
 struct Args {
+    /// Server address; throughput mode takes a comma-separated list of replicas (worker i
+    /// sends to address i mod n).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     server: String,
+    /// Kubernetes clusters the evidence names (worker i speaks for cluster i mod n): with
+    /// replicas, each cluster is one correlation partition.
+    #[arg(long, default_value_t = 1)]
+    clusters: usize,
     #[arg(long, value_enum, default_value = "throughput")]
     mode: Mode,
     /// Events per batch.
@@ -40,6 +46,10 @@ struct Args {
 }
 
 fn batch_body(agent: &str, seq: u64, n: usize) -> String {
+    batch_body_in(agent, seq, n, "bench")
+}
+
+fn batch_body_in(agent: &str, seq: u64, n: usize, cluster: &str) -> String {
     let now = chrono::Utc::now().to_rfc3339();
     let mut s = String::with_capacity(n * 330 + 128);
     s.push_str(&format!(
@@ -65,7 +75,7 @@ fn batch_body(agent: &str, seq: u64, n: usize) -> String {
             )
         };
         s.push_str(&format!(
-            r#"{{"id":"{}","time":"{now}","type":"{t}","severity":"{sev}","entity":{{"cluster":"bench","node":"bench-node","namespace":"bench","pod":"{w}-abc","workload":{{"kind":"Deployment","name":"{w}"}}}},"attributes":{{"dst_addr":"10.0.{}.{}","dst_port":8080,"retransmits":{}}}}}"#,
+            r#"{{"id":"{}","time":"{now}","type":"{t}","severity":"{sev}","entity":{{"cluster":"{cluster}","node":"bench-node","namespace":"bench","pod":"{w}-abc","workload":{{"kind":"Deployment","name":"{w}"}}}},"attributes":{{"dst_addr":"10.0.{}.{}","dst_port":8080,"retransmits":{}}}}}"#,
             ulid::Ulid::new(),
             i % 250,
             seq % 250,
@@ -132,7 +142,12 @@ fn report(kind: &str, events: u64, elapsed: Duration, mut lat: Vec<Duration>) {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = format!("{}/api/v1/evidence", args.server.trim_end_matches('/'));
+    let urls: Vec<String> = args
+        .server
+        .split(',')
+        .map(|s| format!("{}/api/v1/evidence", s.trim().trim_end_matches('/')))
+        .collect();
+    let url = urls[0].clone();
     let run_id = ulid::Ulid::new().to_string();
     match args.mode {
         Mode::Throughput => {
@@ -142,7 +157,9 @@ fn main() -> anyhow::Result<()> {
             let start = Instant::now();
             let handles: Vec<_> = (0..args.workers)
                 .map(|w| {
-                    let (stop, events, url) = (stop.clone(), events.clone(), url.clone());
+                    let (stop, events) = (stop.clone(), events.clone());
+                    let url = urls[w % urls.len()].clone();
+                    let cluster = format!("bench-{}", w % args.clusters.max(1));
                     let refused = refused.clone();
                     let agent_id = format!("bench-{run_id}-{w}");
                     let n = args.batch;
@@ -152,7 +169,7 @@ fn main() -> anyhow::Result<()> {
                         let mut seq = 0;
                         while !stop.load(Ordering::Relaxed) {
                             seq += 1;
-                            let body = batch_body(&agent_id, seq, n);
+                            let body = batch_body_in(&agent_id, seq, n, &cluster);
                             match post(&a, &url, &body)? {
                                 Some(took) => {
                                     lat.push(took);

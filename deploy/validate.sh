@@ -171,6 +171,9 @@ PY
       "auth": {"users": {"alice": {"role": "admin", "tokenSha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}}, "agentToken": "example-agent-token"},
       "server": {"persistence": {"enabled": false}, "extraArgs": ["--retention=14d"],
                  "extraEnv": [{"name": "TAPIO_LOG_FORMAT", "value": "json"}],
+                 "replicas": 10, "strategy": {"type": "RollingUpdate"},
+                 "scaleOut": {"enabled": true, "databaseUrlSecret": {"name": "tapio-postgres", "key": "url"},
+                              "natsUrl": "nats://nats.nats:4222"},
                  "priorityClassName": "system-cluster-critical",
                  "nodeSelector": {"kubernetes.io/os": "linux"}},
       "agent": {"pods": "http://127.0.0.1:10255/pods", "capabilities": ["BPF", "PERFMON", "SYSLOG", "SYS_RESOURCE"],
@@ -182,6 +185,11 @@ PY
     }'
     render "$tmp/all-on" "$all_on"
     kv "$CHART (every option on)" "$tmp/all-on/objects.yaml"
+    grep -q 'name: TAPIO_NATS_URL' "$tmp/all-on/objects.yaml" || die "scaleOut must set TAPIO_NATS_URL"
+    if render "$tmp/replicas-sqlite" '{"server": {"replicas": 3}}' 2>/dev/null; then
+        die "server.replicas > 1 without scaleOut must be refused (replicas on SQLite would each correlate alone)"
+    fi
+    pass "$CHART: replicas > 1 without scaleOut is refused; scaleOut sets the store, the bus and the replica identity"
     to_json "$tmp/all-on/prometheusrule.yaml" >"$tmp/pr.json"
     "$PYTHON" - "$tmp/pr.json" "$tmp/pr-rules.yaml" <<'PY' || die "the chart's PrometheusRule is malformed"
 import json, sys, yaml

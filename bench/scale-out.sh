@@ -10,7 +10,8 @@
 #   - CPU seconds per 100k events, summed over the replicas (the per-replica cost);
 #   - peak RSS per replica.
 # Then, with 3 replicas, FAILOVERS times: SIGKILL the replica owning most partitions and
-# time until every partition is owned again (kill → owned), restarting it in between.
+# time until every partition is owned again (kill → owned), restarting it in between;
+# then SIGTERM one replica and time the graceful hand-off.
 #
 #   bench/scale-out.sh                       # 20 s of load per replica count, 8 clusters
 #   SECONDS_LOAD=30 CLUSTERS=16 bench/scale-out.sh
@@ -119,6 +120,17 @@ print(c.most_common(1)[0][0][1:])')
             start_replica "$url" "$prefix" "$victim"
             sleep 8
         done
+        # Graceful: SIGTERM hands partitions off without waiting for lease expiry.
+        victim=1; watcher=2
+        tk=$(date +%s.%N)
+        kill -TERM "${pids[$victim]}"
+        while :; do
+            read -r owned total owners < <(owned_by $((18600 + watcher))) || true
+            if [ "${owned:-0}" = "$PARTITIONS" ] && [[ " $owners " != *" r$victim "* ]]; then break; fi
+            sleep 0.05
+        done
+        tf=$(date +%s.%N)
+        python3 -c "print(f'graceful stop (SIGTERM r$victim) → all $PARTITIONS partitions owned by the others in {$tf - $tk:.2f} s')"
     fi
     for i in $(seq 1 "$n"); do kill "${pids[$i]}" 2>/dev/null || true; done
     wait 2>/dev/null || true

@@ -81,8 +81,9 @@ for n in 1 2 3; do
     sent=$(echo "$load" | sed -E 's/throughput: ([0-9]+) events.*/\1/')
     # Caught up: every event stored and behind its partition's correlator cursor.
     for _ in $(seq 1200); do
-        done_n=$(psql_q "$url" "SELECT COUNT(*) FROM evidence e JOIN cursors c ON c.part = e.part WHERE e.pos <= c.pos")
-        [ "$done_n" -ge "$sent" ] && break
+        behind=$(psql_q "$url" "SELECT COUNT(*) FROM (SELECT part, MAX(pos) AS m FROM evidence GROUP BY part) e LEFT JOIN cursors c USING (part) WHERE COALESCE(c.pos, 0) < e.m")
+        done_n=$(psql_q "$url" "SELECT COUNT(*) FROM evidence")
+        [ "$done_n" -ge "$sent" ] && [ "$behind" = 0 ] && break
         sleep 0.25
     done
     t1=$(date +%s.%N)

@@ -44,8 +44,9 @@ use crate::metrics::{PartitionLabel, ReasonLabel};
 
 /// The leader lease (notifications, Kubernetes watches) lives in the leases table too.
 pub const LEADER_PART: i32 = -1;
-/// Most messages stored per pull (they commit in one group).
-const PULL_BATCH: usize = 256;
+/// Most messages stored per pull (they commit in one group; kept small so the group's
+/// hold on the lease row never delays a renewal for long).
+const PULL_BATCH: usize = 32;
 
 /// What a replica needs to join the cluster.
 #[derive(Debug, Clone)]

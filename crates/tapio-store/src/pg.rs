@@ -11,8 +11,11 @@
 //!   and across replicas the partition's lease holder (see [`Fence`]).
 //! - **Fencing.** Cluster writes carry a [`Fence`] (partition, owner, lease epoch). The
 //!   transaction first locks the lease row `FOR SHARE` and checks the epoch is still this
-//!   owner's and unexpired; a replica that lost its lease (paused, partitioned) can no longer
-//!   write that partition's evidence, incidents, cursor or notifications.
+//!   owner's; a takeover (which needs the row, so waits for the write to commit) raises the
+//!   epoch, after which the old owner (paused, partitioned) can no longer write that
+//!   partition's evidence, incidents, cursor or notifications. Expiry is not checked here:
+//!   the owner's own renewal waits behind its write's row lock, and an expiry that nobody
+//!   acted on is not a takeover.
 //! - Reads use separate connections (tokio-postgres pipelines concurrent queries on one).
 //! - A lost connection is re-established on the next use; the commands in flight fail with
 //!   a clear error and their callers retry (agents resend unacknowledged batches).
@@ -797,8 +800,7 @@ async fn check_fence(tx: &Transaction<'_>, fence: &Option<Fence>) -> Result<(), 
     let Some(f) = fence else { return Ok(()) };
     let held = tx
         .query_opt(
-            "SELECT 1 FROM leases WHERE part = $1 AND owner = $2 AND epoch = $3
-                 AND expires_at > clock_timestamp() FOR SHARE",
+            "SELECT 1 FROM leases WHERE part = $1 AND owner = $2 AND epoch = $3 FOR SHARE",
             &[&f.part, &f.owner, &f.epoch],
         )
         .await?;

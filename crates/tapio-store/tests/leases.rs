@@ -57,8 +57,13 @@ async fn one_owner_per_partition_and_a_taken_over_owner_is_fenced() {
         .await
         .expect("owner writes");
 
-    // a stops renewing; after expiry b takes over with a higher epoch.
+    // a stops renewing; its lease expires. Until someone takes it over, a's writes still
+    // land (expiry alone is not a takeover; the epoch is the fence).
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    store
+        .ingest_part(1, Some(a.clone()), batch("agent-1", 2))
+        .await
+        .expect("expired but not taken over: still the only writer");
     assert!(
         ctl.renew("a", &[(1, a.epoch)], 300)
             .await
@@ -74,7 +79,7 @@ async fn one_owner_per_partition_and_a_taken_over_owner_is_fenced() {
 
     // a, paused through all that, wakes and writes: refused, nothing stored.
     let e = store
-        .ingest_part(1, Some(a.clone()), batch("agent-1", 2))
+        .ingest_part(1, Some(a.clone()), batch("agent-1", 3))
         .await
         .expect_err("fenced");
     assert!(matches!(e, StoreError::Fenced { part: 1, .. }), "{e}");
@@ -90,12 +95,13 @@ async fn one_owner_per_partition_and_a_taken_over_owner_is_fenced() {
             .await
             .expect("read")
             .len(),
-        1
+        2,
+        "a's two writes as owner, none after the takeover"
     );
 
     // b's writes go through; a graceful release lets a take it back at once.
     store
-        .ingest_part(1, Some(b.clone()), batch("agent-1", 3))
+        .ingest_part(1, Some(b.clone()), batch("agent-1", 4))
         .await
         .expect("new owner writes");
     assert_eq!(

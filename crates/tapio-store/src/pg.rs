@@ -672,7 +672,10 @@ impl Control {
     }
 
     /// Extend the leases this owner still holds at these epochs; returns the partitions
-    /// renewed (a missing one was lost: stop working on it).
+    /// renewed (a missing one was taken over: stop working on it). A renewal that comes
+    /// late, after expiry but before anyone took the lease, still renews it: nobody else
+    /// wrote in between (the epoch is unchanged), so the owner's state is still exact, and
+    /// an overloaded owner does not throw away its engine for nothing.
     pub async fn renew(
         &self,
         owner: &str,
@@ -690,7 +693,6 @@ impl Control {
                 "UPDATE leases l SET expires_at = clock_timestamp() + make_interval(secs => $4::BIGINT / 1000.0)
                  FROM UNNEST($2::INT[], $3::BIGINT[]) AS h(part, epoch)
                  WHERE l.part = h.part AND l.epoch = h.epoch AND l.owner = $1
-                   AND l.expires_at > clock_timestamp()
                  RETURNING l.part",
                 &[&owner, &parts, &epochs, &ttl_ms],
             )

@@ -64,18 +64,19 @@ async fn one_owner_per_partition_and_a_taken_over_owner_is_fenced() {
         .ingest_part(1, Some(a.clone()), batch("agent-1", 2))
         .await
         .expect("expired but not taken over: still the only writer");
-    assert!(
-        ctl.renew("a", &[(1, a.epoch)], 300)
-            .await
-            .expect("renew")
-            .is_empty()
-    );
     let b = ctl
         .acquire(1, "b", 5_000)
         .await
         .expect("acquire")
         .expect("expired");
     assert!(b.epoch > a.epoch);
+    assert!(
+        ctl.renew("a", &[(1, a.epoch)], 300)
+            .await
+            .expect("renew")
+            .is_empty(),
+        "taken over: a's renewal fails and a stops"
+    );
 
     // a, paused through all that, wakes and writes: refused, nothing stored.
     let e = store

@@ -179,6 +179,17 @@ fn settle<T: PartialEq + std::fmt::Debug>(
     panic!("{what} did not settle within {secs} s; last: {last:?}");
 }
 
+/// One COUNT(*) on the cluster's database.
+fn sql_count(db: &str, sql: &str) -> i64 {
+    block_on(async {
+        let (c, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        c.query_one(sql, &[]).await.expect("count").get(0)
+    })
+}
+
 fn scenario_event_ids() -> usize {
     let text = std::fs::read_to_string(repo_root().join(SCENARIO)).expect("scenario");
     let mut ids = std::collections::BTreeSet::new();
@@ -337,18 +348,7 @@ fn three_replicas_lose_nothing_and_repeat_nothing_through_a_kill_and_a_restart()
     // Everything acknowledged reaches the store (a batch the dead owner had fetched but
     // not acknowledged comes back from the bus after its ack wait).
     let expected_events = scenario_event_ids();
-    let count_stored = || -> i64 {
-        block_on(async {
-            let (c, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
-                .await
-                .expect("connect");
-            tokio::spawn(conn);
-            c.query_one("SELECT COUNT(*) FROM evidence", &[])
-                .await
-                .expect("count")
-                .get(0)
-        })
-    };
+    let count_stored = || -> i64 { sql_count(&db, "SELECT COUNT(*) FROM evidence") };
     wait("every acknowledged event stored", 60, || {
         count_stored() as usize >= expected_events
     });
@@ -360,16 +360,7 @@ fn three_replicas_lose_nothing_and_repeat_nothing_through_a_kill_and_a_restart()
     });
 
     // Zero lost acknowledged evidence: every event of the stream is stored once.
-    let stored: i64 = block_on(async {
-        let (c, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-        tokio::spawn(conn);
-        c.query_one("SELECT COUNT(*) FROM evidence", &[])
-            .await
-            .expect("count")
-            .get(0)
-    });
+    let stored: i64 = sql_count(&db, "SELECT COUNT(*) FROM evidence");
     assert_eq!(
         stored as usize,
         scenario_event_ids(),

@@ -55,6 +55,16 @@ if ! curl -fsS "http://127.0.0.1:$NATS_MON/healthz" >/dev/null 2>&1; then
         sleep 0.1
     done
 fi
+# Every test makes its own database (t_<ulid>); drop those older than an hour so repeated
+# runs on one machine do not fill its disk (no test runs that long).
+runuser -u postgres -- "$PG_BIN/psql" -h 127.0.0.1 -p $PG_PORT -U postgres -Atq -c \
+    "SELECT datname FROM pg_database WHERE datname LIKE 't\_%'
+       AND (pg_stat_file('base/' || oid || '/PG_VERSION')).modification < now() - interval '1 hour'" \
+    2>/dev/null | while read -r db; do
+    runuser -u postgres -- "$PG_BIN/psql" -h 127.0.0.1 -p $PG_PORT -U postgres -q \
+        -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+done
+
 curl -fsS "http://127.0.0.1:$NATS_MON/healthz" >/dev/null || {
     echo "nats-server did not start; see $ROOT/nats.log" >&2
     exit 1

@@ -20,6 +20,8 @@ cd "$(dirname "$0")/.."
 SECONDS_LOAD=${SECONDS_LOAD:-20}
 CLUSTERS=${CLUSTERS:-8}
 WORKERS=${WORKERS:-8}
+PODS=${PODS:-1000}   # per sender's slice of its cluster
+NODES=${NODES:-100}
 PARTITIONS=${PARTITIONS:-16}
 FAILOVERS=${FAILOVERS:-3}
 TTL=${TTL:-5s}
@@ -56,6 +58,9 @@ print(sum(1 for p in ps if p["owned"]), len(ps), " ".join(sorted({p["owner"] or 
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# PostgreSQL's and NATS's CPU (all their processes; backends that exited in between are
+# missed, but the replicas keep their connections open).
+svc_ticks() { local t=0; for p in $(pgrep -x postgres; pgrep -x nats-server); do t=$((t + $(cpu_ticks "$p" 2>/dev/null || echo 0))); done; echo "$t"; }
 rss_mb() { awk '/VmHWM/ {print int($2/1024)}' "/proc/$1/status"; }
 
 echo "scale-out bench: $WORKERS senders, $CLUSTERS clusters, $PARTITIONS partitions, ${SECONDS_LOAD}s load, lease ttl $TTL, $(nproc) cores"
@@ -74,31 +79,52 @@ for n in 1 2 3; do
     servers=${servers%,}
     declare -A c0=()
     for i in $(seq 1 "$n"); do c0[$i]=$(cpu_ticks "${pids[$i]}"); done
+    s0=$(svc_ticks)
     t0=$(date +%s.%N)
     load=$("$bin/tapio-loadgen" --server "$servers" --mode throughput --batch 500 \
-        --workers "$WORKERS" --clusters "$CLUSTERS" --seconds "$SECONDS_LOAD" | head -1)
+        --workers "$WORKERS" --clusters "$CLUSTERS" --seconds "$SECONDS_LOAD" \
+        --workload cluster --pods "$PODS" --nodes "$NODES" | tr "\n" " ")
     accepted=$(echo "$load" | sed -E 's/.* = ([0-9]+) events\/s.*/\1/')
     sent=$(echo "$load" | sed -E 's/throughput: ([0-9]+) events.*/\1/')
-    # Caught up: every event stored and behind its partition's correlator cursor.
-    for _ in $(seq 1200); do
-        behind=$(psql_q "$url" "SELECT COUNT(*) FROM (SELECT part, MAX(pos) AS m FROM evidence GROUP BY part) e LEFT JOIN cursors c USING (part) WHERE COALESCE(c.pos, 0) < e.m")
-        done_n=$(psql_q "$url" "SELECT COUNT(*) FROM evidence")
-        [ "$done_n" -ge "$sent" ] && [ "$behind" = 0 ] && break
+    # Caught up: nothing waits on the bus and every partition's owner has correlated all
+    # it stored (each replica reports its own partitions' lag; the lease loop refreshes
+    # that every ttl/4). Cheap to ask, unlike counting rows while the store is busy.
+    for _ in $(seq 2400); do
+        lagging=$(for i in $(seq 1 "$n"); do curl -sf "http://127.0.0.1:$((18600 + i))/api/v1/cluster" || echo '{}'; echo; done |
+            python3 -c '
+import json,sys
+bad=0
+for line in sys.stdin:
+    line=line.strip()
+    if not line: continue
+    d=json.loads(line)
+    if "replica" not in d: bad+=1; continue
+    bad+=d["bus_pending_total"]>0
+    bad+=sum(1 for p in d["partition_owners"] if p["owner"]==d["replica"] and (p["correlator_lag"] or 0)>0)
+print(bad)')
+        [ "$lagging" = 0 ] && break
         sleep 0.25
     done
     t1=$(date +%s.%N)
+    done_n=$(psql_q "$url" "SELECT COUNT(*) FROM evidence")
     cpu=0; rss=""
     for i in $(seq 1 "$n"); do
         cpu=$((cpu + $(cpu_ticks "${pids[$i]}") - c0[$i]))
         rss="$rss r$i=$(rss_mb "${pids[$i]}")MB"
     done
-    python3 - "$n" "$accepted" "$sent" "$done_n" "$t0" "$t1" "$cpu" "$(getconf CLK_TCK)" "$rss" <<'EOF'
+    svc=$(( $(svc_ticks) - s0 ))
+    incidents=$(psql_q "$url" "SELECT COUNT(*) FROM incidents")
+    python3 - "$n" "$accepted" "$sent" "$done_n" "$t0" "$t1" "$cpu" "$(getconf CLK_TCK)" "$rss" "$svc" "$incidents" "$load" <<'EOF'
 import sys
-n, acc, sent, done, t0, t1, cpu, hz, rss = sys.argv[1:]
+n, acc, sent, done, t0, t1, cpu, hz, rss, svc, inc, load = sys.argv[1:]
 el = float(t1) - float(t0)
-cpu_s = int(cpu) / int(hz)
+per = lambda ticks: int(ticks) / int(hz) / max(int(done), 1) * 1e5
 print(f"replicas {n}: accepted {int(acc):,} ev/s; end-to-end (stored + correlated) {int(done)/el:,.0f} ev/s "
-      f"({int(done):,} events in {el:.1f} s); CPU {cpu_s/int(done)*1e5:.2f} s per 100k events (all replicas); peak RSS{rss}")
+      f"({int(done):,} events in {el:.1f} s, {inc} incidents); CPU per 100k events: replicas {per(cpu):.2f} s, "
+      f"PostgreSQL+NATS {per(svc):.2f} s; peak RSS{rss}")
+print(f"  sender: {load}")
+if int(done) != int(sent):
+    print(f"  MISMATCH: {int(sent):,} events acknowledged, {int(done):,} stored")
 EOF
     if [ "$n" = 3 ]; then
         for k in $(seq 1 "$FAILOVERS"); do

@@ -11,11 +11,23 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
+use tapio_bench::workload::{Gen, Stream};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Mode {
     Throughput,
     Latency,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Workload {
+    /// Network evidence with 1 % OOM kills, every batch with fresh destinations: an ingest
+    /// load (it opens an incident per destination, far more than any real cluster).
+    Synthetic,
+    /// The cluster stream `tapio-corrbench` measures (workload.rs): a Kubernetes snapshot,
+    /// then healthy churn, noise and a failure episode every 5,000 chunks, at wall-clock
+    /// time. Worker i speaks for its own slice of cluster i mod n (disjoint names).
+    Cluster,
 }
 
 #[derive(Parser)]
@@ -31,6 +43,15 @@ struct Args {
     clusters: usize,
     #[arg(long, value_enum, default_value = "throughput")]
     mode: Mode,
+    /// What the evidence is (throughput mode).
+    #[arg(long, value_enum, default_value = "synthetic")]
+    workload: Workload,
+    /// Pods per worker's slice (cluster workload).
+    #[arg(long, default_value_t = 1000)]
+    pods: usize,
+    /// Nodes per worker's slice (cluster workload).
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
     /// Events per batch.
     #[arg(long, default_value_t = 500)]
     batch: usize,
@@ -126,6 +147,16 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// This process's user + system CPU seconds (Linux; clock ticks are 100 per second there).
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 fn report(kind: &str, events: u64, elapsed: Duration, mut lat: Vec<Duration>) {
     lat.sort();
     println!(
@@ -136,8 +167,12 @@ fn report(kind: &str, events: u64, elapsed: Duration, mut lat: Vec<Duration>) {
         pct(&lat, 0.50),
         pct(&lat, 0.90),
         pct(&lat, 0.99),
-        lat.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        lat.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
     );
+    // The sender shares the machine with what it measures: say what it cost.
+    if let Some(cpu) = own_cpu_seconds() {
+        println!("sender CPU {cpu:.1} s");
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -163,22 +198,44 @@ fn main() -> anyhow::Result<()> {
                     let refused = refused.clone();
                     let agent_id = format!("bench-{run_id}-{w}");
                     let n = args.batch;
+                    let mut stream = (args.workload == Workload::Cluster).then(|| {
+                        Stream::new(Gen::new(
+                            w,
+                            Some(cluster.clone()),
+                            args.pods,
+                            args.nodes,
+                            chrono::Utc::now(),
+                            chrono::Duration::microseconds(1),
+                        ))
+                    });
                     std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
                         let a = agent();
                         let mut lat = Vec::new();
                         let mut seq = 0;
+                        let mut body = String::new();
                         while !stop.load(Ordering::Relaxed) {
-                            seq += 1;
-                            let body = batch_body_in(&agent_id, seq, n, &cluster);
+                            if body.is_empty() {
+                                seq += 1;
+                                body = match stream.as_mut() {
+                                    Some(s) => {
+                                        s.source.follow(chrono::Utc::now());
+                                        let evs: Vec<_> = s.by_ref().take(n).collect();
+                                        serde_json::json!({"version": 1, "agent_id": agent_id,
+                                            "node": "bench-node", "seq": seq, "events": evs})
+                                        .to_string()
+                                    }
+                                    None => batch_body_in(&agent_id, seq, n, &cluster),
+                                };
+                            }
                             match post(&a, &url, &body)? {
                                 Some(took) => {
                                     lat.push(took);
                                     events.fetch_add(n as u64, Ordering::Relaxed);
+                                    body.clear();
                                 }
+                                // The same batch again, at once: a flood, not an agent.
                                 None => {
                                     refused.fetch_add(1, Ordering::Relaxed);
-                                    // The same batch again, at once: a flood, not an agent.
-                                    seq -= 1;
                                 }
                             }
                         }

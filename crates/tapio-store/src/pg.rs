@@ -10,12 +10,14 @@
 //!   partition's evidence, one transaction after another: that is this process's writer,
 //!   and across replicas the partition's lease holder (see [`Fence`]).
 //! - **Fencing.** Cluster writes carry a [`Fence`] (partition, owner, lease epoch). The
-//!   transaction first locks the lease row `FOR SHARE` and checks the epoch is still this
-//!   owner's; a takeover (which needs the row, so waits for the write to commit) raises the
-//!   epoch, after which the old owner (paused, partitioned) can no longer write that
-//!   partition's evidence, incidents, cursor or notifications. Expiry is not checked here:
-//!   the owner's own renewal waits behind its write's row lock, and an expiry that nobody
-//!   acted on is not a takeover.
+//!   transaction first locks the lease row `FOR KEY SHARE` and checks the epoch is still
+//!   this owner's. `epoch` is in a unique index, so a takeover (a new epoch: a key update)
+//!   waits for the write to commit, after which the old owner (paused, partitioned) can no
+//!   longer write that partition's evidence, incidents, cursor or notifications. A renewal
+//!   changes only `expires_at` (not a key), so it never waits behind the owner's writes:
+//!   with `FOR SHARE` it did, and a renewal of several rows deadlocked against a group
+//!   commit holding others. Expiry is not checked here: an expiry that nobody acted on is
+//!   not a takeover.
 //! - Reads use separate connections (tokio-postgres pipelines concurrent queries on one).
 //! - A lost connection is re-established on the next use; the commands in flight fail with
 //!   a clear error and their callers retry (agents resend unacknowledged batches).
@@ -47,7 +49,7 @@ const PRUNE_CHUNK: i64 = 20_000;
 const MIGRATION_LOCK: i64 = 0x7a70_1008;
 
 /// Migrations, applied in order under an advisory lock; each recorded in `schema_migrations`.
-/// Numbered like SQLite's so `stats().schema_version` means the same on both (5: cluster).
+/// Numbered like SQLite's so `stats().schema_version` means the same on both (5: cluster, 6: lease epoch as a key).
 const MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
@@ -165,6 +167,17 @@ CREATE TABLE replicas (
     heartbeat_at TIMESTAMPTZ NOT NULL,
     stopping     BOOLEAN NOT NULL DEFAULT FALSE
 );
+"#,
+    ),
+    (
+        6,
+        // Renewals must never wait behind the owner's own writes (under load they did, and
+        // with a group commit holding several partitions' rows the two deadlocked). A
+        // unique index makes `epoch` a key column: a write's fence check takes FOR KEY
+        // SHARE, which a renewal (only `expires_at`) does not conflict with, while a
+        // takeover (a new epoch: a key update) still waits for in-flight fenced writes.
+        r#"
+CREATE UNIQUE INDEX leases_part_epoch ON leases (part, epoch);
 "#,
     ),
 ];
@@ -798,13 +811,15 @@ async fn run_group(client: &mut Client, group: Vec<(Op, Reply)>) {
     }
 }
 
+/// The fence check every fenced write runs first in its transaction (parameters: part,
+/// owner, epoch); public so the lock semantics it relies on are tested against it.
+pub const FENCE_CHECK_SQL: &str =
+    "SELECT 1 FROM leases WHERE part = $1 AND owner = $2 AND epoch = $3 FOR KEY SHARE";
+
 async fn check_fence(tx: &Transaction<'_>, fence: &Option<Fence>) -> Result<(), StoreError> {
     let Some(f) = fence else { return Ok(()) };
     let held = tx
-        .query_opt(
-            "SELECT 1 FROM leases WHERE part = $1 AND owner = $2 AND epoch = $3 FOR SHARE",
-            &[&f.part, &f.owner, &f.epoch],
-        )
+        .query_opt(FENCE_CHECK_SQL, &[&f.part, &f.owner, &f.epoch])
         .await?;
     if held.is_none() {
         return Err(StoreError::Fenced {

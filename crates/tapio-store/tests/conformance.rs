@@ -296,8 +296,9 @@ async fn data_survives_reopen() {
         let version = s.stats().await.expect("stats").schema_version;
         match b {
             Backend::Sqlite(_) => assert_eq!(version, 4),
-            // PostgreSQL adds migration 5 (partitions, leases, replicas).
-            Backend::Postgres(_) => assert_eq!(version, 5),
+            // PostgreSQL adds migrations 5 (partitions, leases, replicas) and 6 (the
+            // lease epoch as a key, so renewals do not wait for fenced writes).
+            Backend::Postgres(_) => assert_eq!(version, 6),
         }
     }
 }

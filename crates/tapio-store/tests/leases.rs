@@ -156,3 +156,77 @@ async fn partitions_keep_their_own_evidence_order_and_cursor() {
         1
     );
 }
+
+/// While an owner's fenced write is open, its own renewal goes through (a renewal that
+/// waited behind the owner's writes deadlocked under load), but a takeover waits for the
+/// write to commit, so no write of the old epoch lands after the new owner starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn renewal_never_waits_for_the_owners_writes_but_a_takeover_does() {
+    use std::time::Duration;
+    let url = support::services::fresh_database().await;
+    let store = PgStore::connect(&url).await.expect("connect");
+    let ctl = store.control().await.expect("control");
+    ctl.partitions(2).await.expect("partitions");
+    let a = ctl
+        .acquire(0, "a", 300)
+        .await
+        .expect("acquire")
+        .expect("free");
+    let b_held = ctl
+        .acquire(1, "a", 60_000)
+        .await
+        .expect("acquire")
+        .expect("free");
+
+    // An open fenced write of a on both partitions (what a group commit holds).
+    let (mut raw, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect raw");
+    tokio::spawn(conn);
+    let tx = raw.transaction().await.expect("begin");
+    for f in [&a, &b_held] {
+        assert!(
+            tx.query_opt(
+                tapio_store::pg::FENCE_CHECK_SQL,
+                &[&f.part, &f.owner, &f.epoch]
+            )
+            .await
+            .expect("fence check")
+            .is_some()
+        );
+    }
+
+    // a renews both while the write is open: answered, not blocked.
+    let renewed = tokio::time::timeout(
+        Duration::from_secs(30),
+        ctl.renew("a", &[(0, a.epoch), (1, b_held.epoch)], 300),
+    )
+    .await
+    .expect("a renewal must not wait behind the owner's open write")
+    .expect("renew");
+    assert_eq!(renewed, [0, 1]);
+
+    // a's lease on 0 expires; b takes it over: that waits for a's write to commit.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let ctl_b = store.control().await.expect("control b");
+    let takeover = tokio::spawn(async move { ctl_b.acquire(0, "b", 5_000).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !takeover.is_finished(),
+        "a takeover must wait for the old owner's in-flight fenced write"
+    );
+    tx.commit().await.expect("commit");
+    let b = takeover
+        .await
+        .expect("join")
+        .expect("acquire")
+        .expect("expired: b takes it");
+    assert!(b.epoch > a.epoch);
+    // And a's next write is fenced.
+    assert!(matches!(
+        store
+            .ingest_part(0, Some(a.clone()), batch("agent-9", 1))
+            .await,
+        Err(StoreError::Fenced { .. })
+    ));
+}

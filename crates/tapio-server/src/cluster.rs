@@ -44,9 +44,10 @@ use crate::metrics::{PartitionLabel, ReasonLabel};
 
 /// The leader lease (notifications, Kubernetes watches) lives in the leases table too.
 pub const LEADER_PART: i32 = -1;
-/// Most messages stored per pull (they commit in one group; kept small so the group's
-/// hold on the lease row never delays a renewal for long).
+/// Most messages stored per pull (they commit in one group), and most bytes: what one pull
+/// holds unacknowledged must be stored well within the ack wait, even behind a backlog.
 const PULL_BATCH: usize = 32;
+const PULL_MAX_BYTES: usize = 4 << 20;
 
 /// What a replica needs to join the cluster.
 #[derive(Debug, Clone)]
@@ -948,10 +949,15 @@ async fn consume(
     stop: watch::Receiver<bool>,
 ) {
     let part = fence.part;
+    // Bytes in flight per pull, too: with large batches (Kubernetes objects) 32 messages
+    // could take longer to store than the ack wait under a backlog, and were then
+    // delivered twice. Never below the server's largest message, or one would never fit.
+    let max_bytes = PULL_MAX_BYTES.max(cluster.nats.server_info().max_payload);
     while !*stop.borrow() {
         let batch = pull
             .batch()
             .max_messages(PULL_BATCH)
+            .max_bytes(max_bytes)
             .expires(Duration::from_millis(500))
             .messages()
             .await;

@@ -115,9 +115,10 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// `Ok(Some(latency))` when acknowledged, `Ok(None)` when refused for load (503/429: a
+/// `Ok(Some((latency, shed)))` when acknowledged (`shed`: events the server's load
+/// shedding dropped, from the acknowledgement), `Ok(None)` when refused for load (503/429: a
 /// flood keeps pushing, it is counted), an error otherwise.
-fn post(a: &ureq::Agent, url: &str, body: &str) -> anyhow::Result<Option<Duration>> {
+fn post(a: &ureq::Agent, url: &str, body: &str) -> anyhow::Result<Option<(Duration, u64)>> {
     let t = Instant::now();
     let mut r = match a
         .post(url)
@@ -133,7 +134,13 @@ fn post(a: &ureq::Agent, url: &str, body: &str) -> anyhow::Result<Option<Duratio
     let text = r.body_mut().read_to_string().context("read ack")?;
     let took = t.elapsed();
     match status {
-        200 => Ok(Some(took)),
+        200 => {
+            let shed = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("shed").and_then(|s| s.as_u64()))
+                .unwrap_or(0);
+            Ok(Some((took, shed)))
+        }
         429 | 503 => Ok(None),
         _ => bail!("server answered {status}: {text}"),
     }
@@ -189,6 +196,7 @@ fn main() -> anyhow::Result<()> {
             let stop = Arc::new(AtomicBool::new(false));
             let events = Arc::new(AtomicU64::new(0));
             let refused = Arc::new(AtomicU64::new(0));
+            let shed = Arc::new(AtomicU64::new(0));
             let start = Instant::now();
             let handles: Vec<_> = (0..args.workers)
                 .map(|w| {
@@ -196,6 +204,7 @@ fn main() -> anyhow::Result<()> {
                     let url = urls[w % urls.len()].clone();
                     let cluster = format!("bench-{}", w % args.clusters.max(1));
                     let refused = refused.clone();
+                    let shed = shed.clone();
                     let agent_id = format!("bench-{run_id}-{w}");
                     let n = args.batch;
                     let mut stream = (args.workload == Workload::Cluster).then(|| {
@@ -228,9 +237,10 @@ fn main() -> anyhow::Result<()> {
                                 };
                             }
                             match post(&a, &url, &body)? {
-                                Some(took) => {
+                                Some((took, dropped)) => {
                                     lat.push(took);
-                                    events.fetch_add(n as u64, Ordering::Relaxed);
+                                    events.fetch_add(n as u64 - dropped, Ordering::Relaxed);
+                                    shed.fetch_add(dropped, Ordering::Relaxed);
                                     body.clear();
                                 }
                                 // The same batch again, at once: a flood, not an agent.
@@ -256,8 +266,9 @@ fn main() -> anyhow::Result<()> {
                 lat,
             );
             println!(
-                "refused for load (503/429): {} batches",
-                refused.load(Ordering::Relaxed)
+                "refused for load (503/429): {} batches; shed by the server (acknowledged, not stored): {} events",
+                refused.load(Ordering::Relaxed),
+                shed.load(Ordering::Relaxed)
             );
         }
         Mode::Latency => {
@@ -277,7 +288,7 @@ fn main() -> anyhow::Result<()> {
                     std::thread::sleep(next - now);
                 }
                 match post(&a, &url, &body)? {
-                    Some(took) => lat.push(took),
+                    Some((took, _)) => lat.push(took),
                     None => bail!(
                         "the server refused a batch for load at {} events/s",
                         args.rate

@@ -530,32 +530,37 @@ pub async fn run(
     }
     // Graceful hand-off: stop each partition's work, then release its lease so another
     // replica takes it on its next round instead of waiting for expiry.
+    let held = workers.len();
     tracing::info!(
         component = "cluster",
-        partitions = workers.len(),
+        partitions = held,
         "handing partitions off"
     );
     if let Some(c) = ctl.as_ref() {
         let _ = c.heartbeat(&me, &cluster.cfg.address, true).await;
     }
-    let held: Vec<i32> = workers.keys().copied().collect();
-    for p in held {
-        if let Some(w) = workers.remove(&p) {
+    // All partitions at once: each stops (its pull ends, its correlator finishes the
+    // chunk in hand) and is released as soon as it has stopped.
+    let ctl_ref = ctl.as_ref();
+    let cluster_ref = &cluster;
+    futures_util::future::join_all(std::mem::take(&mut workers).into_iter().map(
+        |(p, w)| async move {
             let fence = w.fence.clone();
             w.stop().await;
-            unregister(&cluster, p);
-            if let Some(c) = ctl.as_ref() {
+            unregister(cluster_ref, p);
+            if let Some(c) = ctl_ref {
                 let _ = c.release(&fence).await;
             }
-            metrics
-                .cluster
-                .lease_changes
-                .get_or_create(&ReasonLabel {
-                    reason: "released".into(),
-                })
-                .inc();
-        }
-    }
+        },
+    ))
+    .await;
+    metrics
+        .cluster
+        .lease_changes
+        .get_or_create(&ReasonLabel {
+            reason: "released".into(),
+        })
+        .inc_by(held as u64);
     if let Some((fence, stop, _)) = leader.take() {
         let _ = stop.send(true);
         if let Some(c) = ctl.as_ref() {

@@ -562,6 +562,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // The correlator is CPU-bound under load: it owns a thread (and a single-threaded
     // runtime for its store calls), so it never holds up the HTTP workers.
     let (correlator_done_tx, correlator_done) = tokio::sync::oneshot::channel::<()>();
+    let (handoff_tx, handoff_rx) = watch::channel(false);
     match (single, &cluster) {
         (Some(correlator), _) => {
             let shutdown = shutdown_rx.clone();
@@ -585,7 +586,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             leader_duties(shutdown_rx.clone());
         }
         (None, Some(cl)) => {
-            let (cl, state, shutdown) = (cl.clone(), state.clone(), shutdown_rx.clone());
+            // The hand-off starts at the signal, alongside the HTTP drain: ingest only
+            // publishes to the bus, so the partitions can move while requests finish.
+            let (cl, state, shutdown) = (cl.clone(), state.clone(), handoff_rx.clone());
             let make = make_correlator.clone();
             tokio::spawn(async move {
                 tapio_server::cluster::run(cl, state, make, leader_duties, shutdown).await;
@@ -637,6 +640,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let graceful = async move {
         shutdown_signal().await;
         shutting_down.store(true, Ordering::Relaxed);
+        let _ = handoff_tx.send(true);
         tracing::info!("shutdown requested; draining requests");
     };
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -51,6 +51,14 @@ svc_ticks() {
     for p in $(pgrep -x postgres; pgrep -x nats-server); do t=$((t + $(cpu_ticks "$p" 2>/dev/null || echo 0))); done
     echo "$t"
 }
+# CPU of a process's threads whose name starts with $2 (e.g. the partitions' correlators).
+thread_ticks() {
+    local t=0 d
+    for d in /proc/"$1"/task/*; do
+        case "$(cat "$d/comm" 2>/dev/null)" in "$2"*) t=$((t + $(awk '{print $14 + $15}' "$d/stat"))) ;; esac
+    done
+    echo "$t"
+}
 rss_mb() { awk '/VmHWM/ {print int($2/1024)}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 
@@ -182,6 +190,7 @@ wait_all_owned 1
 owner=$(cluster_json 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["partition_owners"][0]["owner"][1:])')
 ingest=$((3 - owner))
 c_in=$(cpu_ticks "${pids[$ingest]}"); c_own=$(cpu_ticks "${pids[$owner]}"); s0=$(svc_ticks)
+c_corr=$(thread_ticks "${pids[$owner]}" correlator-p)
 t0=$(date +%s.%N)
 report=$(load "http://127.0.0.1:$((18600 + ingest))" 1)
 wait_caught_up 1 2
@@ -189,14 +198,17 @@ t1=$(date +%s.%N)
 check_stored "$(sent_of "$report")"
 python3 - "$(cat "$work/stored")" "$t0" "$t1" "$hz" "$(rate_of "$report")" \
     $(($(cpu_ticks "${pids[$ingest]}") - c_in)) $(($(cpu_ticks "${pids[$owner]}") - c_own)) \
-    $(($(svc_ticks) - s0)) "$(rss_mb "${pids[$owner]}")" <<'EOF'
+    $(($(svc_ticks) - s0)) "$(rss_mb "${pids[$owner]}")" \
+    $(($(thread_ticks "${pids[$owner]}" correlator-p) - c_corr)) <<'EOF'
 import sys
-done, t0, t1, hz, acc, c_in, c_own, svc, rss = sys.argv[1:]
+done, t0, t1, hz, acc, c_in, c_own, svc, rss, c_corr = sys.argv[1:]
 done, el, hz = int(done), float(t1) - float(t0), int(hz)
 per = lambda t: int(t) / hz / max(done, 1) * 1e5
 print(f"one partition (one cluster), 2 replicas: accepted {int(acc):,} ev/s; end-to-end {done / el:,.0f} ev/s "
       f"({done:,} events in {el:.1f} s); CPU per 100k events: ingest replica {per(c_in):.2f} s, "
-      f"owner (store + correlate) {per(c_own):.2f} s, PostgreSQL+NATS {per(svc):.2f} s; owner peak RSS {rss} MB")
+      f"owner (store + correlate) {per(c_own):.2f} s, of which its correlator thread {per(c_corr):.2f} s "
+      f"(reads back from PostgreSQL, decodes, correlates: one thread per partition), PostgreSQL+NATS {per(svc):.2f} s; "
+      f"owner peak RSS {rss} MB")
 EOF
 end_run
 

@@ -76,6 +76,7 @@ end_run() {
     for i in "${!pids[@]}"; do kill "${pids[$i]}" 2>/dev/null || true; done
     wait 2>/dev/null || true
     psql_q "$PG_ADMIN" "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+    scripts/nats-prune.py --name "${prefix^^}_EVIDENCE" >/dev/null || true
 }
 
 start_replica() { # index

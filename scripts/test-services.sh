@@ -69,5 +69,9 @@ curl -fsS "http://127.0.0.1:$NATS_MON/healthz" >/dev/null || {
     echo "nats-server did not start; see $ROOT/nats.log" >&2
     exit 1
 }
+# Likewise streams: each reserves its max bytes of the server's storage, and left behind
+# they exhaust it ("insufficient storage resources available" when a replica starts).
+"$(dirname "$0")/nats-prune.py" --older-than 3600 >/dev/null 2>&1 || true
+
 echo "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 echo "nats://127.0.0.1:$NATS_PORT"

@@ -128,7 +128,7 @@ for line in sys.stdin:
     d=json.loads(line)
     if "replica" not in d or not d.get("updated_at"): bad+=1; continue
     if datetime.datetime.fromisoformat(d["updated_at"].replace("Z","+00:00")).timestamp() < since: bad+=1; continue
-    bad+=d["bus_pending_total"]>0
+    bad+=d["bus_pending_total"] is None or d["bus_pending_total"]>0
     bad+=sum(1 for p in d["partition_owners"] if p["owner"]==d["replica"] and (p["correlator_lag"] or 0)>0)
 print(bad)' "$since")
         [ "$lagging" = 0 ] && return

@@ -288,7 +288,9 @@ pub fn cluster(v: &serde_json::Value, now: DateTime<Utc>) -> String {
         "\nCluster  {} partitions, leader {}, bus lag {} messages{}",
         v["partitions"],
         v["leader"].as_str().unwrap_or("NONE"),
-        v["bus_pending_total"],
+        v["bus_pending_total"]
+            .as_u64()
+            .map_or("?".to_owned(), |n| n.to_string()),
         if unowned > 0 {
             format!("  {unowned} PARTITIONS WITHOUT OWNER")
         } else {
@@ -338,11 +340,46 @@ pub fn cluster(v: &serde_json::Value, now: DateTime<Utc>) -> String {
             p["partition"].to_string(),
             p["owner"].as_str().unwrap_or("NONE"),
             p["epoch"].to_string(),
-            p["bus_pending"].to_string(),
+            p["bus_pending"]
+                .as_u64()
+                .map_or("?".to_owned(), |n| n.to_string()),
             p["correlator_lag"]
                 .as_u64()
                 .map_or("-".to_owned(), |l| l.to_string())
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unknown bus lag (NATS did not answer) must never read as an empty bus.
+    #[test]
+    fn cluster_shows_an_unknown_bus_lag_as_unknown_not_zero() {
+        let now = Utc::now();
+        let view = |p1: serde_json::Value, total: serde_json::Value| {
+            serde_json::json!({
+                "mode": "scale-out", "replica": "r1", "partitions": 2, "leader": "r1",
+                "bus_pending_total": total,
+                "replicas": [{"id": "r1", "address": "http://a", "live": true, "stopping": false,
+                    "heartbeat_at": now.to_rfc3339()}],
+                "partition_owners": [
+                    {"partition": 0, "owner": "r1", "epoch": 1, "owned": true, "bus_pending": 7, "correlator_lag": 3},
+                    {"partition": 1, "owner": "r1", "epoch": 1, "owned": true, "bus_pending": p1, "correlator_lag": null}
+                ]
+            })
+        };
+        let unknown = cluster(&view(serde_json::Value::Null, serde_json::Value::Null), now);
+        assert!(unknown.contains("bus lag ? messages"), "{unknown}");
+        let row = unknown
+            .lines()
+            .find(|l| l.trim_start().starts_with("1 "))
+            .expect("partition 1 row");
+        assert!(row.contains(" ?"), "{row}");
+        assert!(!row.contains(" 0 "), "{row}");
+        let known = cluster(&view(serde_json::json!(5), serde_json::json!(12)), now);
+        assert!(known.contains("bus lag 12 messages"), "{known}");
+    }
 }

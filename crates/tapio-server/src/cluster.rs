@@ -195,8 +195,9 @@ pub struct PartitionView {
     pub epoch: i64,
     /// A live lease (by the database's clock).
     pub owned: bool,
-    /// Bus messages waiting for the owner to store them.
-    pub bus_pending: u64,
+    /// Bus messages waiting for the owner to store them; `None` when NATS did not answer
+    /// (never shown as 0: an unknown lag is not an empty bus).
+    pub bus_pending: Option<u64>,
     /// Stored evidence the partition's correlator has not processed (owner only).
     pub correlator_lag: Option<u64>,
 }
@@ -208,7 +209,8 @@ pub struct ClusterView {
     pub leader: Option<String>,
     pub replicas: Vec<ReplicaRow>,
     pub partition_owners: Vec<PartitionView>,
-    pub bus_pending_total: u64,
+    /// Summed over partitions; `None` when any partition's lag is unknown.
+    pub bus_pending_total: Option<u64>,
     pub updated_at: Option<DateTime<Utc>>,
     /// Last problem talking to PostgreSQL or NATS (cleared when it answers again).
     pub last_error: Option<String>,
@@ -774,7 +776,7 @@ async fn refresh_view(
     let stream = cluster.js.get_stream(cluster.cfg.stream()).await.ok();
     let mut parts = Vec::with_capacity(leases.len());
     let mut leader = None;
-    let mut total = 0;
+    let mut total = Some(0u64);
     for l in leases {
         if l.part == LEADER_PART {
             if l.live {
@@ -786,19 +788,21 @@ async fn refresh_view(
             Some(s) => s
                 .consumer_info(format!("p{}", l.part))
                 .await
-                .map(|i| i.num_pending + i.num_ack_pending as u64)
-                .unwrap_or(0),
-            None => 0,
+                .ok()
+                .map(|i| i.num_pending + i.num_ack_pending as u64),
+            None => None,
         };
-        total += pending;
+        total = total.zip(pending).map(|(t, p)| t + p);
         let label = PartitionLabel {
             partition: l.part.to_string(),
         };
-        metrics
-            .cluster
-            .bus_pending
-            .get_or_create(&label)
-            .set(pending as i64);
+        if let Some(p) = pending {
+            metrics
+                .cluster
+                .bus_pending
+                .get_or_create(&label)
+                .set(p as i64);
+        }
         let local = workers.get(&l.part);
         metrics
             .cluster

@@ -416,7 +416,10 @@ fn cluster_component(c: &crate::cluster::Cluster) -> ComponentHealth {
             HealthStatus::Healthy,
             format!(
                 "{live} replicas, {mine} of {} partitions owned here, bus lag {}",
-                v.partitions, v.bus_pending_total
+                v.partitions,
+                v.bus_pending_total
+                    .map_or("unknown (NATS did not answer)".to_owned(), |n| n
+                        .to_string())
             ),
         )
     };

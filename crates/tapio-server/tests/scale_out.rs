@@ -97,7 +97,11 @@ fn notification_digest(hook: &Receiver) -> BTreeMap<String, usize> {
 /// Per incident (by title), the state its latest notification announced, checked against
 /// the incident itself (merged incidents excepted: they are announced through the one they
 /// joined).
-fn final_notified(hook: &Receiver, s: &Server) -> BTreeMap<String, String> {
+/// Each notified (non-merged) incident's title and the state its last notification
+/// states, checked against the incident itself; sorted. Without ids: which fact opens an
+/// incident (so its id) can differ with where the correlator's reads cut the stream, on
+/// one node too, while the incident and its final state are the same.
+fn final_notified(hook: &Receiver, s: &Server) -> Vec<String> {
     // A resolution is notified a moment after the incident resolves: wait for it.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -109,7 +113,7 @@ fn final_notified(hook: &Receiver, s: &Server) -> BTreeMap<String, String> {
     }
 }
 
-fn final_notified_now(hook: &Receiver, s: &Server) -> Result<BTreeMap<String, String>, String> {
+fn final_notified_now(hook: &Receiver, s: &Server) -> Result<Vec<String>, String> {
     let incidents: BTreeMap<String, (String, String)> = s
         .incidents("?status=open,acknowledged,mitigated,resolved&limit=1000")
         .iter()
@@ -141,7 +145,7 @@ fn final_notified_now(hook: &Receiver, s: &Server) -> Result<BTreeMap<String, St
             ),
         );
     }
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     for (id, state) in last {
         let Some((title, now)) = incidents.get(&id) else {
             continue;
@@ -151,8 +155,9 @@ fn final_notified_now(hook: &Receiver, s: &Server) -> Result<BTreeMap<String, St
                 "the last notification for {title} ({id}) says {state}, the incident is {now}"
             ));
         }
-        out.insert(format!("{title} ({id})"), state);
+        out.push(format!("{title}: {state}"));
     }
+    out.sort();
     Ok(out)
 }
 

@@ -89,6 +89,11 @@ impl ClusterConfig {
     fn cmd_subject(&self, part: i32) -> String {
         format!("{}.cmd.{part}", self.nats_prefix)
     }
+    /// A replica that released partitions says so here; the others run a lease round at
+    /// once instead of at their next tick (a graceful hand-off then takes one round trip).
+    fn released_subject(&self) -> String {
+        format!("{}.leases.released", self.nats_prefix)
+    }
 }
 
 /// A NATS subject prefix: tokens of letters, digits, `-` and `_`, separated by dots.
@@ -482,6 +487,15 @@ pub async fn run(
     let mut leader: Option<(Fence, watch::Sender<bool>, Instant)> = None;
     let mut ctl = None;
     let metrics = state.metrics.clone();
+    let mut released = cluster
+        .nats
+        .subscribe(cluster.cfg.released_subject())
+        .await
+        .map_err(|e| {
+            tracing::warn!(component = "cluster", error = %e,
+                "cannot subscribe to hand-off notices; partitions released by others are taken at the next tick")
+        })
+        .ok();
     loop {
         if *shutdown.borrow() {
             break;
@@ -528,7 +542,16 @@ pub async fn run(
         {
             step_down(&mut leader, &cluster, &metrics);
         }
-        sleep_or_stop(tick, &mut shutdown).await;
+        match released.as_mut() {
+            Some(sub) => tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = shutdown.changed() => {}
+                // Another replica handed partitions off: take them now. A short pause
+                // lets its other releases land so one round sees them all.
+                Some(_) = sub.next() => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+            None => sleep_or_stop(tick, &mut shutdown).await,
+        }
     }
     // Graceful hand-off: stop each partition's work, then release its lease so another
     // replica takes it on its next round instead of waiting for expiry.
@@ -556,6 +579,7 @@ pub async fn run(
         },
     ))
     .await;
+    notify_released(&cluster).await;
     metrics
         .cluster
         .lease_changes
@@ -570,6 +594,16 @@ pub async fn run(
         }
     }
     tracing::info!(component = "cluster", "partitions handed off");
+}
+
+/// Tell the other replicas partitions were released (best effort: without it they take
+/// them at their next tick).
+async fn notify_released(cluster: &Cluster) {
+    let _ = cluster
+        .nats
+        .publish(cluster.cfg.released_subject(), Vec::new().into())
+        .await;
+    let _ = cluster.nats.flush().await;
 }
 
 fn set_error(cluster: &Cluster, e: Option<String>) {
@@ -687,6 +721,7 @@ async fn balance_round(
         unregister(cluster, p);
         w.stop().await;
         c.release(&fence).await?;
+        notify_released(cluster).await;
         metrics
             .cluster
             .lease_changes
@@ -702,6 +737,7 @@ async fn balance_round(
         );
     }
     let leases = c.leases().await?;
+    let owned_before = workers.len();
     if workers.len() < target {
         let mut free: Vec<&LeaseRow> = leases
             .iter()
@@ -761,6 +797,12 @@ async fn balance_round(
         },
         None => step_down(leader, cluster, metrics),
     }
+    // The view shows this round's acquisitions, not the leases as they were before them.
+    let leases = if workers.len() != owned_before {
+        c.leases().await?
+    } else {
+        leases
+    };
     refresh_view(cluster, state, replicas, leases, workers).await;
     Ok(())
 }

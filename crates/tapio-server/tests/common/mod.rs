@@ -369,20 +369,17 @@ impl Receiver {
     }
     /// Bodies the receiver accepted (answered 2xx).
     pub fn accepted(&self) -> Vec<serde_json::Value> {
-        self.got
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|x| {
-                x["status"]
-                    .as_u64()
-                    .is_some_and(|s| (200..300).contains(&s))
-            })
-            .map(|x| x["body"].clone())
-            .collect()
+        self.accepted_field("body")
     }
     /// Idempotency keys of the accepted requests, in arrival order.
     pub fn accepted_keys(&self) -> Vec<String> {
+        self.accepted_field("key")
+            .iter()
+            .map(|k| k.as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+    /// One field of each record the receiver answered with a 2xx, in arrival order.
+    fn accepted_field(&self, field: &str) -> Vec<serde_json::Value> {
         self.got
             .lock()
             .expect("lock")
@@ -392,7 +389,7 @@ impl Receiver {
                     .as_u64()
                     .is_some_and(|s| (200..300).contains(&s))
             })
-            .map(|x| x["key"].as_str().unwrap_or("").to_owned())
+            .map(|x| x[field].clone())
             .collect()
     }
     pub fn attempts(&self) -> usize {

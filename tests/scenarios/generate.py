@@ -4920,5 +4920,17 @@ def main(argv):
                                       if any(o.startswith(x) for x in only)])
 
 
+def load_extensions():
+    """Scenario modules beside this file (`gen_*.py`): each does `from generate import *`
+    and registers its scenarios with @scenario, so they share this module's REGISTRY."""
+    sys.modules.setdefault("generate", sys.modules[__name__])
+    sys.path.insert(0, HERE)
+    import importlib
+    for f in sorted(os.listdir(HERE)):
+        if f.startswith("gen_") and f.endswith(".py"):
+            importlib.import_module(f[:-3])
+
+
 if __name__ == "__main__":
+    load_extensions()
     sys.exit(main(sys.argv))

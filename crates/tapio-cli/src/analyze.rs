@@ -276,6 +276,9 @@ pub fn eval_report(results: &[ScenarioResult], output: Output) -> String {
         for sp in &r.spurious {
             notes.push(format!("spurious: {sp}"));
         }
+        for p in &r.noise_pages {
+            notes.push(format!("PAGE ON NOISE: {p}"));
+        }
         let _ = writeln!(
             out,
             "{:<44} {:>4} {:>4} {:>5} {:>5} {:>5} {:>5} {:>5} {:>7}  {}",
@@ -293,7 +296,7 @@ pub fn eval_report(results: &[ScenarioResult], output: Output) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{} scenarios, {} expected incidents: AC@1 {:.3} · AC@3 {:.3} · severity exact {:.3} · over-merge {} · over-split {} · spurious {} · missed {} · abstained {} · detection delay p50 {:.1} s p99 {:.1} s · {} raw signals → {} incidents",
+        "\n{} scenarios, {} expected incidents: AC@1 {:.3} · AC@3 {:.3} · severity exact {:.3} · over-merge {} · over-split {} · spurious {} (pages on noise {}) · missed {} · abstained {} · detection delay p50 {:.1} s p99 {:.1} s · {} raw signals → {} incidents",
         summary.scenarios,
         summary.expected_incidents,
         summary.ac_at_1,
@@ -302,6 +305,7 @@ pub fn eval_report(results: &[ScenarioResult], output: Output) -> String {
         summary.over_merge,
         summary.over_split,
         summary.spurious,
+        summary.noise_pages,
         summary.missed,
         summary.abstained,
         summary.detection_delay_p50_s,

@@ -141,6 +141,17 @@ enum Cmd {
         /// Fail when any incident is over-merged or over-split.
         #[arg(long)]
         exact_grouping: bool,
+        /// Fail when more produced incidents than this merge two expected chains.
+        #[arg(long)]
+        max_over_merge: Option<usize>,
+        /// Fail when expected incidents are split more than this many times per 10
+        /// scenarios.
+        #[arg(long)]
+        max_over_split_per_10: Option<f64>,
+        /// Fail when more than this many P1/P2 incidents match nothing expected (pages
+        /// on noise).
+        #[arg(long)]
+        max_noise_pages: Option<usize>,
     },
     /// Incident metrics for a calendar period: MTTD, MTTA, MTTR, MTBF per severity and
     /// service, compliance with the runbook targets, P1/P2 list and trend.
@@ -439,6 +450,9 @@ fn main() -> ExitCode {
             min_ac3,
             min_severity,
             exact_grouping,
+            max_over_merge,
+            max_over_split_per_10,
+            max_noise_pages,
         } => {
             let depth = match depth
                 .as_deref()
@@ -466,6 +480,25 @@ fn main() -> ExitCode {
                         {
                             failed.push(format!("{name} {got:.3} < {bar}"));
                         }
+                    }
+                    if let Some(m) = max_over_merge
+                        && s.over_merge > m
+                    {
+                        failed.push(format!("over-merge {} > {m}", s.over_merge));
+                    }
+                    let per_10 = s.over_split as f64 * 10.0 / s.scenarios.max(1) as f64;
+                    if let Some(m) = max_over_split_per_10
+                        && per_10 > m
+                    {
+                        failed.push(format!(
+                            "over-split {} in {} scenarios = {per_10:.2} per 10 > {m}",
+                            s.over_split, s.scenarios
+                        ));
+                    }
+                    if let Some(m) = max_noise_pages
+                        && s.noise_pages > m
+                    {
+                        failed.push(format!("pages on noise {} > {m}", s.noise_pages));
                     }
                     if exact_grouping && (s.over_merge > 0 || s.over_split > 0) {
                         failed.push(format!(

@@ -64,8 +64,10 @@ pub struct ScenarioResult {
     pub incidents: Vec<IncidentScore>,
     pub over_merge: usize,
     pub over_split: usize,
-    /// Produced incidents matching no expected one (noise that would page).
+    /// Produced incidents matching no expected one.
     pub spurious: Vec<String>,
+    /// Those of them that reached P1 or P2: pages for noise.
+    pub noise_pages: Vec<String>,
     pub abstained: usize,
     pub signals: usize,
     pub events: usize,
@@ -168,6 +170,12 @@ pub fn score(
         .filter(|(_, m)| m.is_empty())
         .map(|(pi, _)| produced[pi].title.clone())
         .collect();
+    let noise_pages: Vec<String> = matches_of_produced
+        .iter()
+        .enumerate()
+        .filter(|(pi, m)| m.is_empty() && peak(&produced[*pi]) <= Severity::P2)
+        .map(|(pi, _)| format!("{} {}", peak(&produced[pi]), produced[pi].title))
+        .collect();
     let mut over_split = 0;
     let mut scores = Vec::new();
     for (ei, e) in expected.incidents.iter().enumerate() {
@@ -178,9 +186,16 @@ pub fn score(
             .map(|(pi, _)| &produced[pi])
             .collect();
         over_split += mine.len().saturating_sub(1);
+        // Where abstaining is right, a confident page in the same scenario (on this chain
+        // or on nothing expected) is a confident wrong answer, whatever else abstained.
+        let confident_page = matches_of_produced.iter().enumerate().any(|(pi, m)| {
+            (m.is_empty() || m.contains(&ei))
+                && produced[pi].root_cause_confident
+                && peak(&produced[pi]) <= Severity::P2
+        });
         let hit = |i: &Incident, k: usize| {
             if e.cause == "none" {
-                return !i.root_cause_confident;
+                return !i.root_cause_confident && !confident_page;
             }
             i.root_cause_confident
                 && i.hypotheses
@@ -234,6 +249,7 @@ pub fn score(
         over_merge,
         over_split,
         spurious,
+        noise_pages,
         abstained: produced.iter().filter(|i| !i.root_cause_confident).count(),
         signals: events.iter().filter(|e| is_raw_signal(e)).count(),
         events: events.len(),
@@ -250,6 +266,8 @@ pub struct Summary {
     pub over_merge: usize,
     pub over_split: usize,
     pub spurious: usize,
+    /// Spurious incidents that reached P1/P2: pages on noise.
+    pub noise_pages: usize,
     pub missed: usize,
     pub abstained: usize,
     pub detection_delay_p50_s: f64,
@@ -288,6 +306,7 @@ pub fn summarize(results: &[ScenarioResult]) -> Summary {
         over_merge: results.iter().map(|r| r.over_merge).sum(),
         over_split: results.iter().map(|r| r.over_split).sum(),
         spurious: results.iter().map(|r| r.spurious.len()).sum(),
+        noise_pages: results.iter().map(|r| r.noise_pages.len()).sum(),
         missed: all.iter().filter(|s| s.matched == 0).count(),
         abstained: results.iter().map(|r| r.abstained).sum(),
         detection_delay_p50_s: round(pct(0.5)),

@@ -2,6 +2,7 @@
 
 use tapio_proto::{Event, EventSeverity};
 
+use super::alerts;
 use super::entity::{EntityKey, subject_of};
 use super::signal::{Change, Derived, Recovery, Signal, Symptom};
 use super::state::ClusterState;
@@ -42,6 +43,8 @@ fn sig(ev: &Event, symptom: Symptom, subject: EntityKey, strong: bool, detail: S
         latency_s: None,
         priority: None,
         message: String::new(),
+        fraction: None,
+        monitoring: false,
     }
 }
 
@@ -397,6 +400,9 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
             )));
         }
         "alert.prometheus.firing" => {
+            let Some(reading) = alerts::read(ev, state) else {
+                return out;
+            };
             let name = ev.attr_str("alertname").unwrap_or_else(|| "alert".into());
             let text = format!(
                 "{} {}",
@@ -404,45 +410,67 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
                 ev.attr_str("description").unwrap_or_default()
             );
             let lower = text.to_ascii_lowercase();
-            let sym = if lower.contains("x509")
-                || name.to_ascii_lowercase().contains("certificate") && lower.contains("expir")
+            let mut sym = reading.symptom;
+            if sym == Symptom::Alert
+                && (lower.contains("x509")
+                    || name.to_ascii_lowercase().contains("certificate")
+                        && lower.contains("expired"))
             {
-                Symptom::CertExpired
-            } else {
-                Symptom::Alert
-            };
-            // A warning alert alone is not an incident (alert noise is what users drown
-            // in): it joins the chain it belongs to, or opens one when it repeats. Error and
-            // critical alerts, and alerts that carry an error ratio above 1 % or a latency
-            // above 5 s, open one.
-            let ratio_bad = ev
-                .attr_f64("error_ratio")
-                .is_some_and(|r| r >= crate::classify::P3_ERROR_RATIO);
-            let slow = ev
+                sym = Symptom::CertExpired;
+            }
+            // A figure the producer states outright wins over one read from the text.
+            let ratio = ev.attr_f64("error_ratio").or(reading.error_ratio);
+            let latency = ev
                 .attr_f64("p99_latency_seconds")
                 .or_else(|| ev.attr_f64("latency_seconds"))
-                .is_some_and(|l| l > crate::classify::P2_LATENCY_SECONDS);
-            let strong = ev.severity >= EventSeverity::Error || ratio_bad || slow;
+                .or(reading.latency_s);
+            // A warning alert alone is not an incident (alert noise is what users drown
+            // in): it joins the chain it belongs to, or opens one when it repeats. What
+            // the vocabulary calls strong (critical alerts, a service's targets all down,
+            // ...), and alerts stating an error ratio above 1 % or a latency above 5 s,
+            // open one.
+            let ratio_bad = ratio.is_some_and(|r| r >= crate::classify::P3_ERROR_RATIO);
+            let slow = latency.is_some_and(|l| l > crate::classify::P2_LATENCY_SECONDS);
+            let strong = reading.strong || (!reading.monitoring && (ratio_bad || slow));
+            let subject = reading.subject.clone().unwrap_or(who);
             let mut s = sig(
                 ev,
                 sym,
-                who,
+                subject,
                 strong,
                 format!(
                     "alert {name} firing{}",
-                    ev.attr_str("error_ratio")
-                        .map(|r| format!(" (error ratio {r})"))
+                    reading
+                        .figure
+                        .as_ref()
+                        .map(|f| format!(": {f}"))
+                        .or_else(|| ratio.map(|r| format!(" (error ratio {r})")))
                         .unwrap_or_default()
                 ),
             );
-            if let Some(r) = ev.attr_f64("error_ratio") {
+            if sym == Symptom::NodeNotReady
+                || matches!(
+                    sym,
+                    Symptom::FilesystemFilling
+                        | Symptom::ResourceExhausted
+                        | Symptom::NodeMemoryPressure
+                        | Symptom::CpuPressure
+                        | Symptom::IoPressure
+                        | Symptom::NetworkDegraded
+                ) && s.subject.kind == "Node"
+            {
+                s.node = Some(s.subject.name.clone());
+            }
+            if let Some(r) = ratio {
                 s.ratio = Some((r * 1e6, 1e6));
             }
-            s.latency_s = ev
-                .attr_f64("p99_latency_seconds")
-                .or_else(|| ev.attr_f64("latency_seconds"));
+            if let Some(f) = reading.fraction {
+                s.fraction = Some(f);
+            }
+            s.monitoring = reading.monitoring;
+            s.latency_s = latency;
             s.message = format!("{name} {text}");
-            if ev.severity <= EventSeverity::Info {
+            if ev.severity <= EventSeverity::Info && sym == Symptom::Alert {
                 s.symptom = Symptom::Informational;
                 // Drift is worth a P4 ticket; other informational alerts are context.
                 let m = s.message.to_ascii_lowercase();
@@ -452,11 +480,20 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
             out.push(Derived::Signal(s));
         }
         "alert.prometheus.resolved" => {
-            out.push(Derived::Recovery(Recovery {
-                at: ev.time,
-                subject: who,
-                symptom: Symptom::Alert,
-            }));
+            if let Some(reading) = alerts::read(ev, state) {
+                let subject = reading.subject.unwrap_or(who);
+                let mut symptoms = vec![reading.symptom];
+                if reading.symptom == Symptom::Alert {
+                    symptoms.push(Symptom::CertExpired);
+                }
+                for symptom in symptoms {
+                    out.push(Derived::Recovery(Recovery {
+                        at: ev.time,
+                        subject: subject.clone(),
+                        symptom,
+                    }));
+                }
+            }
         }
         _ => {}
     }

@@ -11,6 +11,7 @@
 //! Event time is the clock: the same stream gives the same incidents, live or replayed.
 //! State is bounded: objects per kind, incidents, signals per incident, changes per entity.
 
+pub mod alerts;
 pub mod derive;
 pub mod entity;
 pub mod rules;
@@ -1444,7 +1445,6 @@ impl CorrelationEngine {
             Symptom::NodeNotReady,
             Symptom::Evicted,
             Symptom::CertExpired,
-            Symptom::WorkloadDegraded,
         ] {
             if has(sym) {
                 raise(
@@ -1466,6 +1466,114 @@ impl CorrelationEngine {
                         s.detail
                     ),
                 );
+            }
+        }
+        // Replicas short: the share still available decides (one of three down while the
+        // Service answers is capacity lost, not an outage).
+        for s in recent
+            .iter()
+            .filter(|s| s.symptom == Symptom::WorkloadDegraded)
+        {
+            let serving = !self.state.services_of(&s.subject).is_empty();
+            match self
+                .state
+                .workloads
+                .get(&s.subject)
+                .and_then(|ws| ws.desired.zip(ws.available))
+            {
+                Some((d, a)) if serving && d > 0 && a * 2 <= d => raise(
+                    Severity::P2,
+                    format!(
+                        "{}: {a} of {d} replicas available: runbook P2 \"Partial functionality unavailable\"",
+                        s.subject
+                    ),
+                ),
+                Some((d, a)) => raise(
+                    Severity::P3,
+                    format!(
+                        "{}: {a} of {d} replicas available{}: runbook P3 \"Non-critical component failures\"",
+                        s.subject,
+                        if serving {
+                            ", the rest still serve"
+                        } else {
+                            ""
+                        }
+                    ),
+                ),
+                None => raise(
+                    Severity::P3,
+                    format!(
+                        "{} ({}); replica counts unknown: runbook P3 \"Non-critical component failures\"",
+                        s.subject, s.detail
+                    ),
+                ),
+            }
+        }
+        // Alerts read through the vocabulary (correlate/alerts.rs), each with its figure.
+        for s in &recent {
+            let live =
+                !is_condition(s.symptom) || w.conditions.contains(&(s.subject.clone(), s.symptom));
+            if !live {
+                continue;
+            }
+            match s.symptom {
+                Symptom::TargetsDown => {
+                    let f = s.fraction.unwrap_or(0.0);
+                    // Cross-check with the state: endpoints still ready means scraping
+                    // failed, not serving.
+                    let ready = self
+                        .state
+                        .ready_endpoints(&s.subject)
+                        .is_some_and(|(r, _)| r > 0);
+                    if f >= 0.999 && !s.monitoring && !ready {
+                        raise(
+                            Severity::P1,
+                            format!(
+                                "{}: {}: runbook P1 \"Complete service unavailability\"",
+                                s.subject, s.detail
+                            ),
+                        );
+                    } else if s.monitoring {
+                        raise(
+                            Severity::P3,
+                            format!(
+                                "monitoring gap ({}): runbook P3 \"Non-critical component failures\"",
+                                s.detail
+                            ),
+                        );
+                    } else {
+                        raise(
+                            Severity::P3,
+                            format!(
+                                "{}: {}; the other targets still answer: runbook P3 \"Some features intermittently unavailable\"",
+                                s.subject, s.detail
+                            ),
+                        );
+                    }
+                }
+                Symptom::ControlPlaneDegraded if s.strong => raise(
+                    Severity::P2,
+                    format!(
+                        "control plane degraded ({}): deploys, scaling and self-healing fail; runbook P2 \"Partial functionality unavailable\"",
+                        s.detail
+                    ),
+                ),
+                Symptom::ControlPlaneDegraded
+                | Symptom::VolumeFilling
+                | Symptom::FilesystemFilling
+                | Symptom::ResourceExhausted
+                | Symptom::ScalingLimit => raise(
+                    Severity::P3,
+                    format!("{}: runbook P3 \"Resource usage warnings\"", s.detail),
+                ),
+                Symptom::JobFailed => raise(
+                    Severity::P3,
+                    format!(
+                        "{} ({}): runbook P3 \"Non-critical component failures\"",
+                        s.subject, s.detail
+                    ),
+                ),
+                _ => {}
             }
         }
         // P3: intermittent unavailability, resource warnings, non-critical failures.
@@ -2067,6 +2175,11 @@ fn is_condition(s: Symptom) -> bool {
             | Symptom::NodeDiskPressure
             | Symptom::NodePidPressure
             | Symptom::Alert
+            | Symptom::TargetsDown
+            | Symptom::VolumeFilling
+            | Symptom::FilesystemFilling
+            | Symptom::ResourceExhausted
+            | Symptom::ControlPlaneDegraded
     )
 }
 
@@ -2105,6 +2218,14 @@ fn human(s: Symptom) -> &'static str {
         Symptom::NetworkDegraded => "Network degradation",
         Symptom::Declared => "Declared incident",
         Symptom::Informational => "Informational",
+        Symptom::TargetsDown => "Scrape targets down",
+        Symptom::VolumeFilling => "Volume filling up",
+        Symptom::FilesystemFilling => "Node filesystem filling up",
+        Symptom::ResourceExhausted => "Node resource exhaustion",
+        Symptom::ControlPlaneDegraded => "Control plane degraded",
+        Symptom::JobFailed => "Job failures",
+        Symptom::ScalingLimit => "Autoscaler at its limit",
+        Symptom::CpuThrottled => "CPU throttling",
     }
 }
 

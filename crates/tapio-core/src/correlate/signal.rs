@@ -42,6 +42,14 @@ pub enum Symptom {
     NetworkDegraded,
     Declared,
     Informational,
+    TargetsDown,
+    VolumeFilling,
+    FilesystemFilling,
+    ResourceExhausted,
+    ControlPlaneDegraded,
+    JobFailed,
+    ScalingLimit,
+    CpuThrottled,
 }
 
 impl Symptom {
@@ -81,10 +89,18 @@ impl Symptom {
             Self::NetworkDegraded => "network_degraded",
             Self::Declared => "declared",
             Self::Informational => "informational",
+            Self::TargetsDown => "targets_down",
+            Self::VolumeFilling => "volume_filling",
+            Self::FilesystemFilling => "filesystem_filling",
+            Self::ResourceExhausted => "resource_exhausted",
+            Self::ControlPlaneDegraded => "control_plane_degraded",
+            Self::JobFailed => "job_failed",
+            Self::ScalingLimit => "scaling_limit",
+            Self::CpuThrottled => "cpu_throttled",
         }
     }
 
-    pub const ALL: [Symptom; 33] = [
+    pub const ALL: [Symptom; 41] = [
         Self::OomKilled,
         Self::CrashLoop,
         Self::Restarted,
@@ -118,6 +134,14 @@ impl Symptom {
         Self::NetworkDegraded,
         Self::Declared,
         Self::Informational,
+        Self::TargetsDown,
+        Self::VolumeFilling,
+        Self::FilesystemFilling,
+        Self::ResourceExhausted,
+        Self::ControlPlaneDegraded,
+        Self::JobFailed,
+        Self::ScalingLimit,
+        Self::CpuThrottled,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -137,6 +161,8 @@ impl Symptom {
                 | Self::DiskError
                 | Self::DiskLatency
                 | Self::HungTask
+                | Self::FilesystemFilling
+                | Self::ResourceExhausted
         )
     }
 }
@@ -165,6 +191,10 @@ pub struct Signal {
     pub priority: Option<Severity>,
     /// Free text worth matching in rules (event message, unschedulable reason).
     pub message: String,
+    /// A failed share (0–1) the producer states, e.g. TargetDown's targets down.
+    pub fraction: Option<f64>,
+    /// About the monitoring pipeline itself: a non-critical component.
+    pub monitoring: bool,
 }
 
 /// Something that changed: a candidate cause ("what changed before it").

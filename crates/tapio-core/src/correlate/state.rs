@@ -22,6 +22,8 @@ pub struct NodeState {
     pub ready: Option<bool>,
     pub pressure: BTreeSet<String>,
     pub taints: BTreeSet<String>,
+    /// `status.addresses` (InternalIP, ExternalIP, Hostname): alerts name a node by address.
+    pub addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -87,6 +89,10 @@ pub struct ClusterState {
     svc_workloads: FastMap<EntityKey, BTreeSet<EntityKey>>,
     /// The cluster DNS workloads (kube-system, name with "dns").
     pub dns_workloads: BTreeSet<EntityKey>,
+    /// HorizontalPodAutoscaler → its scale target.
+    pub hpa_targets: FastMap<EntityKey, EntityKey>,
+    /// Job → the CronJob that created it.
+    pub job_owners: FastMap<EntityKey, EntityKey>,
 }
 
 fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -150,6 +156,8 @@ impl Ctx {
             latency_s: None,
             priority: None,
             message,
+            fraction: None,
+            monitoring: false,
         }));
     }
     fn change(&mut self, entity: EntityKey, kind: &str, description: String) {
@@ -387,7 +395,37 @@ impl ClusterState {
                 }
             }
             "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => {
+                if kind == "Job" {
+                    let key = EntityKey::ns("Job", ns, name);
+                    let cron = arr(obj, &["metadata", "ownerReferences"])
+                        .iter()
+                        .find(|o| o.get("kind").and_then(Value::as_str) == Some("CronJob"))
+                        .and_then(|o| o.get("name")?.as_str())
+                        .map(|c| EntityKey::ns("CronJob", ns, c));
+                    match cron {
+                        Some(c) if !deleted && self.job_owners.len() < MAX_OBJECTS => {
+                            self.job_owners.insert(key, c);
+                        }
+                        _ => {
+                            self.job_owners.remove(&key);
+                        }
+                    }
+                }
                 self.workload(&mut cx, kind, ns, name, obj, deleted)
+            }
+            "HorizontalPodAutoscaler" => {
+                let key = EntityKey::ns(kind, ns, name);
+                let target = s(obj, &["spec", "scaleTargetRef", "kind"])
+                    .zip(s(obj, &["spec", "scaleTargetRef", "name"]))
+                    .map(|(k, n)| EntityKey::ns(k, ns, n));
+                match target {
+                    Some(t) if !deleted && self.hpa_targets.len() < MAX_OBJECTS => {
+                        self.hpa_targets.insert(key, t);
+                    }
+                    _ => {
+                        self.hpa_targets.remove(&key);
+                    }
+                }
             }
             "Service" => {
                 let key = EntityKey::ns("Service", ns, name);
@@ -489,6 +527,11 @@ impl ClusterState {
                 _ => {}
             }
         }
+        st.addresses = arr(obj, &["status", "addresses"])
+            .iter()
+            .filter_map(|a| a.get("address")?.as_str().map(str::to_owned))
+            .take(8)
+            .collect();
         for t in arr(obj, &["spec", "taints"]) {
             if let Some(k) = t.get("key").and_then(Value::as_str) {
                 let eff = t.get("effect").and_then(Value::as_str).unwrap_or("");
@@ -1071,7 +1114,20 @@ impl ClusterState {
         cx.signal(sym, subject, node, cut, strong, message);
     }
 
-    fn owner_from_pod_name(&self, ns: &str, pod: &str) -> Option<EntityKey> {
+    /// The node one of whose addresses is `addr`.
+    pub fn node_by_address(&self, addr: &str) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|(_, n)| n.addresses.iter().any(|a| a == addr))
+            .map(|(k, _)| k.as_str())
+    }
+
+    /// The CronJob behind a Job, when known.
+    pub fn job_owner(&self, job: &EntityKey) -> Option<EntityKey> {
+        self.job_owners.get(job).cloned()
+    }
+
+    pub fn owner_from_pod_name(&self, ns: &str, pod: &str) -> Option<EntityKey> {
         // <deployment>-<rs hash>-<pod suffix>
         let mut parts = pod.rsplitn(3, '-');
         let _suffix = parts.next()?;

@@ -45,7 +45,7 @@ pub struct Rule {
     pub name: String,
     pub cause: String,
     pub on: On,
-    /// A change of this kind (`rollout`, `config`, `node`, `scale`, `marker`) on the cause
+    /// A change of this kind (`rollout`, `restart`, `config`, `node`, `scale`, `marker`) on the cause
     /// entity within `change_window` before the first symptom is required.
     pub change: Option<String>,
     pub change_window: Duration,
@@ -103,7 +103,7 @@ pub struct RuleError {
     pub message: String,
 }
 
-const CHANGE_KINDS: &[&str] = &["rollout", "config", "node", "scale", "marker"];
+const CHANGE_KINDS: &[&str] = &["rollout", "restart", "config", "node", "scale", "marker"];
 
 pub const DEFAULT_RULES: &str = include_str!("../../../../rules/default.toml");
 

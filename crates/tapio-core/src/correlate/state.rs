@@ -57,6 +57,9 @@ pub struct WorkloadState {
     pub available: Option<i64>,
     pub images: Vec<String>,
     pub template_hash: Option<String>,
+    /// The template without `kubectl.kubernetes.io/restartedAt`: unchanged by a plain
+    /// `kubectl rollout restart`, which changes nothing a pod runs.
+    pub spec_hash: Option<String>,
     pub revision: Option<String>,
 }
 
@@ -862,13 +865,25 @@ impl ClusterState {
             .iter()
             .filter_map(|c| c.get("image")?.as_str().map(str::to_owned))
             .collect();
-        let tmpl = get(obj, &["spec", "template"]).map(|t| {
+        let hash = |t: &Value| {
             use sha2::{Digest, Sha256};
             let d = Sha256::digest(t.to_string().as_bytes());
             d[..6]
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
+        };
+        let tmpl = get(obj, &["spec", "template"]).map(hash);
+        let spec_hash = get(obj, &["spec", "template"]).map(|t| {
+            let mut t = t.clone();
+            if let Some(a) = t
+                .get_mut("metadata")
+                .and_then(|m| m.get_mut("annotations"))
+                .and_then(Value::as_object_mut)
+            {
+                a.remove("kubectl.kubernetes.io/restartedAt");
+            }
+            hash(&t)
         });
         let st = WorkloadState {
             desired: int(obj, &["spec", "replicas"])
@@ -878,6 +893,7 @@ impl ClusterState {
                 .or_else(|| int(obj, &["status", "readyReplicas"])),
             images: images.clone(),
             template_hash: tmpl,
+            spec_hash,
             revision: s(
                 obj,
                 &[
@@ -889,7 +905,18 @@ impl ClusterState {
             .map(str::to_owned),
         };
         if let Some(old) = self.workloads.get(&key) {
-            if old.template_hash.is_some() && old.template_hash != st.template_hash {
+            if old.template_hash.is_some()
+                && old.template_hash != st.template_hash
+                && old.spec_hash == st.spec_hash
+            {
+                // New pods, same spec: a restart is weaker evidence than a new image or
+                // config, and no rule takes it for a rollout.
+                cx.change(
+                    key.clone(),
+                    "restart",
+                    format!("restart of {key} (no change to its pod spec)"),
+                );
+            } else if old.template_hash.is_some() && old.template_hash != st.template_hash {
                 let what = if old.images != st.images {
                     format!(
                         "rollout of {key}: image {} → {}",

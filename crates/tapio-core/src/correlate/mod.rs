@@ -104,7 +104,24 @@ struct Working {
     /// Order in which incidents were opened (processing order): in a common-onset merge
     /// the one reported first survives, so nobody hears of an incident twice.
     seq: u64,
+    /// Several nodes failing together that share a node group or zone the healthy nodes
+    /// do not: the common factor is the cause (one incident, not one per node).
+    factor: Option<Factor>,
 }
+
+#[derive(Debug, Clone)]
+struct Factor {
+    cause: &'static str,
+    entity: EntityKey,
+    nodes: Vec<String>,
+    of: usize,
+}
+
+const NODE_GROUP_FAILURE: &str = "node_group_failure";
+const ZONE_FAILURE: &str = "zone_failure";
+
+/// Node failures that begin this close together can share a cause.
+const FACTOR_WINDOW_MINUTES: i64 = 15;
 
 /// One entity failing within an incident.
 #[derive(Debug, Clone, Copy)]
@@ -162,7 +179,18 @@ pub struct CorrelationEngine {
     pub abstentions: u64,
     pub signals_seen: u64,
     opened_seq: u64,
+    /// Outage conditions read from the state (no ready endpoints, no replica available)
+    /// that would open a new incident wait out a grace period: replacement pods of a
+    /// drain or a rollout are usually ready within it. Released when due if the state
+    /// still shows the outage; dropped (and counted) if it cleared. Bounded.
+    deferred: VecDeque<(DateTime<Utc>, Signal)>,
+    /// Outage conditions that cleared within their grace period (never an incident).
+    pub damped: u64,
 }
+
+/// How long a state-derived outage must last before it opens an incident by itself.
+const OUTAGE_GRACE_SECONDS: i64 = 30;
+const MAX_DEFERRED: usize = 10_000;
 
 const MAX_DEPS: usize = 100_000;
 const MAX_RECENT: usize = 10_000;
@@ -196,7 +224,70 @@ impl CorrelationEngine {
             abstentions: 0,
             signals_seen: 0,
             opened_seq: 0,
+            deferred: VecDeque::new(),
+            damped: 0,
         }
+    }
+
+    /// Whether a state-derived outage condition still holds.
+    fn outage_holds(&self, s: &Signal) -> bool {
+        match s.symptom {
+            Symptom::NoReadyEndpoints => self
+                .state
+                .ready_endpoints(&s.subject)
+                .is_some_and(|(ready, _)| ready == 0),
+            Symptom::WorkloadUnavailable => self
+                .state
+                .workloads
+                .get(&s.subject)
+                .is_some_and(|w| w.desired.unwrap_or(0) > 0 && w.available.unwrap_or(0) == 0),
+            _ => true,
+        }
+    }
+
+    /// Deferred outage signals whose grace period has passed at `now` and that still
+    /// hold; the others that are due are dropped as damped.
+    fn release_deferred(&mut self, now: DateTime<Utc>) -> Vec<Derived> {
+        let mut out = Vec::new();
+        while self.deferred.front().is_some_and(|(due, _)| *due <= now) {
+            let Some((_, s)) = self.deferred.pop_front() else {
+                break;
+            };
+            if self.outage_holds(&s) {
+                out.push(Derived::Signal(s));
+            } else {
+                self.damped += 1;
+            }
+        }
+        out
+    }
+
+    /// Whether `s` is a state-derived outage that would open a new incident now: it waits.
+    fn defer(&mut self, s: &Signal) -> bool {
+        if self.depth == CorrelationDepth::Basic
+            || !s.strong
+            || s.priority.is_some()
+            || !matches!(
+                s.symptom,
+                Symptom::NoReadyEndpoints | Symptom::WorkloadUnavailable
+            )
+            || self.deferred.len() >= MAX_DEFERRED
+        {
+            return false;
+        }
+        let mut anchor = self.anchor(s);
+        for _ in 0..8 {
+            match self.alias.get(&anchor) {
+                Some(a) if self.active.contains_key(a) => anchor = a.clone(),
+                _ => break,
+            }
+        }
+        if self.active.contains_key(&anchor) {
+            return false;
+        }
+        self.deferred
+            .push_back((s.at + Duration::seconds(OUTAGE_GRACE_SECONDS), s.clone()));
+        true
     }
 
     pub fn with_defaults(depth: CorrelationDepth) -> Self {
@@ -228,6 +319,12 @@ impl CorrelationEngine {
         if now > self.clock {
             self.clock = now;
         }
+        let released = self.release_deferred(now);
+        let mut out = if released.is_empty() {
+            Vec::new()
+        } else {
+            self.process(released)
+        };
         let quiet = self.cfg.quiet;
         let due: Vec<EntityKey> = self
             .active
@@ -238,7 +335,6 @@ impl CorrelationEngine {
             .filter(|(_, w)| !(now - w.last_symptom >= quiet && w.conditions.is_empty()))
             .map(|(k, _)| k.clone())
             .collect();
-        let mut out = Vec::new();
         for k in due {
             self.evaluate(&k);
             if let Some(w) = self.active.get(&k) {
@@ -459,7 +555,9 @@ impl CorrelationEngine {
             fingerprint: fp,
             identity,
             started_at: s.at,
-            detected_at: s.at,
+            // Detected when the engine saw it (an outage that waited out its grace period,
+            // evidence delivered late), never before it happened.
+            detected_at: self.clock.max(s.at),
             acknowledged_at: None,
             mitigated_at: None,
             resolved_at: None,
@@ -511,6 +609,7 @@ impl CorrelationEngine {
                 members: BTreeMap::new(),
                 onset_group: false,
                 seq: self.opened_seq,
+                factor: None,
             },
         );
         self.opened_seq += 1;
@@ -1030,6 +1129,286 @@ impl CorrelationEngine {
         }
     }
 
+    /// Apply what evidence (or the clock) brought: signals, changes, recoveries; then
+    /// merge, group and report.
+    fn process(&mut self, derived: Vec<Derived>) -> Vec<IncidentChange> {
+        let mut touched = BTreeSet::new();
+        let mut opened = BTreeSet::new();
+        // Incidents whose analysis may change (others only gained evidence).
+        let mut novel = BTreeSet::new();
+        for d in derived {
+            match d {
+                Derived::Signal(s) => self.handle_signal(s, &mut touched, &mut opened, &mut novel),
+                Derived::Change(c) => {
+                    for k in self.record_change(c) {
+                        touched.insert(k.clone());
+                        novel.insert(k);
+                    }
+                }
+                Derived::Recovery(r) => {
+                    let mut rec = BTreeSet::new();
+                    self.recover(&r.subject, r.symptom, &mut rec);
+                    touched.extend(rec.iter().cloned());
+                    novel.extend(rec);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut merged: Vec<Incident> = Vec::new();
+        // A held-back downgrade is due once the quiet period has passed.
+        let quiet = self.cfg.quiet;
+        let clock = self.clock;
+        for (k, w) in &self.active {
+            if w.pending_downgrade
+                && clock - w.level_seen_at >= quiet
+                && !(clock - w.last_symptom >= quiet && w.conditions.is_empty())
+            {
+                novel.insert(k.clone());
+                touched.insert(k.clone());
+            }
+        }
+        let mut touched: Vec<EntityKey> = touched.into_iter().collect();
+        for k in &novel {
+            self.evaluate(k);
+        }
+        // Symptom-only incidents join the confident chain that involves them.
+        let mut absorbed: BTreeSet<EntityKey> = BTreeSet::new();
+        for j in novel.iter().cloned().collect::<Vec<_>>() {
+            if self.depth == CorrelationDepth::Basic {
+                break;
+            }
+            let candidates = self.merge_candidates(&j);
+            for k in candidates {
+                let mut onset = false;
+                let pair = if self.absorbs(&j, &k) {
+                    Some((k.clone(), j.clone()))
+                } else if !touched.contains(&k) && self.absorbs(&k, &j) {
+                    Some((j.clone(), k.clone()))
+                } else {
+                    onset = true;
+                    self.onset_pair(&j, &k)
+                };
+                if let Some((from, into)) = pair
+                    && let Some(gone) = self.merge(&from, &into)
+                {
+                    if onset && let Some(w) = self.active.get_mut(&into) {
+                        w.onset_group = true;
+                    }
+                    self.evaluate(&into);
+                    merged.push(gone);
+                    absorbed.insert(from);
+                    if !touched.contains(&into) {
+                        touched.push(into);
+                    }
+                    if !self.active.contains_key(&j) {
+                        break;
+                    }
+                }
+            }
+        }
+        // Incidents whose confident cause is an incident that now exists join it.
+        if self.depth != CorrelationDepth::Basic {
+            for j in novel.iter().cloned().collect::<Vec<_>>() {
+                if !self.active.contains_key(&j) {
+                    continue;
+                }
+                let name = j.to_string();
+                let followers: Vec<EntityKey> = self
+                    .active
+                    .iter()
+                    .filter(|(k, w)| {
+                        **k != j
+                            && w.inc.root_cause_confident
+                            && w.inc.hypotheses.first().is_some_and(|h| h.entity == name)
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in followers {
+                    if let Some(gone) = self.merge(&k, &j) {
+                        merged.push(gone);
+                        absorbed.insert(k);
+                        if !touched.contains(&j) {
+                            touched.push(j.clone());
+                        }
+                    }
+                }
+                if absorbed.iter().any(|a| self.alias.get(a) == Some(&j)) {
+                    self.evaluate(&j);
+                }
+            }
+        }
+        // Several nodes failing together: one incident on what they share.
+        if self.depth != CorrelationDepth::Basic
+            && novel
+                .iter()
+                .any(|k| k.kind == "Node" && self.active.contains_key(k))
+        {
+            for (from, into) in self.common_factor() {
+                if let Some(gone) = self.merge(&from, &into) {
+                    merged.push(gone);
+                    absorbed.insert(from);
+                    if !touched.contains(&into) {
+                        touched.push(into.clone());
+                    }
+                }
+            }
+            let grouped: Vec<EntityKey> = self
+                .active
+                .iter()
+                .filter(|(_, w)| w.factor.is_some())
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in grouped {
+                self.evaluate(&k);
+            }
+        }
+        for k in &touched {
+            if absorbed.contains(k) {
+                continue;
+            }
+            if let Some(target) = self.merge_target(k)
+                && let Some(gone) = self.merge(k, &target)
+            {
+                self.evaluate(&target);
+                merged.push(gone);
+                if let Some(w) = self.active.get(&target) {
+                    out.push(IncidentChange::Updated(w.inc.clone()));
+                }
+                continue;
+            }
+            // Repeats of known symptoms only add evidence: report such an incident at most
+            // every few seconds of event time (copying a large incident per fact would be
+            // most of the cost); anything that changes its analysis is reported at once.
+            let now = self.clock;
+            if let Some(w) = self.active.get_mut(k) {
+                let due = opened.contains(k)
+                    || novel.contains(k)
+                    || now - w.last_emitted >= Duration::seconds(EMIT_EVERY_SECONDS);
+                if !due {
+                    self.dirty.insert(k.clone());
+                    continue;
+                }
+                w.last_emitted = now;
+                self.dirty.remove(k);
+                out.push(if opened.contains(k) {
+                    IncidentChange::Opened(w.inc.clone())
+                } else {
+                    IncidentChange::Updated(w.inc.clone())
+                });
+            }
+        }
+        // A merged incident that was never reported as opened is not reported at all.
+        for m in merged {
+            if !opened
+                .iter()
+                .any(|k| self.recent.get(k).is_some_and(|w| w.inc.id == m.id))
+            {
+                out.push(IncidentChange::Updated(m));
+            }
+        }
+        out.extend(self.sweep(false));
+        out
+    }
+
+    /// Node incidents failing together whose nodes share a node group or zone that the
+    /// healthy nodes do not (at least two of them, beginning within 15 minutes): the
+    /// factor covering the largest share of its nodes is the cause. Sets the factor on
+    /// the incident opened first and returns the merges (from, into) that make it one.
+    fn common_factor(&mut self) -> Vec<(EntityKey, EntityKey)> {
+        let window = self.cfg.window;
+        let failing: Vec<(EntityKey, DateTime<Utc>, u64)> = self
+            .active
+            .iter()
+            .filter(|(k, w)| {
+                k.kind == "Node"
+                    && w.signals.iter().any(|s| {
+                        s.strong
+                            && s.symptom.is_node_condition()
+                            && s.subject == **k
+                            && w.last_symptom - s.at <= window
+                    })
+            })
+            .map(|(k, w)| (k.clone(), w.inc.started_at, w.seq))
+            .collect();
+        if failing.len() < 2 {
+            return Vec::new();
+        }
+        // Each factor: the failing nodes with it, and all nodes with it.
+        let mut by_factor: BTreeMap<(&'static str, String), (Vec<usize>, usize)> = BTreeMap::new();
+        for (i, (k, _, _)) in failing.iter().enumerate() {
+            if let Some(n) = self.state.nodes.get(&k.name) {
+                for f in &n.factors {
+                    by_factor.entry(f.clone()).or_default().0.push(i);
+                }
+            }
+        }
+        let total_nodes = self.state.nodes.len();
+        for ((kind, value), (_, of)) in by_factor.iter_mut() {
+            *of = self
+                .state
+                .nodes
+                .values()
+                .filter(|n| n.factors.iter().any(|(k, v)| k == kind && v == value))
+                .count();
+        }
+        let best = by_factor
+            .into_iter()
+            .filter(|(_, (members, of))| members.len() >= 2 && *of < total_nodes)
+            .filter(|(_, (members, _))| {
+                let first = members.iter().map(|i| failing[*i].1).min();
+                let last = members.iter().map(|i| failing[*i].1).max();
+                matches!((first, last), (Some(a), Some(b)) if b - a <= Duration::minutes(FACTOR_WINDOW_MINUTES))
+            })
+            .max_by(|a, b| {
+                let share = |x: &(Vec<usize>, usize)| x.0.len() as f64 / x.1.max(1) as f64;
+                share(&a.1)
+                    .partial_cmp(&share(&b.1))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(a.1.0.len().cmp(&b.1.0.len()))
+                    .then(b.0.cmp(&a.0))
+            });
+        let Some(((kind, value), (members, of))) = best else {
+            return Vec::new();
+        };
+        // The failing nodes must be most of the factor's nodes: two of fifty in one zone
+        // failing together is coincidence, not the zone.
+        if members.len() * 2 < of {
+            return Vec::new();
+        }
+        let mut nodes: Vec<&(EntityKey, DateTime<Utc>, u64)> =
+            members.iter().map(|i| &failing[*i]).collect();
+        nodes.sort_by_key(|(k, _, seq)| (*seq, k.clone()));
+        let into = nodes[0].0.clone();
+        let factor = Factor {
+            cause: if kind == "Zone" {
+                ZONE_FAILURE
+            } else {
+                NODE_GROUP_FAILURE
+            },
+            entity: EntityKey::new(kind, None, &value),
+            nodes: nodes.iter().map(|(k, _, _)| k.name.clone()).collect(),
+            of,
+        };
+        if let Some(w) = self.active.get_mut(&into) {
+            // Nodes grouped earlier stay named.
+            let mut all = w.factor.take().map(|f| f.nodes).unwrap_or_default();
+            for n in factor.nodes.iter() {
+                if !all.contains(n) {
+                    all.push(n.clone());
+                }
+            }
+            w.factor = Some(Factor {
+                nodes: all,
+                ..factor
+            });
+        }
+        nodes
+            .iter()
+            .skip(1)
+            .map(|(k, _, _)| (k.clone(), into.clone()))
+            .collect()
+    }
+
     /// Move incident `from` into `into`; `from` ends resolved, pointing at the survivor.
     fn merge(&mut self, from: &EntityKey, into: &EntityKey) -> Option<Incident> {
         let mut gone = self.active.remove(from)?;
@@ -1084,6 +1463,18 @@ impl CorrelationEngine {
             }
         }
         w.onset_group |= gone.onset_group;
+        if let Some(gf) = gone.factor.take() {
+            match &mut w.factor {
+                Some(f) => {
+                    for n in gf.nodes {
+                        if !f.nodes.contains(&n) {
+                            f.nodes.push(n);
+                        }
+                    }
+                }
+                None => w.factor = Some(gf),
+            }
+        }
         for (k, v) in &gone.ratios {
             w.ratios.entry(k.clone()).or_insert(*v);
         }
@@ -1962,6 +2353,9 @@ impl CorrelationEngine {
         if let Some(h) = self.onset_hypothesis(w) {
             hyps.push(h);
         }
+        if let Some(f) = &w.factor {
+            hyps.push(factor_hypothesis(f, w));
+        }
         // Rank: confidence, then support, then name (deterministic). One per cause+entity.
         hyps.sort_by(|a, b| {
             b.confidence
@@ -1974,6 +2368,54 @@ impl CorrelationEngine {
         hyps.retain(|h| seen.insert((h.cause.clone(), h.entity.clone())));
         hyps.truncate(5);
         (hyps, notes)
+    }
+}
+
+/// The hypothesis of nodes failing together on a shared node group or zone: it explains
+/// every node's failure at once, so it outranks each node's own.
+fn factor_hypothesis(f: &Factor, w: &Working) -> Hypothesis {
+    let what = if f.cause == ZONE_FAILURE {
+        "zone"
+    } else {
+        "node group"
+    };
+    let evidence: Vec<Ulid> = w
+        .signals
+        .iter()
+        .filter(|s| s.subject.kind == "Node" && s.strong)
+        .map(|s| s.evidence)
+        .take(20)
+        .collect();
+    let nodes = f.nodes.join(", ");
+    let of = if f.of > 0 {
+        format!(" of its {}", f.of)
+    } else {
+        String::new()
+    };
+    let mut chain = vec![format!("{} on {}", f.cause, f.entity)];
+    chain.extend(f.nodes.iter().map(|n| format!("→ node {n} failed")));
+    let selector = if f.cause == ZONE_FAILURE {
+        format!("topology.kubernetes.io/zone={}", f.entity.name)
+    } else {
+        format!("<node-group label>={}", f.entity.name)
+    };
+    Hypothesis {
+        cause: f.cause.into(),
+        entity: f.entity.to_string(),
+        confidence: 0.95,
+        evidence,
+        chain,
+        rule: "common-factor".into(),
+        explanation: format!(
+            "{} nodes{of} of {what} {} failed together ({nodes}) while nodes outside it stayed healthy: the {what} is the common factor",
+            f.nodes.len(),
+            f.entity.name
+        ),
+        mitigations: vec![
+            format!("kubectl get nodes -l {selector} -o wide"),
+            format!("kubectl cordon -l {selector}"),
+            "compare the failing nodes' image, kernel and runtime (kubectl get nodes -o wide) with the healthy ones; roll back the last change to the group".into(),
+        ],
     }
 }
 
@@ -2273,6 +2715,27 @@ impl CorrelationEngine {
                     .hypotheses
                     .first()
                     .is_some_and(|h| h.cause == CASCADE_ORIGIN);
+            // A common-factor incident keeps its factor (and so its cause) across a restart.
+            let factor = inc
+                .hypotheses
+                .first()
+                .filter(|h| h.cause == NODE_GROUP_FAILURE || h.cause == ZONE_FAILURE)
+                .and_then(|h| {
+                    Some(Factor {
+                        cause: if h.cause == ZONE_FAILURE {
+                            ZONE_FAILURE
+                        } else {
+                            NODE_GROUP_FAILURE
+                        },
+                        entity: EntityKey::parse(&h.entity)?,
+                        nodes: inc
+                            .affected
+                            .iter()
+                            .filter_map(|a| a.strip_prefix("Node/").map(str::to_owned))
+                            .collect(),
+                        of: 0,
+                    })
+                });
             self.active.insert(
                 anchor.clone(),
                 Working {
@@ -2291,6 +2754,7 @@ impl CorrelationEngine {
                     members: BTreeMap::new(),
                     onset_group,
                     seq: self.opened_seq,
+                    factor,
                 },
             );
         }
@@ -2324,7 +2788,9 @@ impl IncidentEngine for CorrelationEngine {
         if ev.time > self.clock {
             self.clock = ev.time;
         }
-        let derived = if ev.kind.source() == "kubernetes" && ev.kind.domain() == "watch" {
+        let from_state = ev.kind.source() == "kubernetes" && ev.kind.domain() == "watch";
+        let mut derived = self.release_deferred(self.clock);
+        let fresh = if from_state {
             match &ev.object {
                 Some(obj) => self.state.apply(ev.kind.anomaly(), obj, ev.time, ev.id),
                 None => Vec::new(),
@@ -2332,157 +2798,16 @@ impl IncidentEngine for CorrelationEngine {
         } else {
             derive::from_event(ev, &self.state, self.cfg.min_traffic)
         };
-        let mut touched = BTreeSet::new();
-        let mut opened = BTreeSet::new();
-        // Incidents whose analysis may change (others only gained evidence).
-        let mut novel = BTreeSet::new();
-        for d in derived {
-            match d {
-                Derived::Signal(s) => self.handle_signal(s, &mut touched, &mut opened, &mut novel),
-                Derived::Change(c) => {
-                    for k in self.record_change(c) {
-                        touched.insert(k.clone());
-                        novel.insert(k);
-                    }
-                }
-                Derived::Recovery(r) => {
-                    let mut rec = BTreeSet::new();
-                    self.recover(&r.subject, r.symptom, &mut rec);
-                    touched.extend(rec.iter().cloned());
-                    novel.extend(rec);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        let mut merged: Vec<Incident> = Vec::new();
-        // A held-back downgrade is due once the quiet period has passed.
-        let quiet = self.cfg.quiet;
-        let clock = self.clock;
-        for (k, w) in &self.active {
-            if w.pending_downgrade
-                && clock - w.level_seen_at >= quiet
-                && !(clock - w.last_symptom >= quiet && w.conditions.is_empty())
+        for d in fresh {
+            if from_state
+                && let Derived::Signal(s) = &d
+                && self.defer(s)
             {
-                novel.insert(k.clone());
-                touched.insert(k.clone());
-            }
-        }
-        let mut touched: Vec<EntityKey> = touched.into_iter().collect();
-        for k in &novel {
-            self.evaluate(k);
-        }
-        // Symptom-only incidents join the confident chain that involves them.
-        let mut absorbed: BTreeSet<EntityKey> = BTreeSet::new();
-        for j in novel.iter().cloned().collect::<Vec<_>>() {
-            if self.depth == CorrelationDepth::Basic {
-                break;
-            }
-            let candidates = self.merge_candidates(&j);
-            for k in candidates {
-                let mut onset = false;
-                let pair = if self.absorbs(&j, &k) {
-                    Some((k.clone(), j.clone()))
-                } else if !touched.contains(&k) && self.absorbs(&k, &j) {
-                    Some((j.clone(), k.clone()))
-                } else {
-                    onset = true;
-                    self.onset_pair(&j, &k)
-                };
-                if let Some((from, into)) = pair
-                    && let Some(gone) = self.merge(&from, &into)
-                {
-                    if onset && let Some(w) = self.active.get_mut(&into) {
-                        w.onset_group = true;
-                    }
-                    self.evaluate(&into);
-                    merged.push(gone);
-                    absorbed.insert(from);
-                    if !touched.contains(&into) {
-                        touched.push(into);
-                    }
-                    if !self.active.contains_key(&j) {
-                        break;
-                    }
-                }
-            }
-        }
-        // Incidents whose confident cause is an incident that now exists join it.
-        if self.depth != CorrelationDepth::Basic {
-            for j in novel.iter().cloned().collect::<Vec<_>>() {
-                if !self.active.contains_key(&j) {
-                    continue;
-                }
-                let name = j.to_string();
-                let followers: Vec<EntityKey> = self
-                    .active
-                    .iter()
-                    .filter(|(k, w)| {
-                        **k != j
-                            && w.inc.root_cause_confident
-                            && w.inc.hypotheses.first().is_some_and(|h| h.entity == name)
-                    })
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for k in followers {
-                    if let Some(gone) = self.merge(&k, &j) {
-                        merged.push(gone);
-                        absorbed.insert(k);
-                        if !touched.contains(&j) {
-                            touched.push(j.clone());
-                        }
-                    }
-                }
-                if absorbed.iter().any(|a| self.alias.get(a) == Some(&j)) {
-                    self.evaluate(&j);
-                }
-            }
-        }
-        for k in &touched {
-            if absorbed.contains(k) {
                 continue;
             }
-            if let Some(target) = self.merge_target(k)
-                && let Some(gone) = self.merge(k, &target)
-            {
-                self.evaluate(&target);
-                merged.push(gone);
-                if let Some(w) = self.active.get(&target) {
-                    out.push(IncidentChange::Updated(w.inc.clone()));
-                }
-                continue;
-            }
-            // Repeats of known symptoms only add evidence: report such an incident at most
-            // every few seconds of event time (copying a large incident per fact would be
-            // most of the cost); anything that changes its analysis is reported at once.
-            let now = self.clock;
-            if let Some(w) = self.active.get_mut(k) {
-                let due = opened.contains(k)
-                    || novel.contains(k)
-                    || now - w.last_emitted >= Duration::seconds(EMIT_EVERY_SECONDS);
-                if !due {
-                    self.dirty.insert(k.clone());
-                    continue;
-                }
-                w.last_emitted = now;
-                self.dirty.remove(k);
-                out.push(if opened.contains(k) {
-                    IncidentChange::Opened(w.inc.clone())
-                } else {
-                    IncidentChange::Updated(w.inc.clone())
-                });
-            }
+            derived.push(d);
         }
-        // A merged incident that was never reported as opened is not reported at all.
-        for m in merged {
-            if !opened
-                .iter()
-                .any(|k| self.recent.get(k).is_some_and(|w| w.inc.id == m.id))
-            {
-                out.push(IncidentChange::Updated(m));
-            }
-        }
-        out.extend(self.sweep(false));
-        out
+        self.process(derived)
     }
 
     fn active_count(&self) -> usize {

@@ -24,7 +24,28 @@ pub struct NodeState {
     pub taints: BTreeSet<String>,
     /// `status.addresses` (InternalIP, ExternalIP, Hostname): alerts name a node by address.
     pub addresses: Vec<String>,
+    /// What the node shares with others and could fail with them: its node group (pool)
+    /// and zone from the well-known labels, `(kind, value)` with kind `NodeGroup` / `Zone`.
+    pub factors: Vec<(&'static str, String)>,
+    /// Cordoned (drain, upgrade, scale-down, spot notice): disruption here is planned.
+    pub cordoned: bool,
 }
+
+/// Labels that name a node's group (pool), by provider.
+const NODE_GROUP_LABELS: &[&str] = &[
+    "eks.amazonaws.com/nodegroup",
+    "alpha.eksctl.io/nodegroup-name",
+    "cloud.google.com/gke-nodepool",
+    "kubernetes.azure.com/agentpool",
+    "karpenter.sh/nodepool",
+    "node.kubernetes.io/pool",
+    "nodepool",
+    "agentpool",
+];
+const ZONE_LABELS: &[&str] = &[
+    "topology.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/zone",
+];
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContainerState {
@@ -530,6 +551,19 @@ impl ClusterState {
                 _ => {}
             }
         }
+        let node_labels = labels(obj, &["metadata", "labels"]);
+        let pick = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| node_labels.get(*k))
+                .filter(|v| !v.is_empty() && !v.contains('/') && v.len() <= 253)
+                .cloned()
+        };
+        if let Some(g) = pick(NODE_GROUP_LABELS) {
+            st.factors.push(("NodeGroup", g));
+        }
+        if let Some(z) = pick(ZONE_LABELS) {
+            st.factors.push(("Zone", z));
+        }
         st.addresses = arr(obj, &["status", "addresses"])
             .iter()
             .filter_map(|a| a.get("address")?.as_str().map(str::to_owned))
@@ -552,7 +586,12 @@ impl ClusterState {
             || st.taints.iter().any(|t| {
                 t.starts_with("node.kubernetes.io/unschedulable")
                     || t.starts_with("ToBeDeletedByClusterAutoscaler")
+                    // Spot/preemption notices: the node is about to go, by plan.
+                    || t.starts_with("karpenter.sh/disrupt")
+                    || t.starts_with("aws-node-termination-handler/")
+                    || t.starts_with("cloud.google.com/impending-node-termination")
             });
+        st.cordoned = cordoned;
         // A node first seen NotReady is booting (a new node from the autoscaler): weak.
         if st.ready == Some(false) && (was.ready != Some(false) || old.is_none()) {
             cx.signal(
@@ -1132,6 +1171,14 @@ impl ClusterState {
             "NodeHasDiskPressure" | "FreeDiskSpaceFailed" => (Symptom::NodeDiskPressure, true),
             _ => return,
         };
+        // A node under planned disruption (cordoned: drained, upgraded, scaled down)
+        // going NotReady or evicting is what the plan does: weak evidence.
+        let planned = node
+            .as_deref()
+            .and_then(|n| self.nodes.get(n))
+            .is_some_and(|n| n.cordoned);
+        let strong =
+            strong && !(planned && matches!(sym, Symptom::NodeNotReady | Symptom::Evicted));
         // A node-level event about a node: the node is the subject.
         let subject = if sym.is_node_condition() && ikind == "Node" {
             EntityKey::node(iname)

@@ -269,7 +269,18 @@ fn a_condition_still_true_keeps_the_incident_open() {
         )
     };
     let incs = run(&mut e, &[slice(0, true), slice(10, false)]);
+    assert!(
+        incs.is_empty(),
+        "an outage waits out its grace period first"
+    );
+    e.tick(t0() + Duration::seconds(45));
+    let incs = e.incidents();
     assert_eq!(incs.len(), 1, "state: {:?}", e.state.slices);
+    assert_eq!(
+        incs[0].detected_at,
+        t0() + Duration::seconds(45),
+        "detected when the grace period ended, not before"
+    );
     assert_eq!(
         incs[0].severity,
         Severity::P1,
@@ -286,6 +297,28 @@ fn a_condition_still_true_keeps_the_incident_open() {
     run(&mut e, &[slice(3700, true)]);
     e.tick(t0() + Duration::seconds(3710));
     assert_eq!(e.incidents()[0].status, Status::Resolved);
+}
+
+#[test]
+fn an_outage_that_clears_within_its_grace_period_opens_nothing() {
+    let mut e = standard();
+    let slice = |at: i64, ready: bool| {
+        watch(
+            at,
+            if at == 0 { "added" } else { "modified" },
+            json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "checkout-abc", "namespace": "shop",
+                             "labels": {"kubernetes.io/service-name": "checkout"}},
+                "endpoints": [{"addresses": ["10.1.0.5"], "conditions": {"ready": ready}}]
+            }),
+        )
+    };
+    // A drain: the only endpoint goes, its replacement is ready 12 s later.
+    run(&mut e, &[slice(0, true), slice(10, false), slice(22, true)]);
+    e.tick(t0() + Duration::seconds(120));
+    assert!(e.incidents().is_empty(), "{:?}", e.incidents());
+    assert_eq!(e.damped, 1);
 }
 
 #[test]

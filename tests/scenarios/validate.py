@@ -39,6 +39,7 @@ CAUSES |= {
           "node_resource_exhaustion", "cpu_throttling", "autoscaling_limit", "job_failure",
           "control_plane_failure", "node_group_failure", "zone_failure", "eviction",
           "quota_exceeded", "probe_misconfiguration"}
+CAUSES |= {"volume_provisioning_failure"}  # CreateVolume failed (StorageClass / CSI provisioner), not an attach
 NAMESPACED = {"Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "Service",
               "EndpointSlice", "ConfigMap", "Secret", "Event", "CronJob",
               "HorizontalPodAutoscaler", "PersistentVolumeClaim", "Ingress", "ResourceQuota"}

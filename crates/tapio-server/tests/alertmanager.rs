@@ -5,11 +5,9 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::{Server, free_port};
+use common::{Daemon, Server, require};
 use serde_json::{Value, json};
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -161,15 +159,6 @@ fn renotification_is_one_signal() {
     assert_eq!(evidence(&s, "alert.prometheus.firing").len(), 1);
 }
 
-struct Alertmanager(std::process::Child);
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn push_alerts(port: u16, alerts: &Value) {
     let url = format!("http://127.0.0.1:{port}/api/v2/alerts");
     let resp = ureq::post(&url)
@@ -180,11 +169,7 @@ fn push_alerts(port: u16, alerts: &Value) {
 
 #[test]
 fn real_alertmanager_delivers_alerts_as_evidence() {
-    let bin = which("prometheus-alertmanager").unwrap_or_else(|| {
-        panic!(
-            "this test needs Alertmanager: apt-get install prometheus-alertmanager (or run .ci/run)"
-        )
-    });
+    require("prometheus-alertmanager", "prometheus-alertmanager");
     let s = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("alertmanager.yml");
@@ -197,35 +182,8 @@ fn real_alertmanager_delivers_alerts_as_evidence() {
         ),
     )
     .expect("write config");
-    let port = free_port();
-    let _am = Alertmanager(
-        Command::new(bin)
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start alertmanager"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = ureq::get(format!("http://127.0.0.1:{port}/-/ready"))
-            .call()
-            .is_ok_and(|r| r.status().as_u16() == 200);
-        if ready {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Alertmanager did not become ready"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let am = Daemon::alertmanager(&cfg, dir.path());
+    let port = am.port;
 
     // Two alerts of one group, as Prometheus would push them.
     let start = Utc::now() - chrono::Duration::minutes(2);
@@ -281,12 +239,4 @@ fn real_alertmanager_delivers_alerts_as_evidence() {
         "the re-sent firing alert was received"
     );
     assert_eq!(evidence(&s, "alert.prometheus.firing").len(), 2);
-}
-
-fn which(name: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    })
 }

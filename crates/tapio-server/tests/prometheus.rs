@@ -3,18 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
-use common::{Server, example, free_port};
-
-struct Prometheus(std::process::Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Daemon, Server, example, require};
 
 fn query(port: u16, q: &str) -> Option<f64> {
     let url = format!("http://127.0.0.1:{port}/api/v1/query");
@@ -25,9 +14,7 @@ fn query(port: u16, q: &str) -> Option<f64> {
 
 #[test]
 fn prometheus_scrapes_events_processed() {
-    let bin = which("prometheus").unwrap_or_else(|| {
-        panic!("this test needs Prometheus: apt-get install prometheus (or run .ci/run)")
-    });
+    require("prometheus", "prometheus");
     let s = Server::start(&[]);
     let (status, _) = s.post("/api/v1/evidence", &example("evidence-batch.json"), &[]);
     assert_eq!(status, 200);
@@ -42,20 +29,8 @@ fn prometheus_scrapes_events_processed() {
         ),
     )
     .expect("write config");
-    let port = free_port();
-    let _prom = Prometheus(
-        Command::new(bin)
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let prom = Daemon::prometheus(&cfg, dir.path());
+    let port = prom.port;
     let q = "sum(tapio_events_processed_total)";
     s.wait_for(60, "Prometheus to report 3 processed events", |_| {
         query(port, q) == Some(3.0)
@@ -65,12 +40,4 @@ fn prometheus_scrapes_events_processed() {
         query(port, "sum(tapio_events_processed_total{source=\"kernel\"})"),
         Some(2.0)
     );
-}
-
-fn which(name: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    })
 }

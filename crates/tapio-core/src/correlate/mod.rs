@@ -188,6 +188,10 @@ pub struct CorrelationEngine {
     pub damped: u64,
 }
 
+/// Fewer failed-connect reports than this in an incident's window are too rare to be a
+/// feature unavailable (P4): traffic volume decides severity.
+const RARE_FAILURES: usize = 3;
+
 /// How long a state-derived outage must last before it opens an incident by itself.
 const OUTAGE_GRACE_SECONDS: i64 = 30;
 const MAX_DEFERRED: usize = 10_000;
@@ -1659,12 +1663,33 @@ impl CorrelationEngine {
         // P1: complete unavailability.
         for (subj, sym) in &w.conditions {
             match sym {
-                Symptom::NoReadyEndpoints => raise(
-                    Severity::P1,
-                    format!(
-                        "{subj} has 0 ready endpoints: runbook P1 \"Complete service unavailability\""
-                    ),
-                ),
+                Symptom::NoReadyEndpoints => {
+                    // Scaled to zero on purpose (every workload behind it wants 0
+                    // replicas): its callers are stale, not a service down.
+                    let behind = self.state.workloads_of(subj);
+                    let retired = !behind.is_empty()
+                        && behind.iter().all(|k| {
+                            self.state
+                                .workloads
+                                .get(k)
+                                .is_some_and(|ws| ws.desired == Some(0))
+                        });
+                    if retired {
+                        raise(
+                            Severity::P4,
+                            format!(
+                                "{subj} has 0 ready endpoints because its workloads are scaled to 0 on purpose: callers still reaching it are stale; runbook P4"
+                            ),
+                        );
+                    } else {
+                        raise(
+                            Severity::P1,
+                            format!(
+                                "{subj} has 0 ready endpoints: runbook P1 \"Complete service unavailability\""
+                            ),
+                        );
+                    }
+                }
                 Symptom::WorkloadUnavailable => {
                     // Serving: a Service selects it (or nothing says it does not).
                     let serving = !self.state.services_of(subj).is_empty()
@@ -1801,14 +1826,19 @@ impl CorrelationEngine {
                 )
                 .collect();
             // Short of replicas, and serving: a Service selects it (a worker or agent
-            // without one is a non-critical component).
+            // without one is a non-critical component). For pods that fail while running
+            // (crash loops), short means at most half of the desired replicas are
+            // available: one of three down while the others serve is capacity lost, not
+            // partial unavailability. What blocks new pods (webhooks, scheduling, pulls,
+            // mounts) is short as soon as one is missing: nothing can replace it.
+            let runtime_failure = matches!(sym, Symptom::CrashLoop | Symptom::ConfigError);
             let short = subjects.iter().any(|k| {
                 let serving =
                     !self.state.services_of(k).is_empty() || !self.state.workloads.contains_key(*k);
                 serving
                     && match self.state.workloads.get(*k) {
                         Some(ws) => match (ws.desired, ws.available) {
-                            (Some(d), Some(a)) => a < d,
+                            (Some(d), Some(a)) => a < d && (!runtime_failure || a * 2 <= d),
                             _ => true,
                         },
                         None => true,
@@ -1826,7 +1856,7 @@ impl CorrelationEngine {
                 raise(
                     Severity::P3,
                     format!(
-                        "{} while every desired replica is still available: runbook P3 \"Non-critical component failures\"",
+                        "{} while most desired replicas are still available: runbook P3 \"Non-critical component failures\"",
                         human(sym)
                     ),
                 );
@@ -1974,11 +2004,14 @@ impl CorrelationEngine {
             Symptom::ConnError,
             Symptom::DnsFailure,
         ] {
-            if has(sym) {
+            // Volume decides: a handful of failed connects in the whole window (a rarely
+            // used link) is not a feature unavailable.
+            let n = recent.iter().filter(|s| s.symptom == sym).count();
+            if has(sym) && n >= RARE_FAILURES {
                 raise(
                     Severity::P3,
                     format!(
-                        "{}: runbook P3 \"Some features intermittently unavailable\"",
+                        "{}: {n} reports in the window: runbook P3 \"Some features intermittently unavailable\"",
                         human(sym)
                     ),
                 );

@@ -43,6 +43,106 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// An executable on `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// An executable the test cannot run without: its path, or a panic with the install hint.
+pub fn require(bin: &str, package: &str) -> PathBuf {
+    which(bin).unwrap_or_else(|| {
+        panic!("this test needs {bin}: apt-get install {package} (or run .ci/run)")
+    })
+}
+
+/// A real Prometheus or Alertmanager (Debian packages `prometheus`,
+/// `prometheus-alertmanager`, installed by `.ci/run`) on a loopback port, its data and log
+/// in a directory the caller owns; killed when dropped.
+pub struct Daemon {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Prometheus with `config`, ready (`/-/ready`).
+    pub fn prometheus(config: &Path, dir: &Path) -> Self {
+        let bin = require("prometheus", "prometheus");
+        let port = free_port();
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prometheus-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+        Self::spawn("prometheus", cmd, port, dir)
+    }
+
+    /// Alertmanager with `config`, alone (no cluster gossip), ready (`/-/ready`).
+    pub fn alertmanager(config: &Path, dir: &Path) -> Self {
+        let bin = require("prometheus-alertmanager", "prometheus-alertmanager");
+        let port = free_port();
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.join("alertmanager-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=");
+        Self::spawn("alertmanager", cmd, port, dir)
+    }
+
+    fn spawn(name: &str, mut cmd: Command, port: u16, dir: &Path) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let mut d = Self { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = ureq::get(format!("{}/-/ready", d.url()))
+                .call()
+                .is_ok_and(|r| r.status().as_u16() == 200);
+            if ready {
+                return d;
+            }
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("{name} exited ({status}); log:\n{}", d.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not become ready; log:\n{}",
+                d.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub struct Server {
     pub child: Option<Child>,
     pub port: u16,

@@ -409,6 +409,43 @@ impl CorrelationEngine {
                 return nk;
             }
         }
+        // Lost capacity of a workload that the failed node already took down (its pods
+        // cannot be replaced, its Service lost its endpoints, its targets went down)
+        // belongs to the node's incident, whatever namespace it is in.
+        if matches!(
+            s.symptom,
+            Symptom::Unschedulable
+                | Symptom::WorkloadUnavailable
+                | Symptom::WorkloadDegraded
+                | Symptom::NoReadyEndpoints
+                | Symptom::TargetsDown
+        ) {
+            let mut mine = vec![s.subject.to_string()];
+            if s.subject.kind == "Service" {
+                mine.extend(
+                    self.state
+                        .workloads_of(&s.subject)
+                        .iter()
+                        .map(|k| k.to_string()),
+                );
+            }
+            let node = self
+                .active
+                .iter()
+                .filter(|(k, w)| {
+                    k.kind == "Node"
+                        && within(w)
+                        && w.signals
+                            .iter()
+                            .any(|x| x.symptom == Symptom::NodeNotReady && x.strong)
+                        && mine.iter().any(|m| w.inc.affected.contains(m))
+                })
+                .map(|(k, w)| (w.inc.started_at, k))
+                .min();
+            if let Some((_, k)) = node {
+                return k.clone();
+            }
+        }
         // Failures to reach a destination are symptoms of the destination.
         if let Some(t) = &s.target {
             if matches!(s.symptom, Symptom::DnsFailure) {
@@ -1312,6 +1349,21 @@ impl CorrelationEngine {
         }
         out.extend(self.sweep(false));
         out
+    }
+
+    /// Whether node `node` hosted what `link` stands for (a Service's workloads, or the
+    /// workload itself): its pods are there in the state, or the chain saw them there.
+    fn node_explains(&self, node: &str, link: &EntityKey, w: &Working) -> bool {
+        let mut owners = vec![link.clone()];
+        if link.kind == "Service" {
+            owners.extend(self.state.workloads_of(link));
+        }
+        self.state
+            .pods_on(node)
+            .any(|(_, p)| p.owner.as_ref().is_some_and(|o| owners.contains(o)))
+            || w.signals
+                .iter()
+                .any(|s| s.node.as_deref() == Some(node) && owners.contains(&s.subject))
     }
 
     /// Node incidents failing together whose nodes share a node group or zone that the
@@ -2397,6 +2449,53 @@ impl CorrelationEngine {
                 .then(b.evidence.len().cmp(&a.evidence.len()))
                 .then(a.rule.cmp(&b.rule))
         });
+        // A cause that explains the chain outranks the symptom-level explanation of one
+        // of its links: a node whose failure took a Service's pods ranks above "that
+        // Service has no ready endpoints" or "its callers fail".
+        let node_level = |c: &str| {
+            matches!(
+                c,
+                "node_failure"
+                    | "disk_failure"
+                    | "node_memory_pressure"
+                    | "cpu_pressure"
+                    | "io_pressure"
+                    | "node_resource_exhaustion"
+            )
+        };
+        let symptom_level = |c: &str| {
+            matches!(
+                c,
+                "no_ready_endpoints" | "dependency_failure" | CASCADE_ORIGIN
+            )
+        };
+        let best_symptom = hyps
+            .iter()
+            .filter(|h| symptom_level(&h.cause))
+            .map(|h| (h.confidence, h.entity.clone()))
+            .fold(None::<(f64, String)>, |a, b| match a {
+                Some(x) if x.0 >= b.0 => Some(x),
+                _ => Some(b),
+            });
+        if let Some((conf, ent)) = best_symptom
+            && let Some(link) = EntityKey::parse(&ent)
+        {
+            for h in hyps.iter_mut().filter(|h| node_level(&h.cause)) {
+                if h.confidence <= conf
+                    && let Some(node) = EntityKey::parse(&h.entity).filter(|k| k.kind == "Node")
+                    && self.node_explains(&node.name, &link, w)
+                {
+                    h.confidence = (conf + 0.01).min(1.0);
+                }
+            }
+            hyps.sort_by(|a, b| {
+                b.confidence
+                    .partial_cmp(&a.confidence)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(b.evidence.len().cmp(&a.evidence.len()))
+                    .then(a.rule.cmp(&b.rule))
+            });
+        }
         let mut seen = BTreeSet::new();
         hyps.retain(|h| seen.insert((h.cause.clone(), h.entity.clone())));
         hyps.truncate(5);

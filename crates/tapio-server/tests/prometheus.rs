@@ -29,7 +29,7 @@ fn prometheus_scrapes_events_processed() {
         ),
     )
     .expect("write config");
-    let prom = Daemon::prometheus(&cfg, dir.path());
+    let prom = Daemon::prometheus(&cfg, dir.path(), &[]);
     let port = prom.port;
     let q = "sum(tapio_events_processed_total)";
     s.wait_for(60, "Prometheus to report 3 processed events", |_| {

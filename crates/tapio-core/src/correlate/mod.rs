@@ -446,9 +446,63 @@ impl CorrelationEngine {
                 return k.clone();
             }
         }
+        // Every run of a CronJob is the same workload: its Jobs' symptoms are one chain.
+        if s.subject.kind == "Job"
+            && let Some(c) = self.state.job_owner(&s.subject)
+        {
+            return c;
+        }
+        // Evidence that names only a namespace (an alert with no finer label) joins the
+        // open incident of that namespace with the same symptom.
+        if s.subject.kind == "Namespace" {
+            let found = self
+                .active
+                .iter()
+                .filter(|(k, w)| {
+                    k.namespace.as_deref() == Some(s.subject.name.as_str())
+                        && within(w)
+                        && w.signals.iter().any(|x| x.symptom == s.symptom)
+                })
+                .map(|(k, w)| (w.inc.started_at, k))
+                .min();
+            if let Some((_, k)) = found {
+                return k.clone();
+            }
+        }
+        // A pod network that cannot be set up is the CNI daemon's chain (or the node's).
+        if s.symptom == Symptom::NetworkSetupFailed {
+            if let Some(cni) = self.cni_daemon() {
+                return cni;
+            }
+            if let Some(n) = &s.node {
+                return EntityKey::node(n);
+            }
+        }
+        // A workload whose volume claim already has an incident (attach, provisioning,
+        // filling up) joins it.
+        if s.subject.is_workload() || s.subject.kind == "Service" {
+            let mut owners = vec![s.subject.clone()];
+            if s.subject.kind == "Service" {
+                owners.extend(self.state.workloads_of(&s.subject));
+            }
+            for o in &owners {
+                for c in self.state.claims_of(o) {
+                    if let Some(w) = self.active.get(&c)
+                        && within(w)
+                    {
+                        return c;
+                    }
+                }
+            }
+        }
         // Failures to reach a destination are symptoms of the destination.
         if let Some(t) = &s.target {
-            if matches!(s.symptom, Symptom::DnsFailure) {
+            // A lookup that timed out is cluster DNS failing; one that found no such name
+            // (a named in-cluster Service) is about that Service.
+            let dns_target = t.namespace.as_deref() == Some("kube-system")
+                && t.name.contains("dns")
+                || t.kind == "Destination";
+            if matches!(s.symptom, Symptom::DnsFailure) && dns_target {
                 return self.dns_anchor();
             }
             if t.kind == "Service" {
@@ -507,6 +561,14 @@ impl CorrelationEngine {
             return k;
         }
         s.subject.clone()
+    }
+
+    /// The cluster's CNI daemon (a kube-system DaemonSet of a known network plugin).
+    fn cni_daemon(&self) -> Option<EntityKey> {
+        state::CNI_DAEMONS.iter().find_map(|n| {
+            let k = EntityKey::ns("DaemonSet", "kube-system", n);
+            self.state.workloads.contains_key(&k).then_some(k)
+        })
     }
 
     fn dns_anchor(&self) -> EntityKey {
@@ -1351,6 +1413,36 @@ impl CorrelationEngine {
         out
     }
 
+    /// The zone or node group that `nodes` (at least two) have in common and that most of
+    /// its nodes are among, while some node of the cluster is outside it.
+    fn shared_factor(&self, nodes: &BTreeSet<&String>) -> Option<EntityKey> {
+        if nodes.len() < 2 {
+            return None;
+        }
+        let mut common: Option<Vec<(&'static str, String)>> = None;
+        for n in nodes {
+            let f = self.state.nodes.get(n.as_str())?.factors.clone();
+            common = Some(match common {
+                None => f,
+                Some(c) => c.into_iter().filter(|x| f.contains(x)).collect(),
+            });
+        }
+        let total = self.state.nodes.len();
+        common?
+            .into_iter()
+            .filter_map(|(kind, value)| {
+                let of = self
+                    .state
+                    .nodes
+                    .values()
+                    .filter(|n| n.factors.iter().any(|(k, v)| *k == kind && *v == value))
+                    .count();
+                (of < total && nodes.len() * 2 >= of).then_some((of, kind, value))
+            })
+            .min_by_key(|(of, kind, _)| (*of, *kind != "Zone"))
+            .map(|(_, kind, value)| EntityKey::new(kind, None, &value))
+    }
+
     /// Whether node `node` hosted what `link` stands for (a Service's workloads, or the
     /// workload itself): its pods are there in the state, or the chain saw them there.
     fn node_explains(&self, node: &str, link: &EntityKey, w: &Working) -> bool {
@@ -1862,6 +1954,8 @@ impl CorrelationEngine {
             Symptom::Unschedulable,
             Symptom::MountFailed,
             Symptom::WebhookFailed,
+            Symptom::NetworkSetupFailed,
+            Symptom::VolumeAttachFailed,
         ] {
             if !has(sym) {
                 continue;
@@ -1914,11 +2008,7 @@ impl CorrelationEngine {
                 );
             }
         }
-        for sym in [
-            Symptom::NodeNotReady,
-            Symptom::Evicted,
-            Symptom::CertExpired,
-        ] {
+        for sym in [Symptom::NodeNotReady, Symptom::CertExpired] {
             if has(sym) {
                 raise(
                     Severity::P2,
@@ -2035,7 +2125,9 @@ impl CorrelationEngine {
                 | Symptom::VolumeFilling
                 | Symptom::FilesystemFilling
                 | Symptom::ResourceExhausted
-                | Symptom::ScalingLimit => raise(
+                | Symptom::ScalingLimit
+                | Symptom::QuotaExceeded
+                | Symptom::VolumeProvisionFailed => raise(
                     Severity::P3,
                     format!("{}: runbook P3 \"Resource usage warnings\"", s.detail),
                 ),
@@ -2070,6 +2162,7 @@ impl CorrelationEngine {
             }
         }
         for sym in [
+            Symptom::Evicted,
             Symptom::OomKilled,
             Symptom::NodeMemoryPressure,
             Symptom::NodeDiskPressure,
@@ -2086,6 +2179,7 @@ impl CorrelationEngine {
             }
         }
         for sym in [
+            Symptom::RuntimeFailed,
             Symptom::DiskError,
             Symptom::HungTask,
             Symptom::Restarted,
@@ -2174,7 +2268,11 @@ impl CorrelationEngine {
             let entity: Option<EntityKey> = match rule.on {
                 On::Subject => {
                     let mut counts: BTreeMap<&EntityKey, usize> = BTreeMap::new();
-                    for s in &support {
+                    // Where the rule's required symptom is seen, when it names one.
+                    let required = |s: &Signal| {
+                        rule.requires_any.is_empty() || rule.requires_any.contains(&s.symptom)
+                    };
+                    for s in support.iter().filter(|s| required(s)) {
                         if s.subject.kind != "Node"
                             && s.subject.kind != "Service"
                             && s.subject.kind != "Cluster"
@@ -2206,10 +2304,16 @@ impl CorrelationEngine {
                             *counts.entry(n.clone()).or_default() += 1;
                         }
                     }
-                    counts
-                        .into_iter()
-                        .max_by_key(|(_, n)| *n)
-                        .map(|(n, _)| EntityKey::node(&n))
+                    // Spread over several nodes that share a zone or node group the
+                    // others do not: the shared factor (an exhausted zone subnet, a
+                    // broken node image) is where the cause sits.
+                    let nodes: BTreeSet<&String> = counts.keys().collect();
+                    self.shared_factor(&nodes).or_else(|| {
+                        counts
+                            .into_iter()
+                            .max_by_key(|(_, n)| *n)
+                            .map(|(n, _)| EntityKey::node(&n))
+                    })
                 }
                 On::Service => support
                     .iter()
@@ -2231,6 +2335,11 @@ impl CorrelationEngine {
                 }
                 On::Config => None, // resolved below from changes
                 On::Dns => (w.anchor == self.dns_anchor()).then(|| w.anchor.clone()),
+                On::NetworkPlugin => self.cni_daemon().or_else(|| {
+                    support
+                        .iter()
+                        .find_map(|s| s.node.as_deref().map(EntityKey::node))
+                }),
             };
             // The change the rule needs, before the first symptom.
             let mut change: Option<Change> = None;
@@ -2800,6 +2909,11 @@ fn human(s: Symptom) -> &'static str {
         Symptom::JobFailed => "Job failures",
         Symptom::ScalingLimit => "Autoscaler at its limit",
         Symptom::CpuThrottled => "CPU throttling",
+        Symptom::NetworkSetupFailed => "Pod network setup failures",
+        Symptom::VolumeAttachFailed => "Volume attach failures",
+        Symptom::VolumeProvisionFailed => "Volume provisioning failures",
+        Symptom::QuotaExceeded => "Quota exceeded",
+        Symptom::RuntimeFailed => "Container runtime failures",
     }
 }
 

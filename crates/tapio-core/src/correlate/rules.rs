@@ -24,6 +24,8 @@ pub enum On {
     Config,
     /// The cluster DNS workload (CoreDNS / kube-dns).
     Dns,
+    /// The cluster's CNI daemon (aws-node, calico-node, cilium, ...), else the node.
+    NetworkPlugin,
 }
 
 impl On {
@@ -35,6 +37,7 @@ impl On {
             "target" => Self::Target,
             "config" => Self::Config,
             "dns" => Self::Dns,
+            "network_plugin" => Self::NetworkPlugin,
             _ => return None,
         })
     }

@@ -50,6 +50,11 @@ pub enum Symptom {
     JobFailed,
     ScalingLimit,
     CpuThrottled,
+    NetworkSetupFailed,
+    VolumeAttachFailed,
+    VolumeProvisionFailed,
+    QuotaExceeded,
+    RuntimeFailed,
 }
 
 impl Symptom {
@@ -97,10 +102,15 @@ impl Symptom {
             Self::JobFailed => "job_failed",
             Self::ScalingLimit => "scaling_limit",
             Self::CpuThrottled => "cpu_throttled",
+            Self::NetworkSetupFailed => "network_setup_failed",
+            Self::VolumeAttachFailed => "volume_attach_failed",
+            Self::VolumeProvisionFailed => "volume_provision_failed",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::RuntimeFailed => "runtime_failed",
         }
     }
 
-    pub const ALL: [Symptom; 41] = [
+    pub const ALL: [Symptom; 46] = [
         Self::OomKilled,
         Self::CrashLoop,
         Self::Restarted,
@@ -142,6 +152,11 @@ impl Symptom {
         Self::JobFailed,
         Self::ScalingLimit,
         Self::CpuThrottled,
+        Self::NetworkSetupFailed,
+        Self::VolumeAttachFailed,
+        Self::VolumeProvisionFailed,
+        Self::QuotaExceeded,
+        Self::RuntimeFailed,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -163,6 +178,7 @@ impl Symptom {
                 | Self::HungTask
                 | Self::FilesystemFilling
                 | Self::ResourceExhausted
+                | Self::RuntimeFailed
         )
     }
 }

@@ -29,6 +29,27 @@ pub struct NodeState {
     pub factors: Vec<(&'static str, String)>,
     /// Cordoned (drain, upgrade, scale-down, spot notice): disruption here is planned.
     pub cordoned: bool,
+    /// Problem conditions that are True (`KernelDeadlock`, `ReadonlyFilesystem`, ...).
+    pub problems: BTreeSet<String>,
+}
+
+/// What a node condition other than Ready and the pressures means when True
+/// (node-problem-detector's defaults, the cloud's NetworkUnavailable).
+pub fn problem_condition(t: &str) -> Option<Symptom> {
+    Some(match t {
+        "KernelDeadlock" | "KernelHung" | "TaskHung" => Symptom::HungTask,
+        "ReadonlyFilesystem" | "CorruptDockerOverlay2" | "DiskIOError" | "FilesystemCorruption" => {
+            Symptom::DiskError
+        }
+        "FrequentContainerdRestart"
+        | "FrequentDockerRestart"
+        | "FrequentKubeletRestart"
+        | "ContainerRuntimeUnhealthy"
+        | "ContainerRuntimeProblem"
+        | "KubeletUnhealthy" => Symptom::RuntimeFailed,
+        "NetworkUnavailable" => Symptom::NetworkDegraded,
+        _ => return None,
+    })
 }
 
 /// Labels that name a node's group (pool), by provider.
@@ -70,6 +91,10 @@ pub struct PodState {
     pub containers: BTreeMap<String, ContainerState>,
     /// ConfigMaps and Secrets the pod mounts or reads (`ConfigMap/ns/name`).
     pub configs: BTreeSet<EntityKey>,
+    /// PersistentVolumeClaims the pod mounts.
+    pub claims: BTreeSet<EntityKey>,
+    /// Ready at least once: readiness failures before that are a pod warming up.
+    pub was_ready: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -117,6 +142,84 @@ pub struct ClusterState {
     pub hpa_targets: FastMap<EntityKey, EntityKey>,
     /// Job → the CronJob that created it.
     pub job_owners: FastMap<EntityKey, EntityKey>,
+    /// Jobs seen Failed (each failure is derived once).
+    pub failed_jobs: BTreeSet<EntityKey>,
+    /// PersistentVolumeClaim → its StorageClass.
+    pub claim_classes: FastMap<EntityKey, String>,
+    /// PersistentVolume name → the claim bound to it.
+    pub pv_claims: FastMap<String, EntityKey>,
+    /// Admission webhook name (`webhooks[].name`) → its Validating/Mutating configuration.
+    pub webhooks: FastMap<String, EntityKey>,
+}
+
+/// Container runtime failures in kubelet events (containerd, CRI-O, runc, overlayfs).
+const RUNTIME_ERRORS: &[&str] = &[
+    "failed to create containerd task",
+    "failed to reserve sandbox name",
+    "failed to reserve container name",
+    "error creating overlay mount",
+    "failed to mount rootfs",
+    "oci runtime create failed",
+    "runc create failed",
+    "too many open files",
+    "context deadline exceeded: unknown",
+];
+
+/// Container network (CNI) daemons by DaemonSet name: a pod network that cannot be set
+/// up on a node is theirs to explain.
+pub const CNI_DAEMONS: &[&str] = &[
+    "aws-node",
+    "calico-node",
+    "cilium",
+    "kube-flannel-ds",
+    "kube-flannel",
+    "flannel",
+    "weave-net",
+    "canal",
+    "antrea-agent",
+    "kube-router",
+    "ovnkube-node",
+    "kube-multus-ds",
+    "azure-cns",
+    "azure-cni",
+    "gke-metadata-server",
+];
+
+/// A quoted name after `prefix` in `msg` (`failed calling webhook "x"` → x).
+fn quoted_after<'a>(msg: &'a str, prefix: &str) -> Option<&'a str> {
+    let lower = msg.to_ascii_lowercase();
+    let i = lower.find(prefix)? + prefix.len();
+    let rest = msg[i..].trim_start().trim_start_matches('\\');
+    let rest = rest.strip_prefix('"')?;
+    let end = rest.find(['"', '\\'])?;
+    Some(&rest[..end]).filter(|n| !n.is_empty() && n.len() <= 253)
+}
+
+/// The word after `prefix` (`exceeded quota: compute-resources,` → compute-resources).
+fn word_after<'a>(msg: &'a str, prefix: &str) -> Option<&'a str> {
+    let lower = msg.to_ascii_lowercase();
+    let i = lower.find(prefix)? + prefix.len();
+    let rest = msg[i..].trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|n| !n.is_empty() && n.len() <= 253)
+}
+
+/// The Service a failed DNS lookup names (`lookup db.shop.svc.cluster.local` →
+/// Service/shop/db); `None` for names outside the cluster.
+pub fn looked_up_service(msg: &str) -> Option<EntityKey> {
+    let lower = msg.to_ascii_lowercase();
+    let i = lower.find("lookup ")? + "lookup ".len();
+    let host: String = lower[i..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .collect();
+    let mut parts = host.split('.');
+    let svc = parts.next()?;
+    let ns = parts.next()?;
+    (parts.next() == Some("svc") && !svc.is_empty() && !ns.is_empty())
+        .then(|| EntityKey::ns("Service", ns, svc))
 }
 
 fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -184,6 +287,21 @@ impl Ctx {
             monitoring: false,
         }));
     }
+    /// A signal about reaching something (a Service a lookup names).
+    fn signal_to(
+        &mut self,
+        symptom: Symptom,
+        subject: EntityKey,
+        node: Option<String>,
+        target: EntityKey,
+        detail: String,
+    ) {
+        self.signal(symptom, subject, node, detail, true, String::new());
+        if let Some(Derived::Signal(s)) = self.out.last_mut() {
+            s.target = Some(target);
+        }
+    }
+
     fn change(&mut self, entity: EntityKey, kind: &str, description: String) {
         self.out.push(Derived::Change(Change {
             at: self.at,
@@ -419,6 +537,31 @@ impl ClusterState {
                 }
             }
             "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => {
+                if kind == "Job" && !deleted {
+                    let key = EntityKey::ns("Job", ns, name);
+                    let failed = arr(obj, &["status", "conditions"]).iter().find(|c| {
+                        c.get("type").and_then(Value::as_str) == Some("Failed")
+                            && c.get("status").and_then(Value::as_str) == Some("True")
+                    });
+                    let was_failed = self.failed_jobs.contains(&key);
+                    if let Some(c) = failed
+                        && !was_failed
+                    {
+                        if self.failed_jobs.len() < MAX_OBJECTS {
+                            self.failed_jobs.insert(key.clone());
+                        }
+                        let subject = self.job_owner(&key).unwrap_or(key.clone());
+                        let reason = c.get("reason").and_then(Value::as_str).unwrap_or("Failed");
+                        cx.signal(
+                            Symptom::JobFailed,
+                            subject,
+                            None,
+                            format!("{key} failed ({reason})"),
+                            true,
+                            reason.to_owned(),
+                        );
+                    }
+                }
                 if kind == "Job" {
                     let key = EntityKey::ns("Job", ns, name);
                     let cron = arr(obj, &["metadata", "ownerReferences"])
@@ -459,7 +602,14 @@ impl ClusterState {
                     self.ip_index.remove(ip);
                 }
                 if deleted {
-                    self.services.remove(&key);
+                    if self.services.remove(&key).is_some() {
+                        // Removing (or renaming) a Service changes what its callers reach.
+                        cx.change(
+                            key.clone(),
+                            "config",
+                            format!("{key} deleted: its name no longer resolves"),
+                        );
+                    }
                     self.svc_workloads.remove(&key);
                     if let Some(set) = self.services_by_ns.get_mut(ns) {
                         set.remove(&key);
@@ -506,6 +656,52 @@ impl ClusterState {
                 }
             }
             "EndpointSlice" | "Endpoints" => self.endpoints(&mut cx, kind, ns, name, obj, deleted),
+            "PersistentVolumeClaim" => {
+                let key = EntityKey::ns(kind, ns, name);
+                if deleted {
+                    self.claim_classes.remove(&key);
+                } else {
+                    if let Some(sc) = s(obj, &["spec", "storageClassName"])
+                        && (self.claim_classes.len() < MAX_OBJECTS
+                            || self.claim_classes.contains_key(&key))
+                    {
+                        self.claim_classes.insert(key.clone(), sc.to_owned());
+                    }
+                    if let Some(pv) = s(obj, &["spec", "volumeName"])
+                        && (self.pv_claims.len() < MAX_OBJECTS || self.pv_claims.contains_key(pv))
+                    {
+                        self.pv_claims.insert(pv.to_owned(), key);
+                    }
+                }
+            }
+            "PersistentVolume" => {
+                if deleted {
+                    self.pv_claims.remove(name);
+                } else if let (Some(cns), Some(cname)) = (
+                    s(obj, &["spec", "claimRef", "namespace"]),
+                    s(obj, &["spec", "claimRef", "name"]),
+                ) && (self.pv_claims.len() < MAX_OBJECTS
+                    || self.pv_claims.contains_key(name))
+                {
+                    self.pv_claims.insert(
+                        name.to_owned(),
+                        EntityKey::ns("PersistentVolumeClaim", cns, cname),
+                    );
+                }
+            }
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration" => {
+                let key = EntityKey::new(kind, None, name);
+                self.webhooks.retain(|_, v| *v != key);
+                if !deleted {
+                    for wh in arr(obj, &["webhooks"]).iter().take(64) {
+                        if let Some(n) = wh.get("name").and_then(Value::as_str)
+                            && self.webhooks.len() < MAX_OBJECTS
+                        {
+                            self.webhooks.insert(n.to_owned(), key.clone());
+                        }
+                    }
+                }
+            }
             "ConfigMap" | "Secret" => {
                 let key = EntityKey::ns(kind, ns, name);
                 if deleted {
@@ -547,6 +743,10 @@ impl ClusterState {
                 "Ready" => st.ready = Some(status == "True"),
                 "MemoryPressure" | "DiskPressure" | "PIDPressure" if status == "True" => {
                     st.pressure.insert(t.to_owned());
+                }
+                // node-problem-detector and cloud conditions: a problem when True.
+                _ if status == "True" && problem_condition(t).is_some() => {
+                    st.problems.insert(t.to_owned());
                 }
                 _ => {}
             }
@@ -626,6 +826,27 @@ impl ClusterState {
                 );
             }
         }
+        for p in &st.problems {
+            if !was.problems.contains(p)
+                && let Some(sym) = problem_condition(p)
+            {
+                cx.signal(
+                    sym,
+                    key.clone(),
+                    Some(name.into()),
+                    format!("node {name} condition {p}=True"),
+                    true,
+                    String::new(),
+                );
+            }
+        }
+        for p in &was.problems {
+            if !st.problems.contains(p)
+                && let Some(sym) = problem_condition(p)
+            {
+                cx.recovery(key.clone(), sym);
+            }
+        }
         for p in &was.pressure {
             if !st.pressure.contains(p) {
                 let sym = match p.as_str() {
@@ -701,6 +922,10 @@ impl ClusterState {
             }
         }
         for v in arr(obj, &["spec", "volumes"]) {
+            if let Some(n) = s(v, &["persistentVolumeClaim", "claimName"]) {
+                st.claims
+                    .insert(EntityKey::ns("PersistentVolumeClaim", ns, n));
+            }
             if let Some(n) = s(v, &["configMap", "name"]) {
                 st.configs.insert(EntityKey::ns("ConfigMap", ns, n));
             }
@@ -749,6 +974,29 @@ impl ClusterState {
         }
         let empty = PodState::default();
         let was = old.as_ref().unwrap_or(&empty);
+        st.was_ready = was.was_ready || st.ready == Some(true);
+        // A lookup that failed because the name does not exist (NXDOMAIN), read from the
+        // container's last termination message: the Service it names is gone.
+        for cs in arr(obj, &["status", "containerStatuses"]) {
+            let msg = s(cs, &["lastState", "terminated", "message"]).unwrap_or("");
+            let restarts = int(cs, &["restartCount"]).unwrap_or(0);
+            let cname = cs.get("name").and_then(Value::as_str).unwrap_or("");
+            let prev = was.containers.get(cname).map_or(0, |c| c.restarts);
+            let lower = msg.to_ascii_lowercase();
+            if restarts > prev
+                && (lower.contains("no such host") || lower.contains("nxdomain"))
+                && let Some(svc) = looked_up_service(msg)
+            {
+                let cut: String = msg.chars().take(200).collect();
+                cx.signal_to(
+                    Symptom::DnsFailure,
+                    subject.clone(),
+                    node.clone(),
+                    svc.clone(),
+                    format!("pod {name} cannot resolve {svc}: {cut}"),
+                );
+            }
+        }
         // Derive transitions (each observed once).
         for (cname, c) in &st.containers {
             let prev = was.containers.get(cname).cloned().unwrap_or_default();
@@ -1139,36 +1387,147 @@ impl ClusterState {
         let lower = message.to_ascii_lowercase();
         let detail = format!("{reason} on {ikind}/{iname}: {message}");
         let cut: String = detail.chars().take(300).collect();
+        // A failing admission webhook is a cause on its configuration, when the state
+        // knows which configuration holds it.
+        let webhook = quoted_after(&message, "failed calling webhook")
+            .and_then(|w| self.webhooks.get(w))
+            .cloned();
         if lower.contains("x509") && (lower.contains("expired") || lower.contains("not yet valid"))
         {
-            cx.signal(Symptom::CertExpired, subject, node, cut, true, message);
+            cx.signal(
+                Symptom::CertExpired,
+                webhook.unwrap_or(subject),
+                node,
+                cut,
+                true,
+                message,
+            );
             return;
         }
+        let subject = match (&webhook, reason) {
+            (Some(w), "FailedCreate" | "FailedCreatePodSandBox") => w.clone(),
+            _ => subject,
+        };
+        let pod_key = (ikind == "Pod").then(|| EntityKey::ns("Pod", ins, iname));
+        let pod = pod_key.as_ref().and_then(|k| self.pods.get(k));
+        let mut subject = subject;
         let (sym, strong) = match reason {
+            "FailedScheduling"
+                if lower.contains("provisioning failed")
+                    || lower.contains("failed to provision") =>
+            {
+                // The claim's StorageClass cannot provision: that is where the cause sits.
+                subject = self
+                    .storage_class_subject(&message, pod, ins)
+                    .unwrap_or(subject);
+                (Symptom::VolumeProvisionFailed, true)
+            }
             "FailedScheduling" => (Symptom::Unschedulable, false),
+            "ProvisioningFailed" => {
+                let claim = (ikind == "PersistentVolumeClaim")
+                    .then(|| EntityKey::ns("PersistentVolumeClaim", ins, iname));
+                subject = quoted_after(&message, "storageclass")
+                    .map(|c| EntityKey::new("StorageClass", None, c))
+                    .or_else(|| {
+                        claim
+                            .as_ref()
+                            .and_then(|c| self.claim_classes.get(c))
+                            .map(|c| EntityKey::new("StorageClass", None, c))
+                    })
+                    .unwrap_or(subject);
+                (Symptom::VolumeProvisionFailed, true)
+            }
             "BackOff" if lower.contains("pulling image") || lower.contains("image") => {
                 (Symptom::ImagePullFailed, true)
             }
             "BackOff" => (Symptom::CrashLoop, true),
+            "FailedCreatePodSandBox" | "FailedCreatePodSandbox" | "Failed" | "FailedSync"
+                if lower.contains("sandbox image")
+                    || lower.contains("pause:")
+                    || lower.contains("/pause") =>
+            {
+                // The node cannot get its own sandbox (pause) image: no pod starts there.
+                if let Some(n) = &node {
+                    subject = EntityKey::node(n);
+                }
+                (Symptom::ImagePullFailed, true)
+            }
+            "FailedCreatePodSandBox" | "FailedCreatePodSandbox" | "Failed"
+                if RUNTIME_ERRORS.iter().any(|m| lower.contains(m)) =>
+            {
+                // The container runtime on the node fails: a node problem.
+                if let Some(n) = &node {
+                    subject = EntityKey::node(n);
+                }
+                (Symptom::RuntimeFailed, true)
+            }
+            "FailedCreatePodSandBox" | "FailedCreatePodSandbox" if lower.contains("webhook") => {
+                (Symptom::WebhookFailed, true)
+            }
+            "FailedCreatePodSandBox" | "FailedCreatePodSandbox" | "NetworkNotReady" => {
+                // CNI and IPAM: the pod network cannot be set up.
+                (Symptom::NetworkSetupFailed, true)
+            }
             "Failed" | "ErrImagePull" | "ImagePullBackOff"
                 if lower.contains("pull") || lower.contains("image") =>
             {
                 (Symptom::ImagePullFailed, true)
             }
             "Failed" => (Symptom::ConfigError, false),
+            // Readiness failing while a pod warms up (never ready yet) is start-up, not a
+            // failure; liveness failures always count.
+            "Unhealthy"
+                if lower.starts_with("readiness probe") && pod.is_some_and(|p| !p.was_ready) =>
+            {
+                return;
+            }
             "Unhealthy" => (Symptom::ProbeFailed, false),
-            "FailedMount" | "FailedAttachVolume" => (Symptom::MountFailed, true),
+            "FailedAttachVolume" | "FailedMount" | "FailedMapVolume"
+                if lower.contains("multi-attach")
+                    || lower.contains("attachvolume")
+                    || lower.contains("unattached volumes")
+                    || reason == "FailedAttachVolume" =>
+            {
+                // An attach that does not happen: the volume (its claim) is the subject.
+                subject = self.claim_subject(&message, pod, ins).unwrap_or(subject);
+                (Symptom::VolumeAttachFailed, true)
+            }
+            // A mount failing while the pod starts (a Secret not synced yet) usually clears
+            // within seconds: weak until it repeats.
+            "FailedMount" | "FailedMapVolume" => (Symptom::MountFailed, false),
             "Evicted" => (Symptom::Evicted, true),
             "NodeNotReady" => (Symptom::NodeNotReady, true),
             "OOMKilling" | "SystemOOM" => (Symptom::OomKilled, true),
-            "FailedCreate" | "FailedCreatePodSandBox" if lower.contains("webhook") => {
-                (Symptom::WebhookFailed, true)
+            // node-problem-detector's kernel monitor.
+            "FilesystemIsReadOnly" | "Ext4Error" | "IOError" | "XFSError" | "BtrfsError" => {
+                (Symptom::DiskError, true)
             }
+            "TaskHung" | "KernelOops" | "AUFSUmountHung" | "DockerHung" | "KernelDeadlock" => {
+                (Symptom::HungTask, true)
+            }
+            "ContainerdStart" | "DockerStart" | "KubeletStart" | "ContainerGCFailed" => {
+                (Symptom::RuntimeFailed, false)
+            }
+            "FailedCreate" if lower.contains("exceeded quota") => {
+                subject = word_after(&message, "exceeded quota:")
+                    .map(|q| EntityKey::ns("ResourceQuota", ins, q))
+                    .unwrap_or(subject);
+                (Symptom::QuotaExceeded, true)
+            }
+            "FailedCreate" if lower.contains("webhook") => (Symptom::WebhookFailed, true),
             "FailedCreate" => (Symptom::WebhookFailed, false),
-            "EvictionThresholdMet" | "NodeHasInsufficientMemory" => {
+            "BackoffLimitExceeded" | "DeadlineExceeded" => {
+                subject = self.job_owner(&subject).unwrap_or(subject);
+                (Symptom::JobFailed, true)
+            }
+            "EvictionThresholdMet" if lower.contains("memory") => {
                 (Symptom::NodeMemoryPressure, true)
             }
-            "NodeHasDiskPressure" | "FreeDiskSpaceFailed" => (Symptom::NodeDiskPressure, true),
+            "EvictionThresholdMet" | "NodeHasDiskPressure" | "FreeDiskSpaceFailed" => {
+                (Symptom::NodeDiskPressure, true)
+            }
+            "NodeHasInsufficientMemory" => (Symptom::NodeMemoryPressure, true),
+            "ImageGCFailed" => (Symptom::NodeDiskPressure, false),
             _ => return,
         };
         // A node under planned disruption (cordoned: drained, upgraded, scaled down)
@@ -1186,6 +1545,51 @@ impl ClusterState {
             subject
         };
         cx.signal(sym, subject, node, cut, strong, message);
+    }
+
+    /// The claim a volume failure is about: the PV the message names (`volume "pvc-…"`),
+    /// else the pod's only claim.
+    fn claim_subject(&self, msg: &str, pod: Option<&PodState>, _ns: &str) -> Option<EntityKey> {
+        if let Some(pv) = quoted_after(msg, "volume")
+            && let Some(c) = self.pv_claims.get(pv)
+        {
+            return Some(c.clone());
+        }
+        let p = pod?;
+        (p.claims.len() == 1).then(|| p.claims.iter().next().cloned())?
+    }
+
+    /// The StorageClass a provisioning failure is about: named in the message, else the
+    /// class of the claim it names (`for PVC "x"`), else of the pod's only claim.
+    fn storage_class_subject(
+        &self,
+        msg: &str,
+        pod: Option<&PodState>,
+        ns: &str,
+    ) -> Option<EntityKey> {
+        if let Some(c) = quoted_after(msg, "storageclass") {
+            return Some(EntityKey::new("StorageClass", None, c));
+        }
+        let claim = quoted_after(msg, "pvc")
+            .map(|c| EntityKey::ns("PersistentVolumeClaim", ns, c))
+            .or_else(|| {
+                let p = pod?;
+                (p.claims.len() == 1).then(|| p.claims.iter().next().cloned())?
+            })?;
+        self.claim_classes
+            .get(&claim)
+            .map(|c| EntityKey::new("StorageClass", None, c))
+    }
+
+    /// PVCs mounted by a workload's pods.
+    pub fn claims_of(&self, workload: &EntityKey) -> BTreeSet<EntityKey> {
+        self.pods_by_owner
+            .get(workload)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.pods.get(k))
+            .flat_map(|p| p.claims.iter().cloned())
+            .collect()
     }
 
     /// The node one of whose addresses is `addr`.

@@ -69,8 +69,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Prometheus with `config`, ready (`/-/ready`).
-    pub fn prometheus(config: &Path, dir: &Path) -> Self {
+    /// Prometheus with `config` and `args`, ready (`/-/ready`).
+    pub fn prometheus(config: &Path, dir: &Path, args: &[&str]) -> Self {
         let bin = require("prometheus", "prometheus");
         let port = free_port();
         let mut cmd = Command::new(bin);
@@ -79,7 +79,8 @@ impl Daemon {
                 "--storage.tsdb.path={}",
                 dir.join("prometheus-data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(args);
         Self::spawn("prometheus", cmd, port, dir)
     }
 

@@ -446,12 +446,6 @@ impl CorrelationEngine {
                 return k.clone();
             }
         }
-        // Every run of a CronJob is the same workload: its Jobs' symptoms are one chain.
-        if s.subject.kind == "Job"
-            && let Some(c) = self.state.job_owner(&s.subject)
-        {
-            return c;
-        }
         // Evidence that names only a namespace (an alert with no finer label) joins the
         // open incident of that namespace with the same symptom.
         if s.subject.kind == "Namespace" {
@@ -478,6 +472,28 @@ impl CorrelationEngine {
                 return EntityKey::node(n);
             }
         }
+        // A claim's trouble joins the open incident of a workload that mounts it (the
+        // database that stopped when its volume filled up).
+        if s.subject.kind == "PersistentVolumeClaim" && !self.active.contains_key(&s.subject) {
+            let users: Vec<EntityKey> = self
+                .state
+                .pods
+                .values()
+                .filter(|p| p.claims.contains(&s.subject))
+                .filter_map(|p| p.owner.clone())
+                .collect();
+            for u in users {
+                let mut keys = vec![u.clone()];
+                keys.extend(self.state.services_of(&u));
+                for k in keys {
+                    if let Some(w) = self.active.get(&k)
+                        && within(w)
+                    {
+                        return k;
+                    }
+                }
+            }
+        }
         // A workload whose volume claim already has an incident (attach, provisioning,
         // filling up) joins it.
         if s.subject.is_workload() || s.subject.kind == "Service" {
@@ -494,6 +510,12 @@ impl CorrelationEngine {
                     }
                 }
             }
+        }
+        // Every run of a CronJob is the same workload: its Jobs' symptoms are one chain.
+        if s.subject.kind == "Job"
+            && let Some(c) = self.state.job_owner(&s.subject)
+        {
+            return c;
         }
         // Failures to reach a destination are symptoms of the destination.
         if let Some(t) = &s.target {
@@ -587,10 +609,18 @@ impl CorrelationEngine {
         if self.active.contains_key(svc) {
             return Some(svc.clone());
         }
-        self.state
-            .workloads_of(svc)
-            .into_iter()
-            .find(|w| self.active.contains_key(w))
+        let behind = self.state.workloads_of(svc);
+        if let Some(w) = behind.iter().find(|w| self.active.contains_key(*w)) {
+            return Some(w.clone());
+        }
+        // Its workloads already fail to reach an incident's entity: their Service's
+        // trouble is part of that chain.
+        behind.iter().find_map(|w| {
+            self.failing_callers
+                .get(w)
+                .filter(|a| self.active.contains_key(*a))
+                .cloned()
+        })
     }
 
     /// Deep: a caller's own symptoms while a destination it depends on has an open
@@ -1193,7 +1223,64 @@ impl CorrelationEngine {
         mine.iter().any(|m| {
             let s = m.to_string();
             wj.inc.affected.contains(&s)
-        })
+        }) || self.downstream(j, wj, k, wk)
+    }
+
+    /// Whether `k` — no confident cause, only what callers see (alerts, failed connects,
+    /// probes) — is downstream of `j`, a confident P1/P2 chain that began before it
+    /// (within 15 minutes) and reaches it: `k` is in a namespace `j` already involves, or
+    /// its pods ran on `j`'s failed node.
+    fn downstream(&self, j: &EntityKey, wj: &Working, k: &EntityKey, wk: &Working) -> bool {
+        let unexplained = !wk.inc.root_cause_confident
+            || wk
+                .inc
+                .hypotheses
+                .first()
+                .is_some_and(|h| h.cause == CASCADE_ORIGIN);
+        if !unexplained || !wj.inc.root_cause_confident {
+            return false;
+        }
+        let only_seen_by_callers = wk.signals.iter().all(|s| {
+            matches!(
+                s.symptom,
+                Symptom::Alert
+                    | Symptom::ConnectStats
+                    | Symptom::ConnRefused
+                    | Symptom::ConnTimeout
+                    | Symptom::ConnError
+                    | Symptom::ProbeFailed
+                    | Symptom::TargetsDown
+                    | Symptom::Informational
+                    | Symptom::CpuThrottled
+            )
+        });
+        let paging = wj
+            .inc
+            .peak_severity
+            .unwrap_or(wj.inc.severity)
+            .min(wj.inc.severity)
+            <= Severity::P2;
+        let after = wj.inc.started_at <= wk.inc.started_at
+            && wk.inc.started_at - wj.inc.started_at <= Duration::minutes(15);
+        if !only_seen_by_callers || !paging || !after {
+            return false;
+        }
+        let ns = k.namespace.as_deref();
+        let same_ns = ns.is_some()
+            && (j.namespace.as_deref() == ns
+                || wj.inc.affected.iter().any(|a| {
+                    let mut p = a.split('/');
+                    p.next();
+                    p.next() == ns && a.split('/').count() == 3
+                }));
+        if same_ns {
+            return true;
+        }
+        let mut owners = vec![k.clone()];
+        if k.kind == "Service" {
+            owners.extend(self.state.workloads_of(k));
+        }
+        j.kind == "Node" && owners.iter().any(|o| self.node_explains(&j.name, o, wj))
     }
 
     /// Common onset: two incidents of one namespace that no rule explains (or that are
@@ -1441,6 +1528,24 @@ impl CorrelationEngine {
             })
             .min_by_key(|(of, kind, _)| (*of, *kind != "Zone"))
             .map(|(_, kind, value)| EntityKey::new(kind, None, &value))
+    }
+
+    /// Whether the cause entity (a node, a volume claim) is upstream of `link` (a Service
+    /// or workload): the node hosted its pods, or its pods mount the claim.
+    fn explains(&self, cause: &EntityKey, link: &EntityKey, w: &Working) -> bool {
+        match cause.kind.as_str() {
+            "Node" => self.node_explains(&cause.name, link, w),
+            "PersistentVolumeClaim" => {
+                let mut owners = vec![link.clone()];
+                if link.kind == "Service" {
+                    owners.extend(self.state.workloads_of(link));
+                }
+                owners
+                    .iter()
+                    .any(|o| self.state.claims_of(o).contains(cause))
+            }
+            _ => false,
+        }
     }
 
     /// Whether node `node` hosted what `link` stands for (a Service's workloads, or the
@@ -2570,6 +2675,10 @@ impl CorrelationEngine {
                     | "cpu_pressure"
                     | "io_pressure"
                     | "node_resource_exhaustion"
+                    | "volume_full"
+                    | "volume_attach_failure"
+                    | "volume_provisioning_failure"
+                    | "eviction"
             )
         };
         let symptom_level = |c: &str| {
@@ -2578,32 +2687,29 @@ impl CorrelationEngine {
                 "no_ready_endpoints" | "dependency_failure" | CASCADE_ORIGIN
             )
         };
-        let best_symptom = hyps
-            .iter()
-            .filter(|h| symptom_level(&h.cause))
-            .map(|h| (h.confidence, h.entity.clone()))
-            .fold(None::<(f64, String)>, |a, b| match a {
-                Some(x) if x.0 >= b.0 => Some(x),
-                _ => Some(b),
-            });
-        if let Some((conf, ent)) = best_symptom
-            && let Some(link) = EntityKey::parse(&ent)
-        {
-            for h in hyps.iter_mut().filter(|h| node_level(&h.cause)) {
-                if h.confidence <= conf
-                    && let Some(node) = EntityKey::parse(&h.entity).filter(|k| k.kind == "Node")
-                    && self.node_explains(&node.name, &link, w)
-                {
-                    h.confidence = (conf + 0.01).min(1.0);
+        // Move them ahead of the first symptom-level hypothesis they explain, keeping
+        // their own order, and give them at least its confidence.
+        if let Some(at) = hyps.iter().position(|h| symptom_level(&h.cause)) {
+            let link = EntityKey::parse(&hyps[at].entity);
+            let conf = hyps[at].confidence;
+            let mut lifted = Vec::new();
+            let mut i = at + 1;
+            while i < hyps.len() {
+                let explains = node_level(&hyps[i].cause)
+                    && link.as_ref().is_some_and(|l| {
+                        EntityKey::parse(&hyps[i].entity).is_some_and(|c| self.explains(&c, l, w))
+                    });
+                if explains {
+                    let mut h = hyps.remove(i);
+                    h.confidence = h.confidence.max(conf);
+                    lifted.push(h);
+                } else {
+                    i += 1;
                 }
             }
-            hyps.sort_by(|a, b| {
-                b.confidence
-                    .partial_cmp(&a.confidence)
-                    .unwrap_or(std::cmp::Ordering::Equal)
-                    .then(b.evidence.len().cmp(&a.evidence.len()))
-                    .then(a.rule.cmp(&b.rule))
-            });
+            for (n, h) in lifted.into_iter().enumerate() {
+                hyps.insert(at + n, h);
+            }
         }
         let mut seen = BTreeSet::new();
         hyps.retain(|h| seen.insert((h.cause.clone(), h.entity.clone())));

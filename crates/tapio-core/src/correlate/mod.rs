@@ -1237,7 +1237,15 @@ impl CorrelationEngine {
                 .hypotheses
                 .first()
                 .is_some_and(|h| h.cause == CASCADE_ORIGIN);
-        if !unexplained || !wj.inc.root_cause_confident {
+        // A common-onset group is itself a guess about a path: it does not reach further
+        // than its onset window.
+        let proven = wj.inc.root_cause_confident
+            && wj
+                .inc
+                .hypotheses
+                .first()
+                .is_some_and(|h| h.cause != CASCADE_ORIGIN);
+        if !unexplained || !proven {
             return false;
         }
         let only_seen_by_callers = wk.signals.iter().all(|s| {

@@ -1270,7 +1270,19 @@ impl CorrelationEngine {
             <= Severity::P2;
         let after = wj.inc.started_at <= wk.inc.started_at
             && wk.inc.started_at - wj.inc.started_at <= Duration::minutes(15);
-        if !only_seen_by_callers || !paging || !after {
+        if !only_seen_by_callers || !after {
+            return false;
+        }
+        // Its pods ran on the chain's failed node: a path, whatever the chain's level.
+        let mut owners = vec![k.clone()];
+        if k.kind == "Service" {
+            owners.extend(self.state.workloads_of(k));
+        }
+        if j.kind == "Node" && owners.iter().any(|o| self.node_explains(&j.name, o, wj)) {
+            return true;
+        }
+        // Only the same namespace: a paging chain is needed to claim it.
+        if !paging {
             return false;
         }
         let ns = k.namespace.as_deref();
@@ -1281,14 +1293,7 @@ impl CorrelationEngine {
                     p.next();
                     p.next() == ns && a.split('/').count() == 3
                 }));
-        if same_ns {
-            return true;
-        }
-        let mut owners = vec![k.clone()];
-        if k.kind == "Service" {
-            owners.extend(self.state.workloads_of(k));
-        }
-        j.kind == "Node" && owners.iter().any(|o| self.node_explains(&j.name, o, wj))
+        same_ns
     }
 
     /// Common onset: two incidents of one namespace that no rule explains (or that are
@@ -1551,6 +1556,20 @@ impl CorrelationEngine {
                 owners
                     .iter()
                     .any(|o| self.state.claims_of(o).contains(cause))
+            }
+            "ConfigMap" | "Secret" => {
+                let mut owners = vec![link.clone()];
+                if link.kind == "Service" {
+                    owners.extend(self.state.workloads_of(link));
+                }
+                owners.iter().any(|o| self.uses_config(o, cause))
+            }
+            "NodeGroup" | "Zone" => w.factor.as_ref().is_some_and(|f| {
+                f.entity == *cause && f.nodes.iter().any(|n| self.node_explains(n, link, w))
+            }),
+            k if cause.is_workload() || k == "Pod" => {
+                *link == *cause
+                    || (link.kind == "Service" && self.state.workloads_of(link).contains(cause))
             }
             _ => false,
         }
@@ -2091,6 +2110,24 @@ impl CorrelationEngine {
             // partial unavailability. What blocks new pods (webhooks, scheduling, pulls,
             // mounts) is short as soon as one is missing: nothing can replace it.
             let runtime_failure = matches!(sym, Symptom::CrashLoop | Symptom::ConfigError);
+            // A node, claim, quota or webhook blocking pods: the workloads it affects.
+            let affected_workloads: Vec<EntityKey> = w
+                .inc
+                .affected
+                .iter()
+                .filter_map(|a| EntityKey::parse(a))
+                .filter(|k| k.is_workload())
+                .collect();
+            let subjects: BTreeSet<&EntityKey> = subjects
+                .into_iter()
+                .flat_map(|k| {
+                    if k.is_workload() || k.kind == "Pod" || k.kind == "Service" {
+                        vec![k]
+                    } else {
+                        affected_workloads.iter().collect()
+                    }
+                })
+                .collect();
             let short = subjects.iter().any(|k| {
                 let serving =
                     !self.state.services_of(k).is_empty() || !self.state.workloads.contains_key(*k);
@@ -2672,29 +2709,16 @@ impl CorrelationEngine {
                 .then(a.rule.cmp(&b.rule))
         });
         // A cause that explains the chain outranks the symptom-level explanation of one
-        // of its links: a node whose failure took a Service's pods ranks above "that
-        // Service has no ready endpoints" or "its callers fail".
-        let node_level = |c: &str| {
-            matches!(
-                c,
-                "node_failure"
-                    | "disk_failure"
-                    | "node_memory_pressure"
-                    | "cpu_pressure"
-                    | "io_pressure"
-                    | "node_resource_exhaustion"
-                    | "volume_full"
-                    | "volume_attach_failure"
-                    | "volume_provisioning_failure"
-                    | "eviction"
-            )
-        };
+        // of its links: a node whose failure took a Service's pods, a claim its pods
+        // mount, a rollout or config of the workloads behind it rank above "that Service
+        // has no ready endpoints" or "its callers fail".
         let symptom_level = |c: &str| {
             matches!(
                 c,
                 "no_ready_endpoints" | "dependency_failure" | CASCADE_ORIGIN
             )
         };
+        let node_level = |c: &str| !symptom_level(c);
         // Move them ahead of the first symptom-level hypothesis they explain, keeping
         // their own order, and give them at least its confidence.
         if let Some(at) = hyps.iter().position(|h| symptom_level(&h.cause)) {

@@ -1286,14 +1286,13 @@ impl CorrelationEngine {
             return false;
         }
         let ns = k.namespace.as_deref();
-        let same_ns = ns.is_some()
+        ns.is_some()
             && (j.namespace.as_deref() == ns
                 || wj.inc.affected.iter().any(|a| {
                     let mut p = a.split('/');
                     p.next();
                     p.next() == ns && a.split('/').count() == 3
-                }));
-        same_ns
+                }))
     }
 
     /// Common onset: two incidents of one namespace that no rule explains (or that are

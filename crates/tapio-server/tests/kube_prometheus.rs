@@ -1857,7 +1857,12 @@ impl Stack {
     }
 }
 
+/// An alert's label as Tapio stored it: in the entity (`workload` is the name of the
+/// `deployment`/`statefulset`/… label's workload) or among the attributes.
 fn attr_or_entity<'a>(ev: &'a Value, key: &str) -> Option<&'a str> {
+    if key == "workload" {
+        return ev["entity"]["workload"]["name"].as_str();
+    }
     ev["entity"][key]
         .as_str()
         .or_else(|| ev["attributes"][key].as_str())
@@ -2012,7 +2017,7 @@ fn node_failure_storm_is_one_p1_incident_on_the_node() {
         st.wait_alert(
             90,
             "KubeDeploymentReplicasMismatch",
-            &[("namespace", ns), ("deployment", workload)],
+            &[("namespace", ns), ("workload", workload)],
         );
         st.wait_alert(90, "KubePodNotReady", &[("namespace", ns)]);
     }

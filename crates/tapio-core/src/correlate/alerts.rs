@@ -270,13 +270,27 @@ pub fn read(ev: &Event, state: &ClusterState) -> Option<Reading> {
         | "KubeProxyDown"
         | "KubeAggregatedAPIDown"
         | "KubeAggregatedAPIErrors"
-        | "KubeClientErrors"
-        | "etcdMembersDown"
-        | "etcdInsufficientMembers"
-        | "etcdNoLeader"
-        | "etcdHighNumberOfFailedGRPCRequests" => {
+        | "KubeClientErrors" => {
             r.symptom = Symptom::ControlPlaneDegraded;
             r.subject = Some(cluster(ev));
+            r.strong = critical;
+            r.figure = pct.map(|p| format!("{p}% (alert {name})"));
+        }
+        // etcd (the etcd mixin most clusters add): about the member that reports it.
+        n if n.starts_with("etcd") => {
+            r.symptom = Symptom::ControlPlaneDegraded;
+            r.subject = ev
+                .entity
+                .pod
+                .as_deref()
+                .map(|p| {
+                    EntityKey::ns(
+                        "Pod",
+                        ev.entity.namespace.as_deref().unwrap_or("kube-system"),
+                        p,
+                    )
+                })
+                .or_else(|| Some(cluster(ev)));
             r.strong = critical;
             r.figure = pct.map(|p| format!("{p}% (alert {name})"));
         }

@@ -192,6 +192,9 @@ pub struct CorrelationEngine {
 /// feature unavailable (P4): traffic volume decides severity.
 const RARE_FAILURES: usize = 3;
 
+/// How long volume mount failures must go on before they are an incident.
+const MOUNT_PERSIST_SECONDS: i64 = 60;
+
 /// How long a state-derived outage must last before it opens an incident by itself.
 const OUTAGE_GRACE_SECONDS: i64 = 30;
 const MAX_DEFERRED: usize = 10_000;
@@ -460,6 +463,23 @@ impl CorrelationEngine {
                 .map(|(k, w)| (w.inc.started_at, k))
                 .min();
             if let Some((_, k)) = found {
+                return k.clone();
+            }
+        }
+        // The control plane is one chain: every component's alerts join the open one.
+        if s.symptom == Symptom::ControlPlaneDegraded {
+            let open = self
+                .active
+                .iter()
+                .filter(|(_, w)| {
+                    within(w)
+                        && w.signals
+                            .iter()
+                            .any(|x| x.symptom == Symptom::ControlPlaneDegraded)
+                })
+                .map(|(k, w)| (w.inc.started_at, k))
+                .min();
+            if let Some((_, k)) = open {
                 return k.clone();
             }
         }
@@ -809,7 +829,11 @@ impl CorrelationEngine {
                 } else {
                     self.cfg.weak_repeats
                 };
-                opens = e.0 >= need;
+                // A mount failing while a pod starts (a Secret or ConfigMap not synced yet)
+                // retries within seconds and clears: it must persist a minute to count.
+                let persisted = s.symptom != Symptom::MountFailed
+                    || s.at - e.1 >= Duration::seconds(MOUNT_PERSIST_SECONDS);
+                opens = e.0 >= need && persisted;
                 if self.weak.len() > MAX_DEPS {
                     let horizon = s.at - self.cfg.window;
                     self.weak.retain(|_, v| v.1 > horizon);

@@ -120,13 +120,25 @@ pub fn run_scenario(
         None => parse_depth(expected.depth.as_deref())?,
     };
     let mut engine = CorrelationEngine::with_defaults(depth);
+    // Every incident the engine ever reported, in its latest version: what a live server's
+    // store holds (an incident that resolved and left the engine's memory still counts).
+    let mut seen: std::collections::BTreeMap<ulid::Ulid, Incident> = Default::default();
     for ev in events {
-        engine.observe(ev, ev.time);
+        for c in engine.observe(ev, ev.time) {
+            let i = c.incident();
+            seen.insert(i.id, i.clone());
+        }
+    }
+    for c in engine.flush() {
+        let i = c.incident();
+        seen.insert(i.id, i.clone());
+    }
+    for i in engine.incidents() {
+        seen.insert(i.id, i);
     }
     // Incidents merged into another chain are part of the survivor, not incidents of their own.
-    let produced: Vec<Incident> = engine
-        .incidents()
-        .into_iter()
+    let produced: Vec<Incident> = seen
+        .into_values()
         .filter(|i| i.merged_into.is_none())
         .collect();
     Ok(score(name, depth, &produced, expected, events))

@@ -483,6 +483,26 @@ impl CorrelationEngine {
                 return k.clone();
             }
         }
+        // Creates refused by the same admission webhook, in any namespace: one chain.
+        if matches!(s.symptom, Symptom::WebhookFailed | Symptom::CertExpired)
+            && let Some(name) = webhook_name(&s.message)
+        {
+            let open = self
+                .active
+                .iter()
+                .filter(|(_, w)| {
+                    within(w)
+                        && w.signals.iter().any(|x| {
+                            matches!(x.symptom, Symptom::WebhookFailed | Symptom::CertExpired)
+                                && webhook_name(&x.message).as_deref() == Some(name.as_str())
+                        })
+                })
+                .map(|(k, w)| (w.inc.started_at, k))
+                .min();
+            if let Some((_, k)) = open {
+                return k.clone();
+            }
+        }
         // A pod network that cannot be set up is the CNI daemon's chain (or the node's).
         if s.symptom == Symptom::NetworkSetupFailed {
             if let Some(cni) = self.cni_daemon() {
@@ -1217,12 +1237,31 @@ impl CorrelationEngine {
         let Some(cj) = cj else {
             return false;
         };
-        if !absorbable(ck, cj) {
-            return false;
-        }
         if wk.last_symptom < wj.inc.started_at - self.cfg.window
             || wj.last_symptom < wk.inc.started_at - self.cfg.window
         {
+            return false;
+        }
+        // Downstream of a proven chain (also a symptom-level one: a Service down).
+        if self.downstream(j, wj, k, wk) {
+            return true;
+        }
+        // Pods that cannot be scheduled for the same missing resource, in any namespace:
+        // one capacity shortage of the cluster, the newer joins the older.
+        if ck == Some("unschedulable") && cj == "unschedulable" {
+            let want = |w: &Working| {
+                w.signals
+                    .iter()
+                    .filter(|s| s.symptom == Symptom::Unschedulable)
+                    .filter_map(|s| insufficient(&s.message))
+                    .collect::<BTreeSet<_>>()
+            };
+            let (a, b) = (want(wj), want(wk));
+            return (wj.inc.started_at, wj.inc.id) < (wk.inc.started_at, wk.inc.id)
+                && !a.is_empty()
+                && a == b;
+        }
+        if !absorbable(ck, cj) {
             return false;
         }
         let mut mine = vec![k.clone()];
@@ -1235,14 +1274,22 @@ impl CorrelationEngine {
             mine.push(e);
         }
         if ck == Some(cj) {
-            // Same kind of node trouble: one chain when they share a (non-node) workload,
-            // and the newer joins the older.
-            return (wj.inc.started_at, wj.inc.id) < (wk.inc.started_at, wk.inc.id)
-                && wk.inc.affected.iter().any(|a| {
-                    !a.starts_with("Node/")
-                        && !a.starts_with("Destination/")
-                        && wj.inc.affected.contains(a)
+            // Same kind of node trouble: one chain when they share a (non-node) workload
+            // — seen in both, or a workload of the older now running on the newer's
+            // node (moved there and took it down too) — and the newer joins the older.
+            let moved = k.kind == "Node"
+                && wj.inc.affected.iter().any(|a| {
+                    EntityKey::parse(a)
+                        .filter(EntityKey::is_workload)
+                        .is_some_and(|o| self.node_explains(&k.name, &o, wk))
                 });
+            return (wj.inc.started_at, wj.inc.id) < (wk.inc.started_at, wk.inc.id)
+                && (moved
+                    || wk.inc.affected.iter().any(|a| {
+                        !a.starts_with("Node/")
+                            && !a.starts_with("Destination/")
+                            && wj.inc.affected.contains(a)
+                    }));
         }
         mine.iter().any(|m| {
             let s = m.to_string();
@@ -1272,20 +1319,29 @@ impl CorrelationEngine {
         if !unexplained || !proven {
             return false;
         }
-        let only_seen_by_callers = wk.signals.iter().all(|s| {
-            matches!(
-                s.symptom,
-                Symptom::Alert
-                    | Symptom::ConnectStats
-                    | Symptom::ConnRefused
-                    | Symptom::ConnTimeout
-                    | Symptom::ConnError
-                    | Symptom::ProbeFailed
-                    | Symptom::TargetsDown
-                    | Symptom::Informational
-                    | Symptom::CpuThrottled
-            )
-        });
+        // A common-onset group is a guess at a path nobody has shown: a proven chain
+        // that began first in its namespace is the better explanation.
+        let onset_group = wk.onset_group
+            || wk
+                .inc
+                .hypotheses
+                .first()
+                .is_some_and(|h| h.cause == CASCADE_ORIGIN);
+        let only_seen_by_callers = onset_group
+            || wk.signals.iter().all(|s| {
+                matches!(
+                    s.symptom,
+                    Symptom::Alert
+                        | Symptom::ConnectStats
+                        | Symptom::ConnRefused
+                        | Symptom::ConnTimeout
+                        | Symptom::ConnError
+                        | Symptom::ProbeFailed
+                        | Symptom::TargetsDown
+                        | Symptom::Informational
+                        | Symptom::CpuThrottled
+                )
+            });
         let paging = wj
             .inc
             .peak_severity
@@ -2387,6 +2443,7 @@ impl CorrelationEngine {
         let present: BTreeSet<Symptom> = w.signals.iter().map(|s| s.symptom).collect();
         #[allow(clippy::type_complexity)]
         let mut cands: Vec<(&Rule, EntityKey, f64, Vec<&Signal>, Option<Change>)> = Vec::new();
+        let mut onsets: BTreeMap<(String, String), DateTime<Utc>> = BTreeMap::new();
         // Signals grouped once per evaluation, in arrival order within each symptom.
         let mut by_symptom: BTreeMap<Symptom, Vec<&Signal>> = BTreeMap::new();
         let mut strong_by_symptom: BTreeMap<Symptom, usize> = BTreeMap::new();
@@ -2671,6 +2728,16 @@ impl CorrelationEngine {
                     evidence: c.evidence,
                 });
             }
+            // When the cause's own symptom first showed (its required one, when it
+            // names one): the earlier of two close node causes is the likelier start.
+            let began = support
+                .iter()
+                .filter(|s| rule.requires_any.is_empty() || rule.requires_any.contains(&s.symptom))
+                .map(|s| s.at)
+                .min();
+            if let Some(b) = began {
+                onsets.insert((rule.cause.clone(), entity.to_string()), b);
+            }
             hyps.push(Hypothesis {
                 cause: rule.cause.clone(),
                 entity: entity.to_string(),
@@ -2731,6 +2798,20 @@ impl CorrelationEngine {
                 .then(b.evidence.len().cmp(&a.evidence.len()))
                 .then(a.rule.cmp(&b.rule))
         });
+        // Two causes on the same node within 0.05 of each other: the one whose own symptom
+        // began first leads (memory starvation before the CPU storm it sets off).
+        if hyps.len() >= 2
+            && hyps[0].entity == hyps[1].entity
+            && hyps[0].entity.starts_with("Node/")
+            && hyps[0].confidence - hyps[1].confidence < 0.05
+            && let (Some(a), Some(b)) = (
+                onsets.get(&(hyps[0].cause.clone(), hyps[0].entity.clone())),
+                onsets.get(&(hyps[1].cause.clone(), hyps[1].entity.clone())),
+            )
+            && b < a
+        {
+            hyps.swap(0, 1);
+        }
         // A cause that explains the chain outranks the symptom-level explanation of one
         // of its links: a node whose failure took a Service's pods, a claim its pods
         // mount, a rollout or config of the workloads behind it rank above "that Service
@@ -2956,6 +3037,9 @@ fn absorbable(k: Option<&str>, j: &str) -> bool {
         // A common-onset group is a guess about an unknown path: a rule's cause that
         // already involves the group's origin or its anchor explains it.
         Some(CASCADE_ORIGIN) => j != CASCADE_ORIGIN,
+        // An autoscaler at its maximum is what any chain that stops pods from serving or
+        // starting looks like from the HPA.
+        Some("autoscaling_limit") => j != "autoscaling_limit",
         // OOM kills on a node starved of memory are the node's, not the limit's.
         Some("memory_limit_too_low") => j == "node_memory_pressure",
         // A node going NotReady under pressure is the pressure's doing.
@@ -2966,6 +3050,28 @@ fn absorbable(k: Option<&str>, j: &str) -> bool {
         // chain (the DFDS Hangfire post-mortem): joined when they share a workload.
         Some(k) => k == j && matches!(j, "node_memory_pressure" | "cpu_pressure" | "io_pressure"),
     }
+}
+
+/// The admission webhook a refusal names (`failed calling webhook "x"`).
+fn webhook_name(message: &str) -> Option<String> {
+    let lower = message.to_ascii_lowercase();
+    let i = lower.find("webhook \"")? + "webhook \"".len();
+    let name: String = lower[i..]
+        .chars()
+        .take_while(|c| *c != '"' && *c != '\\')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The resource a scheduling failure lacks (`Insufficient cpu` → "cpu").
+fn insufficient(message: &str) -> Option<String> {
+    let lower = message.to_ascii_lowercase();
+    let i = lower.find("insufficient ")? + "insufficient ".len();
+    let r: String = lower[i..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '/' || *c == '-')
+        .collect();
+    (!r.is_empty()).then_some(r)
 }
 
 /// The level a severity reason was written for ("… runbook P2 …").

@@ -339,7 +339,14 @@ pub fn read(ev: &Event, state: &ClusterState) -> Option<Reading> {
             r.strong = name == "KubeJobFailed";
         }
         "KubeHpaMaxedOut" | "KubeHpaReplicasMismatch" => {
-            r = weak(r, Symptom::ScalingLimit, hpa_target(ev, state));
+            // The cause sits on the HPA (its maxReplicas); the engine routes it to the
+            // chain of the workload it scales.
+            let hpa = namespaced(ev, "HorizontalPodAutoscaler", "horizontalpodautoscaler");
+            r = weak(
+                r,
+                Symptom::ScalingLimit,
+                hpa.or_else(|| hpa_target(ev, state)),
+            );
         }
         "CPUThrottlingHigh" => {
             r = weak(r, Symptom::CpuThrottled, workload_of(ev, state));
@@ -428,9 +435,10 @@ pub fn read(ev: &Event, state: &ClusterState) -> Option<Reading> {
                 MONITORING_JOBS.contains(&job) || svc.is_some_and(|s| MONITORING_JOBS.contains(&s));
             r.symptom = Symptom::TargetsDown;
             r.fraction = pct.map(|p| (p / 100.0).clamp(0.0, 1.0));
-            // All of a serving Service's targets down opens an incident; a share of them
-            // (the rest still answer) joins a chain or waits for repeats.
-            r.strong = !r.monitoring && r.fraction.is_some_and(|f| f >= 0.999);
+            // An application's targets down (the rule waited 10 minutes) opens an
+            // incident — P1 when all are down, P3 for a share; the monitoring stack's own
+            // targets only join a chain.
+            r.strong = !r.monitoring && r.fraction.is_some_and(|f| f > 0.0);
             r.figure = pct.map(|p| format!("{p}% of the {job} targets down (alert TargetDown)"));
         }
 

@@ -466,6 +466,28 @@ impl CorrelationEngine {
                 return k.clone();
             }
         }
+        // An autoscaler's limit belongs to the chain of the workload it scales (or its
+        // Service's); with none open yet, it waits on that Service.
+        if s.subject.kind == "HorizontalPodAutoscaler" {
+            let target = self.state.hpa_targets.get(&s.subject).cloned().or_else(|| {
+                let ns = s.subject.namespace.as_deref().unwrap_or_default();
+                ["Deployment", "StatefulSet"]
+                    .iter()
+                    .map(|k| EntityKey::ns(k, ns, &s.subject.name))
+                    .find(|k| self.state.workloads.contains_key(k))
+            });
+            if let Some(t) = target {
+                let services = self.state.services_of(&t);
+                for k in std::iter::once(t.clone()).chain(services.iter().cloned()) {
+                    if let Some(w) = self.active.get(&k)
+                        && within(w)
+                    {
+                        return k;
+                    }
+                }
+                return services.into_iter().next().unwrap_or(t);
+            }
+        }
         // The control plane is one chain: every component's alerts join the open one.
         if s.symptom == Symptom::ControlPlaneDegraded {
             let open = self
@@ -2497,17 +2519,23 @@ impl CorrelationEngine {
             // Where the cause sits.
             let entity: Option<EntityKey> = match rule.on {
                 On::Subject => {
-                    let mut counts: BTreeMap<&EntityKey, usize> = BTreeMap::new();
+                    let mut counts: BTreeMap<EntityKey, usize> = BTreeMap::new();
                     // Where the rule's required symptom is seen, when it names one.
                     let required = |s: &Signal| {
                         rule.requires_any.is_empty() || rule.requires_any.contains(&s.symptom)
                     };
                     for s in support.iter().filter(|s| required(s)) {
-                        if s.subject.kind != "Node"
-                            && s.subject.kind != "Service"
-                            && s.subject.kind != "Cluster"
-                        {
-                            *counts.entry(&s.subject).or_default() += 1;
+                        match s.subject.kind.as_str() {
+                            "Node" | "Cluster" => {}
+                            // A Service stands for the one workload behind it (an alert
+                            // about the Service of a Deployment that rolled out).
+                            "Service" => {
+                                let ws = self.state.workloads_of(&s.subject);
+                                if ws.len() == 1 {
+                                    *counts.entry(ws[0].clone()).or_default() += 1;
+                                }
+                            }
+                            _ => *counts.entry(s.subject.clone()).or_default() += 1,
                         }
                     }
                     if w.anchor.is_workload() && counts.contains_key(&w.anchor) {
@@ -2515,8 +2543,8 @@ impl CorrelationEngine {
                     } else {
                         counts
                             .into_iter()
-                            .max_by_key(|(k, n)| (*n, std::cmp::Reverse((*k).clone())))
-                            .map(|(k, _)| k.clone())
+                            .max_by_key(|(k, n)| (*n, std::cmp::Reverse(k.clone())))
+                            .map(|(k, _)| k)
                     }
                 }
                 On::Node

@@ -45,6 +45,7 @@ fn sig(ev: &Event, symptom: Symptom, subject: EntityKey, strong: bool, detail: S
         message: String::new(),
         fraction: None,
         monitoring: false,
+        joins_only: false,
     }
 }
 

@@ -857,7 +857,7 @@ impl CorrelationEngine {
                 return;
             }
             let mut opens = s.strong;
-            if !opens {
+            if !opens && !s.joins_only {
                 let key = (anchor.clone(), s.symptom);
                 let e = self.weak.entry(key).or_insert((0, s.at));
                 if s.at - e.1 > self.cfg.window {

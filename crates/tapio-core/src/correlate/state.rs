@@ -285,6 +285,7 @@ impl Ctx {
             message,
             fraction: None,
             monitoring: false,
+            joins_only: false,
         }));
     }
     /// A signal about reaching something (a Service a lookup names).
@@ -805,6 +806,9 @@ impl ClusterState {
                 !cordoned && old.is_some(),
                 String::new(),
             );
+            if cordoned && let Some(Derived::Signal(s)) = cx.out.last_mut() {
+                s.joins_only = true;
+            }
         }
         if st.ready == Some(true) && was.ready == Some(false) {
             cx.recovery(key.clone(), Symptom::NodeNotReady);
@@ -1536,15 +1540,30 @@ impl ClusterState {
             .as_deref()
             .and_then(|n| self.nodes.get(n))
             .is_some_and(|n| n.cordoned);
-        let strong =
-            strong && !(planned && matches!(sym, Symptom::NodeNotReady | Symptom::Evicted));
+        let planned = planned && matches!(sym, Symptom::NodeNotReady | Symptom::Evicted);
+        let strong = strong && !planned;
         // A node-level event about a node: the node is the subject.
-        let subject = if sym.is_node_condition() && ikind == "Node" {
-            EntityKey::node(iname)
-        } else {
-            subject
-        };
+        if sym.is_node_condition() && ikind == "Node" {
+            cx.signal(sym, EntityKey::node(iname), node, cut, strong, message);
+            return;
+        }
+        // "Node is not ready" on a pod (the node lifecycle controller): the node's
+        // condition, with the pod's workload as what it affects.
+        if sym == Symptom::NodeNotReady
+            && let Some(n) = node.clone()
+        {
+            cx.signal_to(sym, EntityKey::node(&n), Some(n), subject, cut);
+            if let Some(Derived::Signal(s)) = cx.out.last_mut() {
+                s.strong = strong;
+                s.message = message;
+                s.joins_only = planned;
+            }
+            return;
+        }
         cx.signal(sym, subject, node, cut, strong, message);
+        if let Some(Derived::Signal(s)) = cx.out.last_mut() {
+            s.joins_only = planned;
+        }
     }
 
     /// The claim a volume failure is about: the PV the message names (`volume "pvc-…"`),

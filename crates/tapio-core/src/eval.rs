@@ -97,6 +97,20 @@ fn entities_of(inc: &Incident) -> BTreeSet<String> {
     s
 }
 
+/// What an incident is about: its identity entity and its top hypothesis' entity.
+fn heads_of(inc: &Incident) -> BTreeSet<String> {
+    let mut s = BTreeSet::new();
+    let id = &inc.identity;
+    s.insert(match &id.namespace {
+        Some(ns) => format!("{}/{}/{}", id.kind, ns, id.name),
+        None => format!("{}/{}", id.kind, id.name),
+    });
+    if let Some(h) = inc.hypotheses.first() {
+        s.insert(h.entity.clone());
+    }
+    s
+}
+
 pub fn parse_depth(s: Option<&str>) -> Result<CorrelationDepth, String> {
     match s.unwrap_or("standard") {
         "basic" => Ok(CorrelationDepth::Basic),
@@ -162,15 +176,30 @@ pub fn score(
         s.insert(e.entity.clone());
         s
     };
-    // Which expected incidents each produced one matches.
+    // Which expected incidents each produced one matches: by what it is about (its
+    // identity or its root-cause entity) first; by what it affects only when that names
+    // none of them — a caller affected by two chains does not make either chain the other.
+    let heads: Vec<BTreeSet<String>> = produced.iter().map(heads_of).collect();
     let mut matches_of_produced: Vec<Vec<usize>> = vec![Vec::new(); produced.len()];
-    for (ei, e) in expected.incidents.iter().enumerate() {
-        let w = wanted(e);
-        for (pi, pe) in ents.iter().enumerate() {
-            if !pe.is_disjoint(&w) {
-                matches_of_produced[pi].push(ei);
-            }
-        }
+    for (pi, pe) in ents.iter().enumerate() {
+        let by_head: Vec<usize> = expected
+            .incidents
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !heads[pi].is_disjoint(&wanted(e)))
+            .map(|(ei, _)| ei)
+            .collect();
+        matches_of_produced[pi] = if by_head.is_empty() {
+            expected
+                .incidents
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| !pe.is_disjoint(&wanted(e)))
+                .map(|(ei, _)| ei)
+                .collect()
+        } else {
+            by_head
+        };
     }
     let mut over_merge = 0;
     for m in &matches_of_produced {

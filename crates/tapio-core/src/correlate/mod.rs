@@ -107,6 +107,10 @@ struct Working {
     /// Several nodes failing together that share a node group or zone the healthy nodes
     /// do not: the common factor is the cause (one incident, not one per node).
     factor: Option<Factor>,
+    /// Workloads whose pods ran on this chain's failed node (the node lifecycle
+    /// controller's "Node is not ready" on their pods): they lost capacity to it, whether
+    /// or not they show a symptom of their own (bounded).
+    hosted: BTreeSet<EntityKey>,
 }
 
 #[derive(Debug, Clone)]
@@ -441,7 +445,10 @@ impl CorrelationEngine {
                         && w.signals
                             .iter()
                             .any(|x| x.symptom == Symptom::NodeNotReady && x.strong)
-                        && mine.iter().any(|m| w.inc.affected.contains(m))
+                        && mine.iter().any(|m| {
+                            w.inc.affected.contains(m)
+                                || EntityKey::parse(m).is_some_and(|k| w.hosted.contains(&k))
+                        })
                 })
                 .map(|(k, w)| (w.inc.started_at, k))
                 .min();
@@ -805,6 +812,7 @@ impl CorrelationEngine {
                 onset_group: false,
                 seq: self.opened_seq,
                 factor: None,
+                hosted: BTreeSet::new(),
             },
         );
         self.opened_seq += 1;
@@ -1017,10 +1025,20 @@ impl CorrelationEngine {
         }
         inc.last_evidence_at = inc.last_evidence_at.max(s.at);
         inc.updated_at = inc.updated_at.max(s.at);
+        // A node condition's target is a workload that had pods there: hosted, not (yet)
+        // showing a symptom of its own.
+        let hosted = s.symptom.is_node_condition() && s.subject.kind == "Node";
+        if hosted
+            && let Some(t) = &s.target
+            && w.hosted.len() < MAX_AFFECTED
+        {
+            w.hosted.insert(t.clone());
+        }
+        let inc = &mut w.inc;
         for a in [
             Some(s.subject.to_string()),
             s.node.as_ref().map(|n| EntityKey::node(n).to_string()),
-            s.target.as_ref().map(|t| t.to_string()),
+            s.target.as_ref().filter(|_| !hosted).map(|t| t.to_string()),
         ]
         .into_iter()
         .flatten()
@@ -1227,6 +1245,9 @@ impl CorrelationEngine {
                 namespaces.insert(Some(parts[1]));
             }
         }
+        for h in &wj.hosted {
+            namespaces.insert(h.namespace.as_deref());
+        }
         self.active
             .iter()
             .filter(|(k, w)| {
@@ -1315,7 +1336,7 @@ impl CorrelationEngine {
         }
         mine.iter().any(|m| {
             let s = m.to_string();
-            wj.inc.affected.contains(&s)
+            wj.inc.affected.contains(&s) || wj.hosted.contains(m)
         }) || self.downstream(j, wj, k, wk)
     }
 
@@ -1844,6 +1865,11 @@ impl CorrelationEngine {
             }
         }
         w.onset_group |= gone.onset_group;
+        for h in std::mem::take(&mut gone.hosted) {
+            if w.hosted.len() < MAX_AFFECTED {
+                w.hosted.insert(h);
+            }
+        }
         if let Some(gf) = gone.factor.take() {
             match &mut w.factor {
                 Some(f) => {
@@ -3296,6 +3322,7 @@ impl CorrelationEngine {
                     onset_group,
                     seq: self.opened_seq,
                     factor,
+                    hosted: BTreeSet::new(),
                 },
             );
         }

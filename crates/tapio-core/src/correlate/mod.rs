@@ -183,6 +183,9 @@ pub struct CorrelationEngine {
     pub abstentions: u64,
     pub signals_seen: u64,
     opened_seq: u64,
+    /// Node → the Services its pods were seen connecting to (connect statistics are per
+    /// node): a workload on that node may call them (bounded).
+    node_calls: FastMap<String, BTreeSet<EntityKey>>,
     /// Outage conditions read from the state (no ready endpoints, no replica available)
     /// that would open a new incident wait out a grace period: replacement pods of a
     /// drain or a rollout are usually ready within it. Released when due if the state
@@ -237,6 +240,7 @@ impl CorrelationEngine {
             opened_seq: 0,
             deferred: VecDeque::new(),
             damped: 0,
+            node_calls: FastMap::default(),
         }
     }
 
@@ -587,7 +591,16 @@ impl CorrelationEngine {
             return c;
         }
         // Failures to reach a destination are symptoms of the destination.
-        if let Some(t) = &s.target {
+        if let Some(t) = &s.target
+            && matches!(
+                s.symptom,
+                Symptom::ConnRefused
+                    | Symptom::ConnTimeout
+                    | Symptom::ConnError
+                    | Symptom::DnsFailure
+                    | Symptom::ConnectStats
+            )
+        {
             // A lookup that timed out is cluster DNS failing; one that found no such name
             // (a named in-cluster Service) is about that Service.
             let dns_target = t.namespace.as_deref() == Some("kube-system")
@@ -834,6 +847,17 @@ impl CorrelationEngine {
             && (self.deps.len() < MAX_DEPS || self.deps.contains_key(&s.subject))
         {
             let set = self.deps.entry(s.subject.clone()).or_default();
+            if set.len() < 64 {
+                set.insert(t.clone());
+            }
+        }
+        if s.symptom == Symptom::ConnectStats
+            && s.subject.kind == "Node"
+            && let Some(t) = &s.target
+            && t.kind == "Service"
+            && (self.node_calls.len() < MAX_DEPS || self.node_calls.contains_key(&s.subject.name))
+        {
+            let set = self.node_calls.entry(s.subject.name.clone()).or_default();
             if set.len() < 64 {
                 set.insert(t.clone());
             }
@@ -1248,13 +1272,25 @@ impl CorrelationEngine {
         for h in &wj.hosted {
             namespaces.insert(h.namespace.as_deref());
         }
+        // An unexplained incident only callers see may be downstream of a proven chain
+        // in any namespace; pods short of the same resource may be in any namespace.
+        let j_caller_only = !j_strong && caller_only(wj);
+        fn unschedulable(w: &Working) -> bool {
+            w.inc
+                .hypotheses
+                .first()
+                .is_some_and(|h| h.cause == "unschedulable")
+        }
+        let j_unschedulable = unschedulable(wj);
         self.active
             .iter()
             .filter(|(k, w)| {
                 *k != j
-                    && ((is_strong(w) != j_strong || (j_strong && k.kind == "Node"))
+                    && (((is_strong(w) != j_strong || (j_strong && k.kind == "Node"))
                         || (j_onset && onset_eligible(k, w) && k.namespace == j.namespace))
-                    && namespaces.contains(&k.namespace.as_deref())
+                        && namespaces.contains(&k.namespace.as_deref())
+                        || (j_caller_only && is_strong(w))
+                        || (j_unschedulable && unschedulable(w)))
             })
             .map(|(k, _)| k.clone())
             .collect()
@@ -1370,21 +1406,7 @@ impl CorrelationEngine {
                 .hypotheses
                 .first()
                 .is_some_and(|h| h.cause == CASCADE_ORIGIN);
-        let only_seen_by_callers = onset_group
-            || wk.signals.iter().all(|s| {
-                matches!(
-                    s.symptom,
-                    Symptom::Alert
-                        | Symptom::ConnectStats
-                        | Symptom::ConnRefused
-                        | Symptom::ConnTimeout
-                        | Symptom::ConnError
-                        | Symptom::ProbeFailed
-                        | Symptom::TargetsDown
-                        | Symptom::Informational
-                        | Symptom::CpuThrottled
-                )
-            });
+        let only_seen_by_callers = onset_group || caller_only(wk);
         let paging = wj
             .inc
             .peak_severity
@@ -1402,6 +1424,12 @@ impl CorrelationEngine {
             owners.extend(self.state.workloads_of(k));
         }
         if j.kind == "Node" && owners.iter().any(|o| self.node_explains(&j.name, o, wj)) {
+            return true;
+        }
+        // Its nodes were seen calling a Service the chain took down (connect statistics
+        // are per node, so this is an inferred path): enough for a node's chain, or for a
+        // paging one.
+        if (j.kind == "Node" || paging) && self.calls_into(&owners, j, wj) {
             return true;
         }
         // Only the same namespace: a paging chain is needed to claim it.
@@ -1663,6 +1691,30 @@ impl CorrelationEngine {
             })
             .min_by_key(|(of, kind, _)| (*of, *kind != "Zone"))
             .map(|(_, kind, value)| EntityKey::new(kind, None, &value))
+    }
+
+    /// Whether the nodes running `owners` were seen connecting to a Service that chain
+    /// `j` involves or whose pods ran on `j`'s node.
+    fn calls_into(&self, owners: &[EntityKey], j: &EntityKey, wj: &Working) -> bool {
+        let nodes: BTreeSet<&str> = owners
+            .iter()
+            .flat_map(|o| self.state.pods_of(o))
+            .filter_map(|p| p.node.as_deref())
+            .collect();
+        nodes.iter().any(|n| {
+            self.node_calls.get(*n).is_some_and(|svcs| {
+                svcs.iter().any(|svc| {
+                    !owners.contains(svc)
+                        && (wj.inc.affected.contains(&svc.to_string())
+                            || self
+                                .state
+                                .workloads_of(svc)
+                                .iter()
+                                .any(|w| wj.inc.affected.contains(&w.to_string()))
+                            || (j.kind == "Node" && self.node_explains(&j.name, svc, wj)))
+                })
+            })
+        })
     }
 
     /// Whether the cause entity (a node, a volume claim) is upstream of `link` (a Service
@@ -3104,6 +3156,25 @@ fn absorbable(k: Option<&str>, j: &str) -> bool {
         // chain (the DFDS Hangfire post-mortem): joined when they share a workload.
         Some(k) => k == j && matches!(j, "node_memory_pressure" | "cpu_pressure" | "io_pressure"),
     }
+}
+
+/// Whether an incident holds only what callers and monitors see (alerts, failed connects,
+/// probes, targets down) and nothing about its own pods or nodes.
+fn caller_only(w: &Working) -> bool {
+    w.signals.iter().all(|s| {
+        matches!(
+            s.symptom,
+            Symptom::Alert
+                | Symptom::ConnectStats
+                | Symptom::ConnRefused
+                | Symptom::ConnTimeout
+                | Symptom::ConnError
+                | Symptom::ProbeFailed
+                | Symptom::TargetsDown
+                | Symptom::Informational
+                | Symptom::CpuThrottled
+        )
+    })
 }
 
 /// The admission webhook a refusal names (`failed calling webhook "x"`).

@@ -1600,6 +1600,15 @@ impl ClusterState {
             .map(|c| EntityKey::new("StorageClass", None, c))
     }
 
+    /// A workload's pods.
+    pub fn pods_of(&self, workload: &EntityKey) -> impl Iterator<Item = &PodState> {
+        self.pods_by_owner
+            .get(workload)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.pods.get(k))
+    }
+
     /// PVCs mounted by a workload's pods.
     pub fn claims_of(&self, workload: &EntityKey) -> BTreeSet<EntityKey> {
         self.pods_by_owner

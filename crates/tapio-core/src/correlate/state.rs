@@ -206,21 +206,34 @@ fn word_after<'a>(msg: &'a str, prefix: &str) -> Option<&'a str> {
     Some(&rest[..end]).filter(|n| !n.is_empty() && n.len() <= 253)
 }
 
-/// The Service a failed DNS lookup names (`lookup db.shop.svc.cluster.local` →
-/// Service/shop/db); `None` for names outside the cluster.
+/// The in-cluster Service a failed lookup names: the first `<svc>.<ns>.svc[...]` host in
+/// the message (`lookup db.shop.svc.cluster.local`, `could not translate host name
+/// "db.shop.svc.cluster.local"`); `None` for names outside the cluster.
 pub fn looked_up_service(msg: &str) -> Option<EntityKey> {
     let lower = msg.to_ascii_lowercase();
-    let i = lower.find("lookup ")? + "lookup ".len();
-    let host: String = lower[i..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
-        .collect();
-    let mut parts = host.split('.');
-    let svc = parts.next()?;
-    let ns = parts.next()?;
-    (parts.next() == Some("svc") && !svc.is_empty() && !ns.is_empty())
-        .then(|| EntityKey::ns("Service", ns, svc))
+    lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        .find_map(|host| {
+            let mut parts = host.split('.');
+            let svc = parts.next()?;
+            let ns = parts.next()?;
+            (parts.next() == Some("svc") && !svc.is_empty() && !ns.is_empty())
+                .then(|| EntityKey::ns("Service", ns, svc))
+        })
 }
+
+/// How applications say a name does not exist (NXDOMAIN), across runtimes.
+const NO_SUCH_NAME: &[&str] = &[
+    "no such host",
+    "nxdomain",
+    "could not translate host name",
+    "name or service not known",
+    "nodename nor servname",
+    "unknownhostexception",
+    "getaddrinfo enotfound",
+    "name does not resolve",
+    "could not resolve host",
+];
 
 fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     get(v, path)?.as_str()
@@ -988,7 +1001,7 @@ impl ClusterState {
             let prev = was.containers.get(cname).map_or(0, |c| c.restarts);
             let lower = msg.to_ascii_lowercase();
             if restarts > prev
-                && (lower.contains("no such host") || lower.contains("nxdomain"))
+                && NO_SUCH_NAME.iter().any(|m| lower.contains(m))
                 && let Some(svc) = looked_up_service(msg)
             {
                 let cut: String = msg.chars().take(200).collect();
@@ -1396,8 +1409,12 @@ impl ClusterState {
         let webhook = quoted_after(&message, "failed calling webhook")
             .and_then(|w| self.webhooks.get(w))
             .cloned();
+        // The workload the event is about: when the cause sits elsewhere (a webhook, a
+        // quota, a claim, a node), it is what the cause blocks.
+        let involved = subject.clone();
         if lower.contains("x509") && (lower.contains("expired") || lower.contains("not yet valid"))
         {
+            let mapped = webhook.is_some();
             cx.signal(
                 Symptom::CertExpired,
                 webhook.unwrap_or(subject),
@@ -1406,6 +1423,12 @@ impl ClusterState {
                 true,
                 message,
             );
+            if mapped
+                && involved.is_workload()
+                && let Some(Derived::Signal(s)) = cx.out.last_mut()
+            {
+                s.target = Some(involved);
+            }
             return;
         }
         let subject = match (&webhook, reason) {
@@ -1560,9 +1583,11 @@ impl ClusterState {
             }
             return;
         }
+        let blocks = (subject != involved && involved.is_workload()).then_some(involved);
         cx.signal(sym, subject, node, cut, strong, message);
         if let Some(Derived::Signal(s)) = cx.out.last_mut() {
             s.joins_only = planned;
+            s.target = blocks;
         }
     }
 

@@ -172,17 +172,25 @@ impl CorrelationEngine {
         }
         // A workload whose volume claim already has an incident (attach, provisioning,
         // filling up) joins it.
-        if s.subject.is_workload() || s.subject.kind == "Service" {
+        // (Only looked up while some claim has an incident: this runs for every signal.)
+        if (s.subject.is_workload() || s.subject.kind == "Service")
+            && self
+                .active
+                .keys()
+                .any(|k| k.kind == "PersistentVolumeClaim")
+        {
             let mut owners = vec![s.subject.clone()];
             if s.subject.kind == "Service" {
                 owners.extend(self.state.workloads_of(&s.subject));
             }
             for o in &owners {
-                for c in self.state.claims_of(o) {
-                    if let Some(w) = self.active.get(&c)
-                        && within(w)
-                    {
-                        return c;
+                for p in self.state.pods_of(o) {
+                    for c in &p.claims {
+                        if let Some(w) = self.active.get(c)
+                            && within(w)
+                        {
+                            return c.clone();
+                        }
                     }
                 }
             }

@@ -524,16 +524,14 @@ impl CorrelationEngine {
             && let Some(t) = &s.target
             && t.kind == "Service"
             && (self.node_calls.len() < MAX_DEPS || self.node_calls.contains_key(&s.subject.name))
-        {
-            if !self
+            && !self
                 .node_calls
                 .get(&s.subject.name)
                 .is_some_and(|set| set.contains(t))
-            {
-                let set = self.node_calls.entry(s.subject.name.clone()).or_default();
-                if set.len() < 64 {
-                    set.insert(t.clone());
-                }
+        {
+            let set = self.node_calls.entry(s.subject.name.clone()).or_default();
+            if set.len() < 64 {
+                set.insert(t.clone());
             }
         }
         // Connect statistics without failures only feed ratios of existing incidents.

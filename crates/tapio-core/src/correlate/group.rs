@@ -65,6 +65,12 @@ impl CorrelationEngine {
         for h in &wj.hosted {
             namespaces.insert(h.namespace.as_deref());
         }
+        // A node's chain reaches every namespace with pods on the node.
+        if j.kind == "Node" {
+            for (k, _) in self.state.pods_on(&j.name) {
+                namespaces.insert(k.namespace.as_deref());
+            }
+        }
         // An unexplained incident only callers see may be downstream of a proven chain
         // in any namespace; pods short of the same resource may be in any namespace.
         let j_caller_only = !j_strong && caller_only(wj);
@@ -165,7 +171,11 @@ impl CorrelationEngine {
         }
         mine.iter().any(|m| {
             let s = m.to_string();
-            wj.inc.affected.contains(&s) || wj.hosted.contains(m)
+            wj.inc.affected.contains(&s)
+                || wj.hosted.contains(m)
+                // A node's chain takes in what runs on the node (the state knows it even
+                // when no "Node is not ready" event named the pods).
+                || (j.kind == "Node" && self.node_explains(&j.name, m, wj))
         }) || self.downstream(j, wj, k, wk)
     }
 

@@ -339,6 +339,14 @@ impl CorrelationEngine {
                                 s.subject, s.detail
                             ),
                         );
+                    } else if f >= 0.999 && !s.monitoring {
+                        raise(
+                            Severity::P3,
+                            format!(
+                                "{}: {}, yet the state shows ready endpoints (scraping may fail, not the service): runbook P3 \"Some features intermittently unavailable\"",
+                                s.subject, s.detail
+                            ),
+                        );
                     } else if s.monitoring {
                         raise(
                             Severity::P3,

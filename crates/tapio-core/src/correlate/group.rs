@@ -91,7 +91,12 @@ impl CorrelationEngine {
                         || (j_caller_only && is_strong(w))
                         || (j_unschedulable && unschedulable(w)))
             })
-            .map(|(k, _)| k.clone())
+            .map(|(k, w)| (w.seq, k.clone()))
+            .collect::<BTreeSet<_>>()
+            // In the order the incidents opened: which merges happen first never depends
+            // on the names (or their hashes), so renaming everything keeps the answer.
+            .into_iter()
+            .map(|(_, k)| k)
             .collect()
     }
 

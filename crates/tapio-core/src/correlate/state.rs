@@ -95,6 +95,10 @@ pub struct PodState {
     pub claims: BTreeSet<EntityKey>,
     /// Ready at least once: readiness failures before that are a pod warming up.
     pub was_ready: bool,
+    /// `hostNetwork: true`: its IP is the node's, shared with every other such pod there.
+    pub host_network: bool,
+    /// Ports it listens on (`containerPort`, and `hostPort` where set).
+    pub ports: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -129,6 +133,10 @@ pub struct ClusterState {
     pub refused_objects: u64,
     /// Address → who answers there (Service ClusterIPs and endpoints, pod IPs → owner).
     ip_index: FastMap<String, EntityKey>,
+    /// Addresses shared by several owners (a node's IP with hostNetwork pods): port →
+    /// owner, per pod, so a connect is attributed by address *and* port, never to
+    /// whichever pod was indexed last.
+    host_ports: FastMap<String, Vec<(i64, EntityKey, EntityKey)>>,
     /// Owner → its pods; namespace → pods / services (so lookups never scan the cluster).
     pods_by_owner: FastMap<EntityKey, BTreeSet<EntityKey>>,
     pods_by_ns: FastMap<String, BTreeSet<EntityKey>>,
@@ -375,7 +383,15 @@ fn data_hash(obj: &Value) -> String {
 impl ClusterState {
     fn unindex_pod(&mut self, key: &EntityKey, old: Option<&PodState>) {
         if let Some(old) = old {
-            if let Some(ip) = &old.ip
+            if old.host_network
+                && let Some(ip) = &old.ip
+                && let Some(v) = self.host_ports.get_mut(ip)
+            {
+                v.retain(|(_, _, pod)| pod != key);
+                if v.is_empty() {
+                    self.host_ports.remove(ip);
+                }
+            } else if let Some(ip) = &old.ip
                 && self
                     .ip_index
                     .get(ip)
@@ -400,7 +416,20 @@ impl ClusterState {
     }
 
     fn index_pod(&mut self, key: &EntityKey, st: &PodState) {
-        if let Some(ip) = &st.ip {
+        if st.host_network {
+            if let Some(ip) = &st.ip
+                && (self.host_ports.len() < MAX_OBJECTS || self.host_ports.contains_key(ip))
+            {
+                let owner = st.owner.clone().unwrap_or_else(|| key.clone());
+                let v = self.host_ports.entry(ip.clone()).or_default();
+                v.retain(|(_, _, pod)| pod != key);
+                for p in st.ports.iter().take(32) {
+                    if v.len() < 256 {
+                        v.push((*p, owner.clone(), key.clone()));
+                    }
+                }
+            }
+        } else if let Some(ip) = &st.ip {
             // A Service endpoint address stays the Service's.
             if self.ip_index.get(ip).is_none_or(|w| w.kind != "Service") {
                 self.ip_index
@@ -461,8 +490,19 @@ impl ClusterState {
     }
 
     /// Who an IP address is: a Service by ClusterIP or endpoint, else a pod's owner.
-    pub fn who_is(&self, addr: &str, _port: Option<i64>) -> Option<EntityKey> {
-        self.ip_index.get(addr).cloned()
+    /// Who answers at `addr:port`: a Service's ClusterIP or endpoint, a pod's owner; on an
+    /// address several hostNetwork pods share, the one listening on `port` (none when no
+    /// one is known to listen there: never a guess).
+    pub fn who_is(&self, addr: &str, port: Option<i64>) -> Option<EntityKey> {
+        if let Some(k) = self.ip_index.get(addr) {
+            return Some(k.clone());
+        }
+        let shared = self.host_ports.get(addr)?;
+        let port = port?;
+        shared
+            .iter()
+            .find(|(p, _, _)| *p == port)
+            .map(|(_, owner, _)| owner.clone())
     }
 
     /// Services whose selector matches the pods of a workload.
@@ -902,12 +942,28 @@ impl ClusterState {
         let owner = self.owner_of(ns, arr(obj, &["metadata", "ownerReferences"]));
         let subject = owner.clone().unwrap_or_else(|| key.clone());
         let node = s(obj, &["spec", "nodeName"]).map(str::to_owned);
+        let host_network =
+            get(obj, &["spec", "hostNetwork"]).and_then(Value::as_bool) == Some(true);
+        let mut ports: Vec<i64> = Vec::new();
+        for c in arr(obj, &["spec", "containers"]) {
+            for p in arr(c, &["ports"]) {
+                for k in ["containerPort", "hostPort"] {
+                    if let Some(n) = p.get(k).and_then(Value::as_i64)
+                        && !ports.contains(&n)
+                    {
+                        ports.push(n);
+                    }
+                }
+            }
+        }
         let mut st = PodState {
             uid: s(obj, &["metadata", "uid"]).unwrap_or("").to_owned(),
             node: node.clone(),
             owner: owner.clone(),
             ip: s(obj, &["status", "podIP"]).map(str::to_owned),
             labels: labels(obj, &["metadata", "labels"]),
+            host_network,
+            ports,
             ..PodState::default()
         };
         let mut limits: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();

@@ -644,3 +644,43 @@ fn a_storm_delivered_out_of_order_keeps_the_first_reported_incident_and_the_true
     assert_eq!(live[0].hypotheses[0].cause, CASCADE_ORIGIN);
     assert_eq!(live[0].hypotheses[0].entity, "Deployment/shop/payments");
 }
+
+#[test]
+fn host_network_pods_sharing_a_node_ip_are_told_apart_by_port() {
+    let pod = |name: &str, owner: &str, port: i64| {
+        watch(
+            0,
+            "added",
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "infra", "uid": name,
+                             "ownerReferences": [{"kind": "DaemonSet", "name": owner, "controller": true}]},
+                "spec": {"nodeName": "node-b", "hostNetwork": true,
+                         "containers": [{"name": "c", "ports": [{"containerPort": port, "hostPort": port}]}]},
+                "status": {"phase": "Running", "podIP": "10.0.2.17", "hostIP": "10.0.2.17"}
+            }),
+        )
+    };
+    let mut e = standard();
+    run(
+        &mut e,
+        &[
+            pod("ingress-abc", "ingress-nginx", 10254),
+            pod("node-exporter-xyz", "node-exporter", 9100),
+        ],
+    );
+    assert_eq!(
+        e.state.who_is("10.0.2.17", Some(10254)),
+        Some(EntityKey::ns("DaemonSet", "infra", "ingress-nginx"))
+    );
+    assert_eq!(
+        e.state.who_is("10.0.2.17", Some(9100)),
+        Some(EntityKey::ns("DaemonSet", "infra", "node-exporter")),
+        "not whichever pod was indexed last"
+    );
+    assert_eq!(
+        e.state.who_is("10.0.2.17", Some(80)),
+        None,
+        "nobody known to listen there: no guess"
+    );
+}

@@ -372,6 +372,91 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
                 format!("hung task {}", ev.attr_str("comm").unwrap_or_default()),
             )));
         }
+        // Kernel limits the agent watches (docs/agent.md): running out is a node's
+        // resource exhaustion; a full conntrack table dropping packets opens at once.
+        "node.limits.file_descriptors"
+        | "node.limits.pids"
+        | "node.limits.conntrack"
+        | "node.limits.inotify" => {
+            let node = node_key.unwrap_or(who);
+            let what = t.rsplit('.').next().unwrap_or("limit").replace('_', " ");
+            let figure = match (ev.attr_f64("used"), ev.attr_f64("max")) {
+                (Some(u), Some(m)) if m > 0.0 => {
+                    format!(" ({u:.0} of {m:.0}, {:.0} %)", u / m * 100.0)
+                }
+                _ => String::new(),
+            };
+            let dropping = matches!(
+                ev.attributes.get("dropping"),
+                Some(tapio_proto::AttrValue::Bool(true))
+            );
+            let strong = dropping
+                || ev.severity >= EventSeverity::Error
+                || ev.attr_f64("ratio").is_some_and(|r| r >= 0.95);
+            let mut s = sig(
+                ev,
+                Symptom::ResourceExhausted,
+                node,
+                strong,
+                format!(
+                    "{what} near the node's limit{figure}{}",
+                    if dropping { ": dropping packets" } else { "" }
+                ),
+            );
+            s.message = ev.attr_str("message").unwrap_or_default();
+            out.push(Derived::Signal(s));
+        }
+        "kernel.container.cpu_throttled" => {
+            // Context for a chain (a slow service whose pods are throttled), never an
+            // incident of its own, however often it repeats.
+            let ratio = ev.attr_f64("ratio").unwrap_or(0.0);
+            let mut s = sig(
+                ev,
+                Symptom::CpuThrottled,
+                who,
+                false,
+                format!(
+                    "CPU throttled in {:.0} % of periods (CFS quota)",
+                    ratio * 100.0
+                ),
+            );
+            s.joins_only = true;
+            out.push(Derived::Signal(s));
+        }
+        "node.kernel.fs_error" => {
+            let node = node_key.unwrap_or(who);
+            let mut s = sig(
+                ev,
+                Symptom::DiskError,
+                node,
+                true,
+                format!(
+                    "filesystem error{}",
+                    ev.attr_str("device")
+                        .map(|d| format!(" on {d}"))
+                        .unwrap_or_default()
+                ),
+            );
+            s.message = ev.attr_str("message").unwrap_or_default();
+            out.push(Derived::Signal(s));
+        }
+        "node.kernel.soft_lockup" => {
+            let node = node_key.unwrap_or(who);
+            out.push(Derived::Signal(sig(
+                ev,
+                Symptom::HungTask,
+                node,
+                true,
+                format!(
+                    "soft lockup on CPU {} ({} s)",
+                    ev.attr_str("cpu")
+                        .or_else(|| ev.attr_f64("cpu").map(|c| format!("{c:.0}")))
+                        .unwrap_or_else(|| "?".into()),
+                    ev.attr_f64("stuck_seconds")
+                        .map_or("?".into(), |x| format!("{x:.0}"))
+                ),
+            )));
+        }
         "kubernetes.pod.crash_loop" | "kubernetes.pod.crash_loop_backoff" => {
             out.push(Derived::Signal(sig(
                 ev,
@@ -469,6 +554,7 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
                 s.fraction = Some(f);
             }
             s.monitoring = reading.monitoring;
+            s.joins_only = sym == Symptom::CpuThrottled;
             s.latency_s = latency;
             s.message = format!("{name} {text}");
             if ev.severity <= EventSeverity::Info && sym == Symptom::Alert {

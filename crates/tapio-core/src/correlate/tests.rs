@@ -684,3 +684,111 @@ fn host_network_pods_sharing_a_node_ip_are_told_apart_by_port() {
         "nobody known to listen there: no guess"
     );
 }
+
+fn on_node(node: &str) -> Entity {
+    Entity {
+        node: Some(node.into()),
+        ..Entity::default()
+    }
+}
+
+#[test]
+fn a_full_conntrack_table_is_the_nodes_resource_exhaustion_and_throttling_alone_pages_no_one() {
+    let mut e = standard();
+    let incs = run(
+        &mut e,
+        &[ev(
+            10,
+            "node.limits.conntrack",
+            EventSeverity::Error,
+            on_node("node-a"),
+            &[
+                ("used", AttrValue::Int(262_144)),
+                ("max", AttrValue::Int(262_144)),
+                ("ratio", AttrValue::Float(1.0)),
+                ("dropping", AttrValue::Bool(true)),
+                (
+                    "message",
+                    AttrValue::String("nf_conntrack: table full, dropping packet".into()),
+                ),
+            ],
+        )],
+    );
+    assert_eq!(incs.len(), 1, "{incs:?}");
+    let h = &incs[0].hypotheses[0];
+    assert_eq!(
+        (h.cause.as_str(), h.entity.as_str()),
+        ("node_resource_exhaustion", "Node/node-a")
+    );
+    assert_eq!(
+        incs[0].severity,
+        Severity::P3,
+        "{}",
+        incs[0].severity_reason
+    );
+
+    // CPU throttling of a container, however often: no incident of its own.
+    let mut e = standard();
+    let throttled: Vec<Event> = (0..6)
+        .map(|i| {
+            ev(
+                i * 30,
+                "kernel.container.cpu_throttled",
+                EventSeverity::Warning,
+                workload("shop", "frontend"),
+                &[
+                    ("ratio", AttrValue::Float(0.6)),
+                    ("nr_periods", AttrValue::Int(300)),
+                    ("nr_throttled", AttrValue::Int(180)),
+                ],
+            )
+        })
+        .collect();
+    let incs = run(&mut e, &throttled);
+    assert!(incs.is_empty(), "CPU throttling alone opened: {incs:?}");
+}
+
+#[test]
+fn a_soft_lockup_and_filesystem_errors_are_node_symptoms() {
+    let mut e = standard();
+    let incs = run(
+        &mut e,
+        &[
+            ev(
+                0,
+                "node.kernel.soft_lockup",
+                EventSeverity::Error,
+                on_node("node-c"),
+                &[
+                    ("cpu", AttrValue::Int(3)),
+                    ("stuck_seconds", AttrValue::Int(22)),
+                    ("comm", AttrValue::String("kworker/3:1".into())),
+                ],
+            ),
+            ev(
+                5,
+                "node.kernel.fs_error",
+                EventSeverity::Error,
+                on_node("node-c"),
+                &[
+                    ("device", AttrValue::String("nvme0n1p1".into())),
+                    (
+                        "message",
+                        AttrValue::String("EXT4-fs error (device nvme0n1p1): ext4_journal_check_start:83: Detected aborted journal".into()),
+                    ),
+                ],
+            ),
+        ],
+    );
+    let live: Vec<&Incident> = incs.iter().filter(|i| i.merged_into.is_none()).collect();
+    assert_eq!(live.len(), 1, "one node chain: {live:?}");
+    assert!(live[0].affected.contains(&"Node/node-c".to_owned()));
+    assert!(
+        live[0]
+            .hypotheses
+            .iter()
+            .any(|h| h.cause == "disk_failure" && h.entity == "Node/node-c"),
+        "{:?}",
+        live[0].hypotheses
+    );
+}

@@ -880,3 +880,27 @@ fn dockerfile_builds_all_three_binaries_and_runs_the_server_as_non_root() {
         );
     }
 }
+
+#[test]
+fn helm_values_turn_prometheus_on_as_a_data_source() {
+    let docs = helm(
+        json!({"server": {"prometheus": {"url": "http://prometheus-k8s.monitoring.svc:9090", "interval": "15s"}}}),
+    );
+    let server = find(&docs, "Deployment", "tapio-server");
+    let args = strings(container(server, "server"), "/args");
+    assert!(
+        args.contains("--prometheus-url=http://prometheus-k8s.monitoring.svc:9090"),
+        "{args:?}"
+    );
+    assert!(args.contains("--prometheus-interval=15s"), "{args:?}");
+    // Off by default.
+    let docs = helm(json!({}));
+    let args = strings(
+        container(find(&docs, "Deployment", "tapio-server"), "server"),
+        "/args",
+    );
+    assert!(
+        !args.iter().any(|a| a.starts_with("--prometheus")),
+        "{args:?}"
+    );
+}

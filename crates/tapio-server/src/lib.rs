@@ -17,6 +17,7 @@ pub mod logging;
 pub mod metrics;
 pub mod mttx;
 pub mod notify;
+pub mod promsource;
 pub mod protect;
 pub mod ratelimit;
 pub mod runtime_config;

@@ -116,6 +116,23 @@ struct Args {
     /// incidents are always shown.
     #[arg(long, env = "TAPIO_STATUS_NAMESPACES", default_value = "")]
     status_namespaces: String,
+    /// Prometheus HTTP API to ask for the request rate and error ratio of the Services in
+    /// open incidents, so severity follows measured impact and traffic volume (optional;
+    /// without it alert values and the agent's connect statistics decide).
+    #[arg(long, env = "TAPIO_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
+    /// How often to ask Prometheus.
+    #[arg(long, env = "TAPIO_PROMETHEUS_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    prometheus_interval: std::time::Duration,
+    /// PromQL for a Service's requests per second (`$namespace`, `$service` filled in).
+    #[arg(long, env = "TAPIO_PROMETHEUS_RATE_QUERY", default_value = tapio_server::promsource::DEFAULT_RATE_QUERY)]
+    prometheus_rate_query: String,
+    /// PromQL for a Service's share of failing requests, 0–1.
+    #[arg(long, env = "TAPIO_PROMETHEUS_ERROR_QUERY", default_value = tapio_server::promsource::DEFAULT_ERROR_QUERY)]
+    prometheus_error_query: String,
+    /// The window the queries average over (the `[5m]` in them).
+    #[arg(long, env = "TAPIO_PROMETHEUS_WINDOW", default_value = "5m", value_parser = parse_duration)]
+    prometheus_window: std::time::Duration,
     /// Kubernetes watches: `auto` uses a kubeconfig (--kubeconfig, KUBECONFIG,
     /// ~/.kube/config) or the in-cluster service account when there is one; `off` never.
     #[arg(long, env = "TAPIO_KUBE", default_value = "auto", value_parser = ["auto", "off"])]
@@ -520,6 +537,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         Err(e) => bail!("{e}"),
     };
+    let prom_cfg = match args
+        .prometheus_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    {
+        None => None,
+        Some(u) => Some(tapio_server::promsource::PromConfig {
+            url: tapio_server::promsource::PromConfig::parse_url(u)
+                .map_err(|e| anyhow::anyhow!(e))?,
+            every: args
+                .prometheus_interval
+                .max(std::time::Duration::from_secs(1)),
+            rate_query: args.prometheus_rate_query.clone(),
+            error_query: args.prometheus_error_query.clone(),
+            window_seconds: args.prometheus_window.as_secs_f64().max(1.0),
+            max_services: 50,
+            timeout: std::time::Duration::from_secs(5),
+        }),
+    };
     // Notifications and Kubernetes watches: here in one-node mode; on the leader only when
     // scaled out, so each notification has one sender and each change one watcher.
     let leader_duties: tapio_server::cluster::LeaderDuties = {
@@ -531,7 +567,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let commands_tx = commands_tx.clone();
         let silences = silences.clone();
         let templates = templates.clone();
+        let prom_cfg = prom_cfg.clone();
         Arc::new(move |stop: watch::Receiver<bool>| {
+            if let Some(cfg) = prom_cfg.clone() {
+                tokio::spawn(tapio_server::promsource::run(
+                    state.clone(),
+                    cfg,
+                    stop.clone(),
+                ));
+            }
             if let Some((client, cluster_name)) = &kube {
                 tapio_server::kubewatch::start(
                     state.clone(),

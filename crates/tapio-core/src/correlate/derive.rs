@@ -46,6 +46,7 @@ fn sig(ev: &Event, symptom: Symptom, subject: EntityKey, strong: bool, detail: S
         fraction: None,
         monitoring: false,
         joins_only: false,
+        source: "",
     }
 }
 
@@ -292,6 +293,43 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
             s.ratio = Some((failed, attempts));
             s.target = Some(target);
             s.node = ev.entity.node.clone();
+            out.push(Derived::Signal(s));
+        }
+        // A Service's measured traffic and errors (the server's Prometheus source): like
+        // connect statistics — healthy figures only feed an incident's ratio, failing ones
+        // open when there is enough traffic — but per request, and named as Prometheus's.
+        "metrics.service.red" => {
+            let rate = ev.attr_f64("request_rate").unwrap_or(0.0).max(0.0);
+            let window = ev
+                .attr_f64("window_seconds")
+                .filter(|w| *w > 0.0)
+                .unwrap_or(300.0);
+            let Some(ratio) = ev.attr_f64("error_ratio").map(|r| r.clamp(0.0, 1.0)) else {
+                return out;
+            };
+            let Some(svc) = subj.clone().filter(|k| k.kind == "Service") else {
+                return out;
+            };
+            let requests = rate * window;
+            let failed = ratio * requests;
+            let strong = failed > 0.0 && requests >= min_traffic && ratio > 0.01;
+            let mut s = sig(
+                ev,
+                Symptom::ConnectStats,
+                svc.clone(),
+                strong,
+                if failed > 0.0 {
+                    format!(
+                        "{svc}: {:.1} % of {rate:.2} requests/s failing (Prometheus)",
+                        ratio * 100.0
+                    )
+                } else {
+                    String::new()
+                },
+            );
+            s.ratio = Some((failed, requests));
+            s.target = Some(svc);
+            s.source = "Prometheus";
             out.push(Derived::Signal(s));
         }
         "kernel.network.reset_storm"
@@ -549,6 +587,7 @@ pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Der
             }
             if let Some(r) = ratio {
                 s.ratio = Some((r * 1e6, 1e6));
+                s.source = "alert";
             }
             if let Some(f) = reading.fraction {
                 s.fraction = Some(f);

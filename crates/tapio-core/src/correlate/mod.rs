@@ -687,7 +687,7 @@ impl CorrelationEngine {
             }
         };
         let ratio_news = s.ratio.is_some_and(|(f, a)| {
-            let key = s.target.as_ref().unwrap_or(&s.subject).to_string();
+            let key = ratio_key(&s);
             match w.ratios.get(&key) {
                 None => true,
                 Some((pf, pa, _)) => {
@@ -785,7 +785,7 @@ impl CorrelationEngine {
                 .or_insert(m);
         }
         if let Some((f, a)) = s.ratio {
-            let key = s.target.as_ref().unwrap_or(&s.subject).to_string();
+            let key = ratio_key(&s);
             let n = w.ratio_intervals.entry(key.clone()).or_insert(0);
             let over = a > 0.0 && f / a > crate::classify::P3_ERROR_RATIO;
             *n = if over { n.saturating_add(1) } else { 0 };

@@ -211,6 +211,9 @@ pub struct Signal {
     pub fraction: Option<f64>,
     /// About the monitoring pipeline itself: a non-critical component.
     pub monitoring: bool,
+    /// Who measured a ratio or latency, named in the severity reason ("" for the agent's
+    /// connect statistics; "Prometheus"; "alert").
+    pub source: &'static str,
     /// Part of a planned disruption (a cordoned node going down, its pods evicted): it
     /// joins a chain that exists, never opens one, however often it repeats.
     pub joins_only: bool,

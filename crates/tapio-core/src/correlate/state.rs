@@ -307,6 +307,7 @@ impl Ctx {
             fraction: None,
             monitoring: false,
             joins_only: false,
+            source: "",
         }));
     }
     /// A signal about reaching something (a Service a lookup names).

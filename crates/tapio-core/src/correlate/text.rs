@@ -104,3 +104,14 @@ pub(super) fn push_timeline(inc: &mut Incident, entry: TimelineEntry) {
     }
     inc.timeline.push(entry);
 }
+
+/// Where an error ratio is kept in an incident: per target and per source, so the
+/// severity reason says who measured it.
+pub(super) fn ratio_key(s: &Signal) -> String {
+    let t = s.target.as_ref().unwrap_or(&s.subject);
+    if s.source.is_empty() {
+        t.to_string()
+    } else {
+        format!("{t} ({})", s.source)
+    }
+}

@@ -105,3 +105,30 @@ fn the_day_of_routine_churn_pages_no_one() {
     );
     assert_eq!(out.status.code(), Some(0), "{s}");
 }
+
+/// The committed streams are exactly what the generators write (nobody edits a scenario
+/// by hand, and a generator change shows up as a diff), and they validate.
+#[test]
+fn the_scenarios_are_what_their_generators_write_and_they_validate() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/scenarios");
+    let out = Command::new("python3")
+        .arg(format!("{dir}/generate.py"))
+        .arg("--check")
+        .output()
+        .expect("python3 (Debian package python3) runs tests/scenarios/generate.py");
+    assert!(
+        out.status.success(),
+        "generate.py --check: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("python3")
+        .arg(format!("{dir}/validate.py"))
+        .output()
+        .expect("python3 runs tests/scenarios/validate.py");
+    assert!(
+        out.status.success(),
+        "validate.py: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

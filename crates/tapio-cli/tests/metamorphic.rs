@@ -29,9 +29,8 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
-use tapio_core::correlate::CorrelationEngine;
 use tapio_core::eval::{self, Expected, IncidentScore, ScenarioResult};
-use tapio_core::{Incident, IncidentEngine, Severity};
+use tapio_core::{Incident, Severity};
 use tapio_proto::{Event, Limits};
 
 // ---------------------------------------------------------------------------------------
@@ -124,30 +123,10 @@ struct Run {
     incidents: Vec<Incident>,
 }
 
-/// `eval::run_scenario`, keeping the incidents: every incident the engine reported (in
-/// its latest version), those merged into another chain left out. The traffic test,
-/// which needs the incidents, checks this against `eval::run_scenario` every time.
+/// `eval::run_scenario`, keeping the incidents (`eval::replay`, then `eval::score`).
 fn run(name: &str, events: &[Event], expected: &Expected) -> Run {
     let depth = eval::parse_depth(expected.depth.as_deref()).expect("depth");
-    let mut engine = CorrelationEngine::with_defaults(depth);
-    let mut seen = BTreeMap::new();
-    for ev in events {
-        for c in engine.observe(ev, ev.time) {
-            let i = c.incident();
-            seen.insert(i.id, i.clone());
-        }
-    }
-    for c in engine.flush() {
-        let i = c.incident();
-        seen.insert(i.id, i.clone());
-    }
-    for i in engine.incidents() {
-        seen.insert(i.id, i);
-    }
-    let incidents: Vec<Incident> = seen
-        .into_values()
-        .filter(|i| i.merged_into.is_none())
-        .collect();
+    let incidents = eval::replay(events, depth);
     let result = eval::score(name, depth, &incidents, expected, events);
     Run { result, incidents }
 }

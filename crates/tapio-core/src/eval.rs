@@ -133,9 +133,16 @@ pub fn run_scenario(
         Some(d) => d,
         None => parse_depth(expected.depth.as_deref())?,
     };
+    let produced = replay(events, depth);
+    Ok(score(name, depth, &produced, expected, events))
+}
+
+/// Replay `events` through a fresh engine (event time as the clock) and return every
+/// incident it reported, in its latest version — what a live server's store holds (an
+/// incident that resolved and left the engine's memory still counts) — without those
+/// merged into another chain (they are part of the survivor).
+pub fn replay(events: &[Event], depth: CorrelationDepth) -> Vec<Incident> {
     let mut engine = CorrelationEngine::with_defaults(depth);
-    // Every incident the engine ever reported, in its latest version: what a live server's
-    // store holds (an incident that resolved and left the engine's memory still counts).
     let mut seen: std::collections::BTreeMap<ulid::Ulid, Incident> = Default::default();
     for ev in events {
         for c in engine.observe(ev, ev.time) {
@@ -150,12 +157,9 @@ pub fn run_scenario(
     for i in engine.incidents() {
         seen.insert(i.id, i);
     }
-    // Incidents merged into another chain are part of the survivor, not incidents of their own.
-    let produced: Vec<Incident> = seen
-        .into_values()
+    seen.into_values()
         .filter(|i| i.merged_into.is_none())
-        .collect();
-    Ok(score(name, depth, &produced, expected, events))
+        .collect()
 }
 
 /// The most severe level an incident reached.

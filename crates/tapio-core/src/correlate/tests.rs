@@ -253,21 +253,23 @@ fn an_incident_that_goes_quiet_resolves_without_a_downgrade_first() {
     );
 }
 
+/// checkout's EndpointSlice with its one endpoint ready or not (added at 0).
+fn slice(at: i64, ready: bool) -> Event {
+    watch(
+        at,
+        if at == 0 { "added" } else { "modified" },
+        json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "checkout-abc", "namespace": "shop",
+                         "labels": {"kubernetes.io/service-name": "checkout"}},
+            "endpoints": [{"addresses": ["10.1.0.5"], "conditions": {"ready": ready}}]
+        }),
+    )
+}
+
 #[test]
 fn a_condition_still_true_keeps_the_incident_open() {
     let mut e = standard();
-    let slice = |at: i64, ready: bool| {
-        watch(
-            at,
-            if at == 0 { "added" } else { "modified" },
-            json!({
-                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {"name": "checkout-abc", "namespace": "shop",
-                             "labels": {"kubernetes.io/service-name": "checkout"}},
-                "endpoints": [{"addresses": ["10.1.0.5"], "conditions": {"ready": ready}}]
-            }),
-        )
-    };
     let incs = run(&mut e, &[slice(0, true), slice(10, false)]);
     assert!(
         incs.is_empty(),
@@ -302,18 +304,6 @@ fn a_condition_still_true_keeps_the_incident_open() {
 #[test]
 fn an_outage_that_clears_within_its_grace_period_opens_nothing() {
     let mut e = standard();
-    let slice = |at: i64, ready: bool| {
-        watch(
-            at,
-            if at == 0 { "added" } else { "modified" },
-            json!({
-                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {"name": "checkout-abc", "namespace": "shop",
-                             "labels": {"kubernetes.io/service-name": "checkout"}},
-                "endpoints": [{"addresses": ["10.1.0.5"], "conditions": {"ready": ready}}]
-            }),
-        )
-    };
     // A drain: the only endpoint goes, its replacement is ready 12 s later.
     run(&mut e, &[slice(0, true), slice(10, false), slice(22, true)]);
     e.tick(t0() + Duration::seconds(120));

@@ -981,6 +981,15 @@ impl Enricher {
     }
 }
 
+/// What [`Enricher::resolve`] gives for a process in the cgroup at `path` (relative to the
+/// hierarchy root, e.g. `/kubepods.slice/…/cri-containerd-<id>.scope`), for facts that are
+/// about a cgroup rather than a process (CPU throttling): the entity from the path and the
+/// pod index, and the `cgroup`, `runtime`, `qos_class` and `systemd_unit` attributes.
+pub fn enrich_cgroup(node: &str, pods: &SharedPods, path: &str) -> Enriched {
+    let info = parse_cgroup_path(path);
+    build(node, pods, Some(&(path.to_owned(), info)))
+}
+
 fn build(node: &str, pods: &SharedPods, found: Option<&(String, CgroupInfo)>) -> Enriched {
     let mut entity = Entity {
         node: Some(node.to_owned()),

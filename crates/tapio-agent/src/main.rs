@@ -60,7 +60,8 @@ struct Args {
     /// Listen address of /metrics and /health.
     #[arg(long, env = "TAPIO_AGENT_LISTEN", default_value = "0.0.0.0:9091")]
     listen: SocketAddr,
-    /// Observers to run: network, process, storage (eBPF) and node (PSI, filesystems, kmsg).
+    /// Observers to run: network, process, storage (eBPF) and node (PSI, filesystems, kmsg,
+    /// kernel limits, container CPU throttling).
     #[arg(
         long,
         env = "TAPIO_OBSERVERS",
@@ -392,10 +393,16 @@ fn real_main() -> anyhow::Result<()> {
     // Node observers (PSI, filesystems, kmsg): also the fallback for OOM kills and I/O
     // errors when the BPF observers for them are not attached.
     if args.observers.iter().any(|o| o == "node") {
-        let mut obs = NodeObserver::new(node.clone(), cfg.node.clone())
+        let mut node_cfg = cfg.node.clone();
+        if node_cfg.limits_proc_root.is_none() {
+            node_cfg.limits_proc_root = Some(args.proc_root.clone());
+        }
+        let mut obs = NodeObserver::new(node.clone(), node_cfg)
             .map_err(|e| anyhow::anyhow!("node observer config: {}", e.0))?;
         obs.set_emit_oom(!bpf_oom);
         obs.set_emit_io_errors(!bpf_io);
+        obs.set_pods(pods.clone());
+        obs.set_metrics(metrics.clone());
         publish_node_sources(&status, &obs.status());
         let (n_out, n_stop, n_status) = (out.clone(), stop.clone(), status.clone());
         threads.push(
@@ -451,11 +458,18 @@ fn publish_node_sources(status: &Status, st: &tapio_agent::node::NodeStatus) {
     let Ok(mut sources) = status.sources.lock() else {
         return;
     };
-    sources.retain(|s| !matches!(s.name.as_str(), "psi" | "filesystems" | "kmsg"));
+    sources.retain(|s| {
+        !matches!(
+            s.name.as_str(),
+            "psi" | "filesystems" | "kmsg" | "limits" | "cpu_throttle"
+        )
+    });
     for (name, s) in [
         ("psi", &st.psi),
         ("filesystems", &st.filesystems),
         ("kmsg", &st.kmsg),
+        ("limits", &st.limits),
+        ("cpu_throttle", &st.cpu_throttle),
     ] {
         let (available, detail) = match s {
             NodeSource::Available => (true, String::new()),

@@ -6,6 +6,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ObserverKind {
@@ -32,6 +33,11 @@ pub struct ReasonLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProgramLabel {
     pub program: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScanLabel {
+    pub scan: String,
 }
 
 pub struct Metrics {
@@ -61,6 +67,11 @@ pub struct Metrics {
     /// 1 when the program is attached.
     pub program_attached: Family<ProgramLabel, Gauge>,
     pub filter_state_evictions: Counter,
+    /// What the node observers left out because a bound was reached, by reason
+    /// (`cpu_cgroups_over_limit`, `inotify_scan_truncated`).
+    pub node_untracked: Family<ReasonLabel, Counter>,
+    /// Duration of the last periodic node scan, by scan (`inotify`, `cpu_throttle`).
+    pub node_scan_seconds: Family<ScanLabel, Gauge<f64, AtomicU64>>,
 }
 
 impl Metrics {
@@ -82,6 +93,8 @@ impl Metrics {
             ship_backoff_seconds: Gauge::default(),
             program_attached: Family::default(),
             filter_state_evictions: Counter::default(),
+            node_untracked: Family::default(),
+            node_scan_seconds: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -159,6 +172,16 @@ impl Metrics {
             "Filter windows evicted because the bounded state was full",
             m.filter_state_evictions.clone(),
         );
+        registry.register(
+            "node_untracked",
+            "Node facts left out because a bound was reached, by reason (cpu_cgroups_over_limit: container cgroups not tracked per interval; inotify_scan_truncated: scans cut short)",
+            m.node_untracked.clone(),
+        );
+        registry.register(
+            "node_scan_seconds",
+            "Duration of the last periodic node scan (inotify: /proc/*/fd; cpu_throttle: cgroup walk and cpu.stat reads)",
+            m.node_scan_seconds.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -188,11 +211,33 @@ impl Metrics {
             .inc_by(n);
     }
 
+    pub fn node_untracked(&self, reason: &str, n: u64) {
+        if n > 0 {
+            self.node_untracked
+                .get_or_create(&ReasonLabel {
+                    reason: reason.into(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    pub fn node_scan(&self, scan: &str, seconds: f64) {
+        self.node_scan_seconds
+            .get_or_create(&ScanLabel { scan: scan.into() })
+            .set(seconds);
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
     }
 }
 

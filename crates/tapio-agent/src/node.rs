@@ -1,5 +1,5 @@
-//! Node pressure observers that need no BPF: pressure stall information (PSI), filesystem
-//! fill and the kernel log (`/dev/kmsg`).
+//! Node observers that need no BPF: pressure stall information (PSI), filesystem fill, the
+//! kernel log (`/dev/kmsg`), kernel limits and container CPU throttling.
 //!
 //! They run on every node, and they are what the agent still sees when its BPF programs
 //! cannot be loaded. Each observer is a pure core (text in, facts out, clock injected) and a
@@ -9,9 +9,11 @@
 //! |---|---|---|---|
 //! | `/proc/pressure/{cpu,memory,io}` | [`parse_psi`], [`PsiWatcher`] | [`read_psi`] | `node.pressure.cpu`, `node.pressure.memory`, `node.pressure.io` |
 //! | `/proc/self/mountinfo` + `statvfs` | [`parse_mountinfo`], [`select_filesystems`], [`FillWatcher`] | [`stat_filesystem`] | `node.filesystem.nearly_full` |
-//! | `/dev/kmsg` | [`parse_kmsg_records`], [`classify_kmsg`], [`KmsgClassifier`] | [`KmsgReader`] | `node.kernel.hung_task`, `kernel.storage.io_error`, `kernel.container.oom_kill` |
+//! | `/dev/kmsg` | [`parse_kmsg_records`], [`classify_kmsg`], [`parse_fs_error`], [`KmsgClassifier`] | [`KmsgReader`] | `node.kernel.hung_task`, `kernel.storage.io_error`, `kernel.container.oom_kill`, `node.kernel.fs_error`, `node.kernel.soft_lockup`, `node.limits.conntrack` (table full) |
+//! | `/proc/sys/...`, `/proc/loadavg`, `/proc/*/fd` | [`crate::limits`] parsers, [`LimitWatcher`] | [`crate::limits`] readers | `node.limits.file_descriptors`, `node.limits.pids`, `node.limits.conntrack`, `node.limits.inotify` |
+//! | cgroup `cpu.stat` | [`crate::limits::parse_cpu_stat`], [`ThrottleWatcher`] | [`crate::limits::find_container_cgroups`] | `kernel.container.cpu_throttled` |
 //!
-//! [`NodeObserver`] combines the three, polled by the caller with the current time, and
+//! [`NodeObserver`] combines them, polled by the caller with the current time, and
 //! reports through [`NodeObserver::status`] which sources work and, for those that do not,
 //! why. Every threshold and default is a documented field of [`NodeConfig`].
 //!
@@ -25,12 +27,20 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use tapio_proto::{AttrValue, Entity, Event, EventSeverity, EventType};
 use ulid::Ulid;
+
+use crate::enrich::SharedPods;
+use crate::limits::{
+    self, EVENT_CONNTRACK, InotifyScan, Limit, LimitReading, LimitWatcher, ThrottleConfig,
+    ThrottleWatcher,
+};
+use crate::metrics::Metrics;
 
 /// CPU pressure sustained above its threshold.
 pub const EVENT_PRESSURE_CPU: &str = "node.pressure.cpu";
@@ -46,6 +56,10 @@ pub const EVENT_HUNG_TASK: &str = "node.kernel.hung_task";
 pub const EVENT_IO_ERROR: &str = "kernel.storage.io_error";
 /// The kernel OOM killer killed a process.
 pub const EVENT_OOM_KILL: &str = "kernel.container.oom_kill";
+/// A filesystem reported an error (ext4, XFS, btrfs), or was remounted read-only.
+pub const EVENT_FS_ERROR: &str = "node.kernel.fs_error";
+/// A CPU was stuck in the kernel (soft lockup watchdog) or RCU detected a stall.
+pub const EVENT_SOFT_LOCKUP: &str = "node.kernel.soft_lockup";
 
 /// Value of the `observer` attribute on facts read from the kernel log.
 const OBSERVER_KMSG: &str = "kmsg";
@@ -143,6 +157,64 @@ pub struct NodeConfig {
     /// read on the next poll (or, if the kernel overwrites it first, counted as lost).
     /// Default `10000`.
     pub kmsg_max_records_per_poll: usize,
+    /// Filesystem errors and conntrack "table full" records come in bursts: the first of a
+    /// kind (filesystem type, device and error class; or conntrack) is reported at once,
+    /// the rest within this many seconds are folded into one more event carrying their
+    /// `count`. Default `10`. `0` reports every record.
+    pub kmsg_fold_seconds: u64,
+
+    /// Watch the kernel limits: open files, tasks, connection tracking and inotify
+    /// instances. Default `true`.
+    pub limits_enabled: bool,
+    /// procfs the limits are read from. Default: the agent's `--proc-root` (`/proc`).
+    /// `sys/net/netfilter` shows the reader's network namespace: in a pod, use
+    /// `hostNetwork` for the node's conntrack table; the inotify scan needs `hostPID`.
+    pub limits_proc_root: Option<PathBuf>,
+    /// Interval of the inotify scan, and the shortest interval between two events of one
+    /// limit while it stays above its threshold. Default `30`. The single-file limits (open
+    /// files, tasks, conntrack) are read on every poll, so a crossing is reported at once.
+    pub limits_interval_seconds: u64,
+    /// Open files (`fs/file-nr`: allocated / `fs.file-max`) ratio reported as a warning.
+    /// Default `0.90`.
+    pub limits_fd_threshold: f64,
+    /// Tasks (threads) / `kernel.pid_max` (or `kernel.threads-max` when lower). Default
+    /// `0.90`.
+    pub limits_pids_threshold: f64,
+    /// `nf_conntrack_count / nf_conntrack_max`. Default `0.90`.
+    pub limits_conntrack_threshold: f64,
+    /// inotify instances of the worst user / `fs.inotify.max_user_instances`. Default `0.90`.
+    pub limits_inotify_threshold: f64,
+    /// A limit at or above this ratio is reported as an error instead of a warning. Default
+    /// `0.98`. At least every `limits_*_threshold`.
+    pub limits_error_ratio: f64,
+    /// Hysteresis: a reported limit is re-armed (its episode ends, the next crossing is
+    /// reported at once) only below threshold − this. Default `0.05`.
+    pub limits_hysteresis: f64,
+    /// Scan `/proc/*/fd` for inotify instances. Default `true`.
+    pub limits_inotify_enabled: bool,
+    /// Processes listed at most by one inotify scan. Default `10000`.
+    pub limits_inotify_max_processes: usize,
+    /// fd links read at most by one inotify scan. Default `20000`.
+    pub limits_inotify_max_fds: usize,
+
+    /// Report containers throttled by their CPU limit. Default `true`.
+    pub cpu_throttle_enabled: bool,
+    /// Root of the cgroup hierarchy holding the `cpu` controller (cgroup v2 mount, or the v1
+    /// `cpu` controller directory). Default: found in `/proc/self/mountinfo`. In a pod, mount
+    /// the host's `/sys/fs/cgroup` and point here.
+    pub cpu_throttle_cgroup_root: Option<PathBuf>,
+    /// Interval over which throttling is measured (cgroups found, `cpu.stat` read and
+    /// compared with the previous reading). Default `30`.
+    pub cpu_throttle_interval_seconds: u64,
+    /// Throttled periods / periods in the interval at or above this is reported. Default
+    /// `0.25`.
+    pub cpu_throttle_ratio: f64,
+    /// … when the interval had at least this many periods (100 ms each by default).
+    /// Default `10`.
+    pub cpu_throttle_min_periods: u64,
+    /// Container cgroups tracked at most; the rest are counted in
+    /// `tapio_agent_node_untracked_total{reason="cpu_cgroups_over_limit"}`. Default `2048`.
+    pub cpu_throttle_max_cgroups: usize,
 }
 
 impl Default for NodeConfig {
@@ -179,6 +251,25 @@ impl Default for NodeConfig {
             kmsg_ignore_io_devices: Vec::new(),
             kmsg_oom_merge_seconds: 2,
             kmsg_max_records_per_poll: 10_000,
+            kmsg_fold_seconds: 10,
+            limits_enabled: true,
+            limits_proc_root: None,
+            limits_interval_seconds: 30,
+            limits_fd_threshold: 0.90,
+            limits_pids_threshold: 0.90,
+            limits_conntrack_threshold: 0.90,
+            limits_inotify_threshold: 0.90,
+            limits_error_ratio: 0.98,
+            limits_hysteresis: 0.05,
+            limits_inotify_enabled: true,
+            limits_inotify_max_processes: 10_000,
+            limits_inotify_max_fds: 20_000,
+            cpu_throttle_enabled: true,
+            cpu_throttle_cgroup_root: None,
+            cpu_throttle_interval_seconds: 30,
+            cpu_throttle_ratio: 0.25,
+            cpu_throttle_min_periods: 10,
+            cpu_throttle_max_cgroups: 2048,
         }
     }
 }
@@ -237,12 +328,74 @@ impl NodeConfig {
                 "`kmsg_max_records_per_poll` is 0; use at least 1".to_owned(),
             ));
         }
+        let ratio = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 && v <= 1.0 {
+                Ok(())
+            } else {
+                Err(NodeConfigError(format!(
+                    "`{name}` is {v}; use a ratio greater than 0 and at most 1 (0.9 is 90 %)"
+                )))
+            }
+        };
+        let thresholds = [
+            ("limits_fd_threshold", self.limits_fd_threshold),
+            ("limits_pids_threshold", self.limits_pids_threshold),
+            (
+                "limits_conntrack_threshold",
+                self.limits_conntrack_threshold,
+            ),
+            ("limits_inotify_threshold", self.limits_inotify_threshold),
+        ];
+        for (name, v) in thresholds {
+            ratio(name, v)?;
+        }
+        ratio("limits_error_ratio", self.limits_error_ratio)?;
+        for (name, v) in thresholds {
+            if self.limits_error_ratio < v {
+                return Err(NodeConfigError(format!(
+                    "`limits_error_ratio` ({}) is below `{name}` ({v}); the error level must be at least every threshold",
+                    self.limits_error_ratio
+                )));
+            }
+        }
+        let lowest = thresholds.iter().map(|(_, v)| *v).fold(1.0, f64::min);
+        if !(self.limits_hysteresis.is_finite()
+            && self.limits_hysteresis >= 0.0
+            && self.limits_hysteresis < lowest)
+        {
+            return Err(NodeConfigError(format!(
+                "`limits_hysteresis` is {}; use 0 or more, below the lowest `limits_*_threshold` ({lowest})",
+                self.limits_hysteresis
+            )));
+        }
+        ratio("cpu_throttle_ratio", self.cpu_throttle_ratio)?;
+        for (name, v) in [
+            ("limits_interval_seconds", self.limits_interval_seconds),
+            (
+                "cpu_throttle_interval_seconds",
+                self.cpu_throttle_interval_seconds,
+            ),
+            ("cpu_throttle_min_periods", self.cpu_throttle_min_periods),
+            (
+                "limits_inotify_max_processes",
+                self.limits_inotify_max_processes as u64,
+            ),
+            ("limits_inotify_max_fds", self.limits_inotify_max_fds as u64),
+            (
+                "cpu_throttle_max_cgroups",
+                self.cpu_throttle_max_cgroups as u64,
+            ),
+        ] {
+            if v == 0 {
+                return Err(NodeConfigError(format!("`{name}` is 0; use at least 1")));
+            }
+        }
         Ok(())
     }
 }
 
 /// Whole seconds as a chrono delta, saturating instead of panicking on huge values.
-fn seconds(s: u64) -> TimeDelta {
+pub(crate) fn seconds(s: u64) -> TimeDelta {
     TimeDelta::try_seconds(i64::try_from(s).unwrap_or(i64::MAX)).unwrap_or(TimeDelta::MAX)
 }
 
@@ -250,17 +403,17 @@ fn whole_seconds(d: TimeDelta) -> i64 {
     d.num_seconds().max(0)
 }
 
-fn int(v: u64) -> AttrValue {
+pub(crate) fn int(v: u64) -> AttrValue {
     AttrValue::Int(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 /// Rounds a ratio or percentage to 4 decimals, enough for any decision and readable.
-fn round4(x: f64) -> f64 {
+pub(crate) fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 
 /// Builds one node-scoped event. The id sorts by the event's time.
-fn node_event(
+pub(crate) fn node_event(
     node: &str,
     kind: &str,
     severity: EventSeverity,
@@ -945,6 +1098,50 @@ pub enum KmsgFact {
     IoError(IoErrorFact),
     OomSummary(OomSummary),
     OomKilled(OomKilled),
+    /// `watchdog: BUG: soft lockup - CPU#<n> stuck for <s>s! [<comm>:<pid>]`
+    SoftLockup {
+        cpu: u32,
+        stuck_seconds: u64,
+        comm: Option<String>,
+        pid: Option<u32>,
+    },
+    /// `rcu: INFO: rcu_sched self-detected stall on CPU` or
+    /// `rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:`
+    RcuStall {
+        /// `rcu_sched`, `rcu_preempt`, `rcu_tasks`, ...
+        flavor: String,
+        self_detected: bool,
+        /// The stalled CPU, when the record names it (older kernels: `{ 3}`).
+        cpu: Option<u32>,
+    },
+    /// `nf_conntrack: table full, dropping packet` (also `table full in netns <n>`).
+    ConntrackFull {
+        netns: Option<u64>,
+    },
+}
+
+/// A filesystem error from the kernel log (see [`parse_fs_error`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsErrorFact {
+    /// `ext4` (also ext2, ext3), `xfs`, `btrfs`.
+    pub fs_type: String,
+    /// Kernel device name (`sda1`, `dm-0`, `nvme0n1p2`) when the record names one.
+    pub device: Option<String>,
+    /// `error`, `warning` (EXT4-fs warning), `critical` (BTRFS critical), `corruption`,
+    /// `io_error` (XFS metadata or log I/O error), `shutdown` (XFS shut down),
+    /// `read_only` (remounted read-only).
+    pub class: &'static str,
+}
+
+impl FsErrorFact {
+    /// Warnings are reported as warnings; every other class as an error.
+    pub fn severity(&self) -> EventSeverity {
+        if self.class == "warning" {
+            EventSeverity::Warning
+        } else {
+            EventSeverity::Error
+        }
+    }
 }
 
 /// Classifies one kernel log message; `None` for everything the observer does not report.
@@ -959,7 +1156,192 @@ pub fn classify_kmsg(message: &str) -> Option<KmsgFact> {
     if let Some(k) = parse_oom_killed(m) {
         return Some(KmsgFact::OomKilled(k));
     }
+    if let Some(f) = parse_soft_lockup(m) {
+        return Some(f);
+    }
+    if let Some(f) = parse_rcu_stall(m) {
+        return Some(f);
+    }
+    if let Some(f) = parse_conntrack_full(m) {
+        return Some(f);
+    }
     parse_io_error(m).map(KmsgFact::IoError)
+}
+
+/// `kernel/watchdog.c`: `pr_emerg("BUG: soft lockup - CPU#%d stuck for %us! [%s:%d]\n")`
+/// with `pr_fmt` `"watchdog: "` (kernels before 4.13 print it without the prefix). The
+/// comm may hold `:`; the pid follows the last one.
+fn parse_soft_lockup(m: &str) -> Option<KmsgFact> {
+    const BUG: &str = "BUG: soft lockup - CPU#";
+    let rest = m
+        .strip_prefix("watchdog: ")
+        .unwrap_or(m)
+        .strip_prefix(BUG)?;
+    let cpu = u32::try_from(leading_u64(rest)?).ok()?;
+    let (_, after) = rest.split_once(" stuck for ")?;
+    let stuck_seconds = leading_u64(after)?;
+    let task = after
+        .find('[')
+        .and_then(|i| {
+            after
+                .rfind(']')
+                .filter(|j| *j > i)
+                .map(|j| &after[i + 1..j])
+        })
+        .and_then(|t| t.rsplit_once(':'));
+    Some(KmsgFact::SoftLockup {
+        cpu,
+        stuck_seconds,
+        comm: task.map(|(c, _)| c.to_owned()),
+        pid: task.and_then(|(_, p)| p.parse().ok()),
+    })
+}
+
+/// `kernel/rcu/tree_stall.h`: `pr_err("INFO: %s self-detected stall on CPU\n")` and
+/// `pr_err("INFO: %s detected stalls on CPUs/tasks:\n")` with `pr_fmt` `"rcu: "`; older
+/// kernels print the CPUs on the same line (`… stall on CPU { 3}  (t=60000 jiffies …)`).
+fn parse_rcu_stall(m: &str) -> Option<KmsgFact> {
+    let rest = m
+        .strip_prefix("rcu: ")
+        .unwrap_or(m)
+        .strip_prefix("INFO: ")?;
+    let (flavor, tail) = rest.split_once(' ')?;
+    if !flavor.starts_with("rcu") {
+        return None;
+    }
+    let self_detected = tail.starts_with("self-detected stall on CPU");
+    if !self_detected
+        && !tail.starts_with("detected stall")
+        && !tail.starts_with("detected expedited stall")
+    {
+        return None;
+    }
+    let cpu = tail
+        .find('{')
+        .and_then(|i| leading_u64(tail[i + 1..].trim_start()))
+        .and_then(|c| u32::try_from(c).ok());
+    Some(KmsgFact::RcuStall {
+        flavor: flavor.to_owned(),
+        self_detected,
+        cpu: if self_detected { cpu } else { None },
+    })
+}
+
+/// `net/netfilter/nf_conntrack_core.c`: `net_warn_ratelimited("nf_conntrack: table full,
+/// dropping packet\n")` — printed as `nf_conntrack: nf_conntrack: table full, dropping
+/// packet` where the module prefixes its messages — and, since 6.5, `table full in netns
+/// %u, dropping packet` for namespaces other than the initial one.
+fn parse_conntrack_full(m: &str) -> Option<KmsgFact> {
+    const FULL: &str = "nf_conntrack: table full";
+    let i = m.find(FULL)?;
+    let tail = &m[i + FULL.len()..];
+    if !tail.contains("dropping packet") {
+        return None;
+    }
+    let netns = tail.strip_prefix(" in netns ").and_then(leading_u64);
+    Some(KmsgFact::ConntrackFull { netns })
+}
+
+/// Filesystem errors, as the filesystems print them:
+/// * ext4 (`fs/ext4/super.c`): `EXT4-fs error (device %s): %s:%d: …` (also
+///   `… (device %s) in %s:%d: %s` from `__ext4_std_error`), `EXT4-fs warning (device %s):
+///   …`, and `EXT4-fs (%s): Remounting filesystem read-only` (`ext4_msg`); ext2 and ext3
+///   alike.
+/// * XFS (`fs/xfs/xfs_message.c`: `XFS (%s): %pV`): messages with "corruption" (`Corruption
+///   detected. Unmount and run xfs_repair`, `Metadata corruption detected at …`,
+///   `Corruption of in-memory data (0x8) detected at …`), I/O errors (`metadata I/O error in
+///   "…" at daddr …`, `log I/O error -5`) and shutdowns.
+/// * btrfs (`BTRFS %s (device %s%s): %pV`): the `error` and `critical` levels.
+/// * Any `Remounting filesystem read-only`.
+pub fn parse_fs_error(m: &str) -> Option<FsErrorFact> {
+    let lower = m.to_ascii_lowercase();
+    let read_only = lower.contains("remounting filesystem read-only");
+    // ext2/3/4: "EXT4-fs error (device sda1): ...", "EXT4-fs (sda1): ..."
+    if m.starts_with("EXT")
+        && let Some(dash) = m.find("-fs ")
+    {
+        let fs_type = m[..dash].to_ascii_lowercase();
+        let after = &m[dash + "-fs ".len()..];
+        let (class, tail) = if let Some(t) = after.strip_prefix("error (device ") {
+            ("error", t)
+        } else if let Some(t) = after.strip_prefix("warning (device ") {
+            ("warning", t)
+        } else if let Some(t) = after.strip_prefix('(') {
+            if !read_only {
+                return None;
+            }
+            ("read_only", t)
+        } else {
+            return None;
+        };
+        let class = if read_only { "read_only" } else { class };
+        return Some(FsErrorFact {
+            fs_type,
+            device: token_until(tail, &[')', ':', ',']).map(str::to_owned),
+            class,
+        });
+    }
+    if let Some(tail) = m.strip_prefix("XFS (") {
+        let (device, msg) = tail.split_once("): ")?;
+        let msg = msg.to_ascii_lowercase();
+        let class = if msg.contains("corruption") {
+            "corruption"
+        } else if msg.contains("i/o error") {
+            "io_error"
+        } else if msg.contains("shut down") || msg.contains("shutting down filesystem") {
+            "shutdown"
+        } else if read_only {
+            "read_only"
+        } else {
+            return None;
+        };
+        return Some(FsErrorFact {
+            fs_type: "xfs".to_owned(),
+            device: Some(device.to_owned()),
+            class,
+        });
+    }
+    for (prefix, class) in [
+        ("BTRFS error (device ", "error"),
+        ("BTRFS critical (device ", "critical"),
+    ] {
+        if let Some(tail) = m.strip_prefix(prefix) {
+            return Some(FsErrorFact {
+                fs_type: "btrfs".to_owned(),
+                device: token_until(tail, &[')', ':', ',']).map(str::to_owned),
+                class: if read_only { "read_only" } else { class },
+            });
+        }
+    }
+    // Other filesystems: "F2FS-fs (sda1): ... Remounting filesystem read-only".
+    read_only.then(|| FsErrorFact {
+        fs_type: m
+            .split([' ', ':', '('])
+            .next()
+            .and_then(|first| first.strip_suffix("-fs"))
+            .filter(|t| !t.is_empty())
+            .map_or_else(|| "unknown".to_owned(), str::to_ascii_lowercase),
+        device: m
+            .find('(')
+            .and_then(|i| token_until(&m[i + 1..], &[')', ':', ',']))
+            .map(|d| d.trim_start_matches("device ").to_owned()),
+        class: "read_only",
+    })
+}
+
+/// At most this many bytes of a kernel message go into a `message` attribute.
+const MESSAGE_MAX_BYTES: usize = 512;
+
+/// `m` cut to [`MESSAGE_MAX_BYTES`] on a character boundary.
+fn truncate_message(m: &str) -> String {
+    if m.len() <= MESSAGE_MAX_BYTES {
+        return m.to_owned();
+    }
+    let mut end = MESSAGE_MAX_BYTES;
+    while !m.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &m[..end])
 }
 
 fn leading_u64(s: &str) -> Option<u64> {
@@ -1197,6 +1579,21 @@ const MAX_PENDING_OOM: usize = 16;
 ///   `kmsg_oom_merge_seconds` pass (see [`KmsgClassifier::flush`]), then reported alone. A
 ///   `Killed process` record without a summary (older kernels, rate-limited summaries) is
 ///   reported alone at once.
+/// * `node.kernel.fs_error` (error; warning for `EXT4-fs warning`): `fs_type`, `device`
+///   (when named), `class`, `message` (at most 512 bytes), `count`, `observer`. Always
+///   emitted, also while BPF observes block I/O (a filesystem error is not a failed block
+///   request). A filesystem record that is also an I/O error still gives its
+///   `kernel.storage.io_error` as before.
+/// * `node.kernel.soft_lockup` (error): soft lockups with `cpu`, `stuck_seconds`, `comm`,
+///   `pid`; RCU stalls with `flavor`, `self_detected` and `cpu` when named; both with
+///   `detector` (`soft_lockup`, `rcu_stall`), `message`, `observer`.
+/// * `node.limits.conntrack` (error) for `nf_conntrack: table full, dropping packet`:
+///   `dropping` = true, `message`, `count`, `netns` (when named), `observer`.
+///
+/// Filesystem errors and conntrack drops are folded: the first record of a kind (filesystem
+/// type, device and class; conntrack per netns) is reported at once with `count` 1; the
+/// like records in the next `kmsg_fold_seconds` become one more event (at the end of the
+/// window, see [`KmsgClassifier::flush`]) with their `count` and the last `message`.
 ///
 /// Every event carries `observer=kmsg`. Records not from the kernel (facility ≠ 0, i.e.
 /// written to `/dev/kmsg` by user space) are ignored, so no process can forge facts.
@@ -1208,6 +1605,43 @@ pub struct KmsgClassifier {
     ignore_io_devices: Vec<String>,
     merge_window: TimeDelta,
     pending: VecDeque<PendingOom>,
+    fold_window: TimeDelta,
+    folds: Vec<Fold>,
+}
+
+/// At most this many bursts are folded at once; a further kind reports the oldest burst.
+const MAX_FOLDS: usize = 64;
+
+/// Records folded into one report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Folded {
+    Fs(FsErrorFact),
+    Conntrack { netns: Option<u64> },
+}
+
+impl Folded {
+    fn key(&self) -> String {
+        match self {
+            Self::Fs(f) => format!(
+                "fs|{}|{}|{}",
+                f.fs_type,
+                f.device.as_deref().unwrap_or(""),
+                f.class
+            ),
+            Self::Conntrack { netns } => format!("conntrack|{}", netns.unwrap_or(0)),
+        }
+    }
+}
+
+/// A burst whose first record was reported; `suppressed` like records came since.
+#[derive(Debug, Clone)]
+struct Fold {
+    key: String,
+    what: Folded,
+    started: DateTime<Utc>,
+    last_at: DateTime<Utc>,
+    suppressed: u64,
+    last_message: String,
 }
 
 impl KmsgClassifier {
@@ -1219,6 +1653,8 @@ impl KmsgClassifier {
             ignore_io_devices: config.kmsg_ignore_io_devices.clone(),
             merge_window: seconds(config.kmsg_oom_merge_seconds),
             pending: VecDeque::new(),
+            fold_window: seconds(config.kmsg_fold_seconds),
+            folds: Vec::new(),
         }
     }
 
@@ -1247,11 +1683,66 @@ impl KmsgClassifier {
         if record.facility != 0 {
             return Vec::new();
         }
-        let Some(fact) = classify_kmsg(&record.message) else {
-            return Vec::new();
-        };
+        let message = record.message.trim();
         let mut out = Vec::new();
+        if let Some(fs) = parse_fs_error(message) {
+            out.extend(self.fold(Folded::Fs(fs), message, now));
+        }
+        let Some(fact) = classify_kmsg(message) else {
+            return out;
+        };
         match fact {
+            KmsgFact::SoftLockup {
+                cpu,
+                stuck_seconds,
+                comm,
+                pid,
+            } => {
+                let mut attrs = BTreeMap::new();
+                attrs.insert("detector".into(), "soft_lockup".into());
+                attrs.insert("cpu".into(), AttrValue::Int(cpu.into()));
+                attrs.insert("stuck_seconds".into(), int(stuck_seconds));
+                if let Some(c) = comm {
+                    attrs.insert("comm".into(), c.into());
+                }
+                if let Some(p) = pid {
+                    attrs.insert("pid".into(), AttrValue::Int(p.into()));
+                }
+                attrs.insert("message".into(), truncate_message(message).into());
+                attrs.insert("observer".into(), OBSERVER_KMSG.into());
+                out.extend(node_event(
+                    &self.node,
+                    EVENT_SOFT_LOCKUP,
+                    EventSeverity::Error,
+                    now,
+                    attrs,
+                ));
+            }
+            KmsgFact::RcuStall {
+                flavor,
+                self_detected,
+                cpu,
+            } => {
+                let mut attrs = BTreeMap::new();
+                attrs.insert("detector".into(), "rcu_stall".into());
+                attrs.insert("flavor".into(), flavor.into());
+                attrs.insert("self_detected".into(), AttrValue::Bool(self_detected));
+                if let Some(c) = cpu {
+                    attrs.insert("cpu".into(), AttrValue::Int(c.into()));
+                }
+                attrs.insert("message".into(), truncate_message(message).into());
+                attrs.insert("observer".into(), OBSERVER_KMSG.into());
+                out.extend(node_event(
+                    &self.node,
+                    EVENT_SOFT_LOCKUP,
+                    EventSeverity::Error,
+                    now,
+                    attrs,
+                ));
+            }
+            KmsgFact::ConntrackFull { netns } => {
+                out.extend(self.fold(Folded::Conntrack { netns }, message, now));
+            }
             KmsgFact::HungTask {
                 comm,
                 pid,
@@ -1311,7 +1802,8 @@ impl KmsgClassifier {
         out
     }
 
-    /// Reports summaries that waited `kmsg_oom_merge_seconds` without a partner.
+    /// Reports summaries that waited `kmsg_oom_merge_seconds` without a partner, and the
+    /// folded records of bursts whose `kmsg_fold_seconds` window has passed.
     pub fn flush(&mut self, now: DateTime<Utc>) -> Vec<Event> {
         let mut out = Vec::new();
         while let Some(p) = self.pending.front() {
@@ -1322,16 +1814,101 @@ impl KmsgClassifier {
                 out.extend(self.oom_event(Some(&p.summary), None, p.seen_at));
             }
         }
+        let window = self.fold_window;
+        let (expired, open): (Vec<Fold>, Vec<Fold>) = std::mem::take(&mut self.folds)
+            .into_iter()
+            .partition(|f| now < f.started || now - f.started >= window);
+        self.folds = open;
+        out.extend(expired.iter().filter_map(|f| self.fold_summary(f)));
         out
     }
 
-    /// Reports every waiting summary (at shutdown).
+    /// Reports every waiting summary and folded burst (at shutdown).
     pub fn flush_all(&mut self) -> Vec<Event> {
         let pending: Vec<PendingOom> = self.pending.drain(..).collect();
+        let folds = std::mem::take(&mut self.folds);
         pending
             .iter()
             .filter_map(|p| self.oom_event(Some(&p.summary), None, p.seen_at))
+            .chain(folds.iter().filter_map(|f| self.fold_summary(f)))
             .collect()
+    }
+
+    /// Reports the first record of a burst at once and counts the like ones that follow
+    /// within the fold window.
+    fn fold(&mut self, what: Folded, message: &str, now: DateTime<Utc>) -> Vec<Event> {
+        let key = what.key();
+        let mut out = Vec::new();
+        if let Some(i) = self.folds.iter().position(|f| f.key == key) {
+            let f = &mut self.folds[i];
+            if now >= f.started && now - f.started < self.fold_window {
+                f.suppressed += 1;
+                f.last_at = now;
+                f.last_message = truncate_message(message);
+                return out;
+            }
+            let old = self.folds.remove(i);
+            out.extend(self.fold_summary(&old));
+        }
+        if self.fold_window > TimeDelta::zero() {
+            if self.folds.len() >= MAX_FOLDS {
+                let old = self.folds.remove(0);
+                out.extend(self.fold_summary(&old));
+            }
+            self.folds.push(Fold {
+                key,
+                what: what.clone(),
+                started: now,
+                last_at: now,
+                suppressed: 0,
+                last_message: String::new(),
+            });
+        }
+        out.extend(self.folded_event(&what, message, 1, now));
+        out
+    }
+
+    fn fold_summary(&self, f: &Fold) -> Option<Event> {
+        if f.suppressed == 0 {
+            return None;
+        }
+        self.folded_event(&f.what, &f.last_message, f.suppressed, f.last_at)
+    }
+
+    fn folded_event(
+        &self,
+        what: &Folded,
+        message: &str,
+        count: u64,
+        time: DateTime<Utc>,
+    ) -> Option<Event> {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("message".into(), truncate_message(message).into());
+        attrs.insert("count".into(), int(count));
+        attrs.insert("observer".into(), OBSERVER_KMSG.into());
+        match what {
+            Folded::Fs(f) => {
+                attrs.insert("fs_type".into(), f.fs_type.clone().into());
+                if let Some(d) = &f.device {
+                    attrs.insert("device".into(), d.clone().into());
+                }
+                attrs.insert("class".into(), f.class.into());
+                node_event(&self.node, EVENT_FS_ERROR, f.severity(), time, attrs)
+            }
+            Folded::Conntrack { netns } => {
+                attrs.insert("dropping".into(), AttrValue::Bool(true));
+                if let Some(n) = netns {
+                    attrs.insert("netns".into(), int(*n));
+                }
+                node_event(
+                    &self.node,
+                    crate::limits::EVENT_CONNTRACK,
+                    EventSeverity::Error,
+                    time,
+                    attrs,
+                )
+            }
+        }
     }
 
     fn io_error_event(&self, f: IoErrorFact, now: DateTime<Utc>) -> Option<Event> {
@@ -1564,9 +2141,36 @@ pub struct NodeStatus {
     /// Filesystems watched at the last check, and how many of them are nearly full.
     pub filesystems_watched: usize,
     pub filesystems_nearly_full: usize,
+    /// Kernel limits (open files, tasks, conntrack, inotify).
+    pub limits: SourceStatus,
+    /// Limits in a reported episode now.
+    pub limits_active: Vec<Limit>,
+    /// The last inotify scan: what it covered and what it cost.
+    pub inotify_last_scan: Option<InotifyScanReport>,
+    /// Container CPU throttling.
+    pub cpu_throttle: SourceStatus,
+    /// Container cgroups with a `cpu.stat` baseline.
+    pub cpu_cgroups_tracked: usize,
+    /// Container cgroups not tracked because of `cpu_throttle_max_cgroups`, summed over
+    /// intervals.
+    pub cpu_cgroups_untracked_total: u64,
 }
 
-/// The node observers together: PSI, filesystem fill and the kernel log.
+/// What one inotify scan covered and cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InotifyScanReport {
+    pub processes: usize,
+    pub unreadable: usize,
+    pub fds: usize,
+    pub truncated: bool,
+    /// The user with the most instances, and how many.
+    pub worst_uid: Option<u32>,
+    pub worst_instances: u64,
+    pub duration_ms: f64,
+}
+
+/// The node observers together: PSI, filesystem fill, the kernel log, kernel limits and
+/// container CPU throttling.
 #[derive(Debug)]
 pub struct NodeObserver {
     config: NodeConfig,
@@ -1579,6 +2183,25 @@ pub struct NodeObserver {
     kmsg_status: SourceStatus,
     fs_last_check: Option<DateTime<Utc>>,
     fs_watched: usize,
+    limits: LimitWatcher,
+    limits_status: SourceStatus,
+    proc_root: PathBuf,
+    conntrack_absent: bool,
+    last_conntrack: Option<LimitReading>,
+    inotify_last_check: Option<DateTime<Utc>>,
+    inotify_failure: Option<String>,
+    inotify_last_scan: Option<InotifyScanReport>,
+    throttle: ThrottleWatcher,
+    throttle_root: Option<PathBuf>,
+    throttle_status: SourceStatus,
+    throttle_last_check: Option<DateTime<Utc>>,
+    cpu_cgroups_untracked: u64,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// Whether a periodic check last done at `last` is due again at `now`.
+fn due(last: Option<DateTime<Utc>>, now: DateTime<Utc>, interval_seconds: u64) -> bool {
+    last.is_none_or(|l| now < l || now - l >= seconds(interval_seconds))
 }
 
 fn describe_io_error(e: &io::Error) -> String {
@@ -1633,18 +2256,72 @@ impl NodeObserver {
         } else {
             SourceStatus::Disabled
         };
+        let limits_status = if config.limits_enabled {
+            SourceStatus::Available
+        } else {
+            SourceStatus::Disabled
+        };
+        let (throttle_root, throttle_status) = if !config.cpu_throttle_enabled {
+            (None, SourceStatus::Disabled)
+        } else if let Some(root) = &config.cpu_throttle_cgroup_root {
+            (Some(root.clone()), SourceStatus::Available)
+        } else {
+            let found = std::fs::read_to_string("/proc/self/mountinfo")
+                .ok()
+                .and_then(|m| limits::detect_cpu_cgroup_root(&m));
+            match found {
+                Some(root) => (Some(root), SourceStatus::Available),
+                None => {
+                    let reason = "no cgroup hierarchy with the cpu controller in /proc/self/mountinfo; set cpu_throttle_cgroup_root (the host's cgroup v2 mount, or its cgroup v1 cpu controller directory): container CPU throttling is not reported".to_owned();
+                    tracing::warn!(source = "cpu_throttle", %reason, "node observer source unavailable");
+                    (None, SourceStatus::Unavailable { reason })
+                }
+            }
+        };
         Ok(Self {
             psi: PsiWatcher::new(node.clone(), &config),
             fill: FillWatcher::new(node.clone(), &config),
-            classifier: KmsgClassifier::new(node, &config),
+            classifier: KmsgClassifier::new(node.clone(), &config),
             kmsg,
             psi_status,
             fs_status,
             kmsg_status,
             fs_last_check: None,
             fs_watched: 0,
+            limits: LimitWatcher::new(node.clone(), &config),
+            limits_status,
+            proc_root: config
+                .limits_proc_root
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/proc")),
+            conntrack_absent: false,
+            last_conntrack: None,
+            inotify_last_check: None,
+            inotify_failure: None,
+            inotify_last_scan: None,
+            throttle: ThrottleWatcher::new(
+                node,
+                SharedPods::default(),
+                ThrottleConfig::from_config(&config),
+            ),
+            throttle_root,
+            throttle_status,
+            throttle_last_check: None,
+            cpu_cgroups_untracked: 0,
+            metrics: None,
             config,
         })
+    }
+
+    /// The pod index that names the pods and containers of throttled cgroups.
+    pub fn set_pods(&mut self, pods: SharedPods) {
+        self.throttle.set_pods(pods);
+    }
+
+    /// Where scan costs and bounded-out facts are counted (`node_scan_seconds`,
+    /// `node_untracked_total`).
+    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = Some(metrics);
     }
 
     /// Turns OOM reporting from the kernel log on or off (off while the BPF OOM observer is
@@ -1675,6 +2352,19 @@ impl NodeObserver {
                 self.poll_fs(now, &mut out);
             }
         }
+        if self.config.limits_enabled {
+            self.poll_limits(now, &mut out);
+        }
+        if self.throttle_root.is_some()
+            && due(
+                self.throttle_last_check,
+                now,
+                self.config.cpu_throttle_interval_seconds,
+            )
+        {
+            self.throttle_last_check = Some(now);
+            self.poll_throttle(now, &mut out);
+        }
         self.poll_kmsg(now, &mut out);
         out
     }
@@ -1698,6 +2388,15 @@ impl NodeObserver {
                 .collect(),
             filesystems_watched: self.fs_watched,
             filesystems_nearly_full: self.fill.nearly_full(),
+            limits: self.limits_status.clone(),
+            limits_active: Limit::ALL
+                .into_iter()
+                .filter(|l| self.limits.is_active(*l))
+                .collect(),
+            inotify_last_scan: self.inotify_last_scan.clone(),
+            cpu_throttle: self.throttle_status.clone(),
+            cpu_cgroups_tracked: self.throttle.tracked(),
+            cpu_cgroups_untracked_total: self.cpu_cgroups_untracked,
         }
     }
 
@@ -1819,11 +2518,12 @@ impl NodeObserver {
     }
 
     fn poll_kmsg(&mut self, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        let mut events = Vec::new();
         if let Some(reader) = &mut self.kmsg {
             let status = match reader.read_available() {
                 Ok(records) => {
                     for r in &records {
-                        out.extend(self.classifier.push(r, now));
+                        events.extend(self.classifier.push(r, now));
                     }
                     SourceStatus::Available
                 }
@@ -1836,7 +2536,242 @@ impl NodeObserver {
             };
             Self::set_status(&mut self.kmsg_status, "kmsg", status);
         }
-        out.extend(self.classifier.flush(now));
+        events.extend(self.classifier.flush(now));
+        for mut ev in events {
+            self.add_conntrack_reading(&mut ev);
+            out.push(ev);
+        }
+    }
+
+    /// A conntrack "table full" record carries the table's last reading (`used`, `max`,
+    /// `ratio`, `threshold`) when the table is read.
+    fn add_conntrack_reading(&self, ev: &mut Event) {
+        if ev.kind.as_str() != EVENT_CONNTRACK {
+            return;
+        }
+        if let Some(r) = &self.last_conntrack {
+            let threshold = self.limits.policy(Limit::Conntrack).threshold;
+            for (k, v) in limits::limit_attributes(r, threshold) {
+                ev.attributes.entry(k).or_insert(v);
+            }
+        }
+    }
+
+    fn poll_limits(&mut self, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        let root = self.proc_root.clone();
+        let mut failures = Vec::new();
+        let mut read = 0usize;
+        match limits::read_file_descriptors(&root) {
+            Ok(r) => {
+                read += 1;
+                out.extend(self.limits.observe(Limit::FileDescriptors, &r, now));
+            }
+            Err(e) => failures.push(format!(
+                "{}: {}",
+                root.join("sys/fs/file-nr").display(),
+                describe_io_error(&e)
+            )),
+        }
+        match limits::read_pids(&root) {
+            Ok(r) => {
+                read += 1;
+                out.extend(self.limits.observe(Limit::Pids, &r, now));
+            }
+            Err(e) => failures.push(format!(
+                "{}/loadavg, sys/kernel/pid_max: {}",
+                root.display(),
+                describe_io_error(&e)
+            )),
+        }
+        match limits::read_conntrack(&root) {
+            Ok(r) => {
+                read += 1;
+                if self.conntrack_absent {
+                    tracing::info!("nf_conntrack loaded: conntrack table fill is watched");
+                    self.conntrack_absent = false;
+                }
+                out.extend(self.limits.observe(Limit::Conntrack, &r, now));
+                self.last_conntrack = Some(r);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Not loaded: nothing to fill. Said once, not a degradation.
+                if !self.conntrack_absent {
+                    tracing::info!(
+                        path = %root.join("sys/net/netfilter").display(),
+                        "nf_conntrack is not loaded: conntrack table fill is not watched until it is"
+                    );
+                    self.conntrack_absent = true;
+                }
+                self.last_conntrack = None;
+            }
+            Err(e) => failures.push(format!(
+                "{}: {}",
+                root.join("sys/net/netfilter/nf_conntrack_count").display(),
+                describe_io_error(&e)
+            )),
+        }
+        if self.config.limits_inotify_enabled
+            && due(
+                self.inotify_last_check,
+                now,
+                self.config.limits_interval_seconds,
+            )
+        {
+            self.inotify_last_check = Some(now);
+            self.inotify_failure = self.poll_inotify(&root, now, out).err();
+        }
+        if let Some(f) = &self.inotify_failure {
+            failures.push(f.clone());
+        }
+        let truncated = self.inotify_last_scan.as_ref().is_some_and(|s| s.truncated);
+        let mut reasons = Vec::new();
+        if !failures.is_empty() {
+            reasons.push(format!(
+                "{}; those limits are not reported",
+                failures.join("; ")
+            ));
+        }
+        if truncated {
+            reasons.push(format!(
+                "the inotify scan stopped at limits_inotify_max_processes ({}) or limits_inotify_max_fds ({}); its counts are lower bounds",
+                self.config.limits_inotify_max_processes, self.config.limits_inotify_max_fds
+            ));
+        }
+        let status = if reasons.is_empty() {
+            SourceStatus::Available
+        } else if read == 0
+            && (self.inotify_failure.is_some() || !self.config.limits_inotify_enabled)
+        {
+            SourceStatus::Unavailable {
+                reason: format!(
+                    "{}; kernel limits are not reported (set limits_proc_root to the host's /proc)",
+                    failures.join("; ")
+                ),
+            }
+        } else {
+            SourceStatus::Degraded {
+                reason: reasons.join("; "),
+            }
+        };
+        Self::set_status(&mut self.limits_status, "limits", status);
+    }
+
+    /// One bounded scan of `/proc/*/fd`; its cost goes to the status and the metrics.
+    fn poll_inotify(
+        &mut self,
+        root: &Path,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), String> {
+        let describe =
+            |p: &Path, e: &io::Error| format!("{}: {}", p.display(), describe_io_error(e));
+        let max_path = root.join("sys/fs/inotify/max_user_instances");
+        let max = limits::read_inotify_max(root).map_err(|e| describe(&max_path, &e))?;
+        let started = Instant::now();
+        let scan: InotifyScan = limits::scan_inotify(
+            root,
+            self.config.limits_inotify_max_processes,
+            self.config.limits_inotify_max_fds,
+        )
+        .map_err(|e| describe(root, &e))?;
+        let elapsed = started.elapsed().as_secs_f64();
+        let reading = limits::inotify_reading(&scan, max);
+        let worst_uid = reading.extra.iter().find_map(|(k, v)| match v {
+            AttrValue::Int(u) if *k == "uid" => u32::try_from(*u).ok(),
+            _ => None,
+        });
+        self.inotify_last_scan = Some(InotifyScanReport {
+            processes: scan.processes,
+            unreadable: scan.unreadable,
+            fds: scan.fds,
+            truncated: scan.truncated,
+            worst_uid,
+            worst_instances: reading.used,
+            duration_ms: (elapsed * 1e6).round() / 1e3,
+        });
+        tracing::debug!(
+            processes = scan.processes,
+            fds = scan.fds,
+            truncated = scan.truncated,
+            seconds = elapsed,
+            "inotify scan"
+        );
+        if let Some(m) = &self.metrics {
+            m.node_scan("inotify", elapsed);
+            if scan.truncated {
+                m.node_untracked("inotify_scan_truncated", 1);
+            }
+        }
+        out.extend(self.limits.observe(Limit::Inotify, &reading, now));
+        Ok(())
+    }
+
+    fn poll_throttle(&mut self, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        let Some(root) = self.throttle_root.clone() else {
+            return;
+        };
+        let started = Instant::now();
+        let walk = match limits::find_container_cgroups(&root) {
+            Ok(w) => w,
+            Err(e) => {
+                let reason = format!(
+                    "cannot list {}: {}; container CPU throttling is not reported",
+                    root.display(),
+                    describe_io_error(&e)
+                );
+                Self::set_status(
+                    &mut self.throttle_status,
+                    "cpu_throttle",
+                    SourceStatus::Unavailable { reason },
+                );
+                return;
+            }
+        };
+        let (chosen, left_out) = self.throttle.select(&walk.containers);
+        self.cpu_cgroups_untracked += left_out as u64;
+        let mut samples = Vec::with_capacity(chosen.len());
+        for rel in chosen {
+            let dir = limits::cgroup_dir(&root, &rel);
+            if let Some(st) = std::fs::read_to_string(dir.join("cpu.stat"))
+                .ok()
+                .and_then(|t| limits::parse_cpu_stat(&t))
+            {
+                samples.push((rel, st));
+            }
+        }
+        let mut limit = |rel: &str| limits::read_cpu_limit_cores(&limits::cgroup_dir(&root, rel));
+        out.extend(self.throttle.observe(&samples, now, &mut limit));
+        if let Some(m) = &self.metrics {
+            m.node_scan("cpu_throttle", started.elapsed().as_secs_f64());
+            m.node_untracked("cpu_cgroups_over_limit", left_out as u64);
+        }
+        let status = if walk.truncated {
+            SourceStatus::Degraded {
+                reason: format!(
+                    "more than {} cgroup directories under {}; the walk was cut short and later containers are not watched",
+                    limits::MAX_CGROUP_WALK_DIRS,
+                    root.display()
+                ),
+            }
+        } else if samples.is_empty() && !walk.containers.is_empty() {
+            SourceStatus::Degraded {
+                reason: format!(
+                    "{} container cgroups under {} but none has CFS counters in cpu.stat (cpu controller not enabled for them); throttling is not reported",
+                    walk.containers.len(),
+                    root.display()
+                ),
+            }
+        } else if left_out > 0 {
+            SourceStatus::Degraded {
+                reason: format!(
+                    "{left_out} container cgroups beyond cpu_throttle_max_cgroups ({}) are not watched",
+                    self.config.cpu_throttle_max_cgroups
+                ),
+            }
+        } else {
+            SourceStatus::Available
+        };
+        Self::set_status(&mut self.throttle_status, "cpu_throttle", status);
     }
 }
 
@@ -1890,6 +2825,8 @@ mod tests {
             EVENT_HUNG_TASK,
             EVENT_IO_ERROR,
             EVENT_OOM_KILL,
+            EVENT_FS_ERROR,
+            EVENT_SOFT_LOCKUP,
         ] {
             assert!(EventType::parse(k).is_ok(), "{k}");
         }
@@ -1923,6 +2860,115 @@ mod tests {
             ..cfg()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn limits_config_keys_defaults_and_errors_name_the_value() {
+        let c = cfg();
+        assert_eq!(c.limits_interval_seconds, 30);
+        assert_eq!(
+            (
+                c.limits_fd_threshold,
+                c.limits_pids_threshold,
+                c.limits_conntrack_threshold,
+                c.limits_inotify_threshold
+            ),
+            (0.9, 0.9, 0.9, 0.9)
+        );
+        assert_eq!((c.limits_error_ratio, c.limits_hysteresis), (0.98, 0.05));
+        assert_eq!(
+            (c.cpu_throttle_ratio, c.cpu_throttle_min_periods),
+            (0.25, 10)
+        );
+        let c: NodeConfig = serde_json::from_str(
+            r#"{"limits_fd_threshold": 0.8, "limits_interval_seconds": 60,
+                "cpu_throttle_cgroup_root": "/host/sys/fs/cgroup", "kmsg_fold_seconds": 0}"#,
+        )
+        .expect("limits keys");
+        assert_eq!(c.limits_fd_threshold, 0.8);
+        assert_eq!(c.limits_interval_seconds, 60);
+        assert_eq!(
+            c.cpu_throttle_cgroup_root.as_deref(),
+            Some(Path::new("/host/sys/fs/cgroup"))
+        );
+        assert!(c.validate().is_ok());
+        for (bad, key, value) in [
+            (
+                NodeConfig {
+                    limits_fd_threshold: 1.5,
+                    ..cfg()
+                },
+                "limits_fd_threshold",
+                "1.5",
+            ),
+            (
+                NodeConfig {
+                    limits_pids_threshold: 0.0,
+                    ..cfg()
+                },
+                "limits_pids_threshold",
+                "0",
+            ),
+            (
+                NodeConfig {
+                    limits_error_ratio: 0.85,
+                    ..cfg()
+                },
+                "limits_error_ratio",
+                "0.85",
+            ),
+            (
+                NodeConfig {
+                    limits_inotify_threshold: 0.99,
+                    ..cfg()
+                },
+                "limits_inotify_threshold",
+                "0.99",
+            ),
+            (
+                NodeConfig {
+                    limits_hysteresis: 0.95,
+                    ..cfg()
+                },
+                "limits_hysteresis",
+                "0.95",
+            ),
+            (
+                NodeConfig {
+                    limits_interval_seconds: 0,
+                    ..cfg()
+                },
+                "limits_interval_seconds",
+                "0",
+            ),
+            (
+                NodeConfig {
+                    cpu_throttle_ratio: f64::NAN,
+                    ..cfg()
+                },
+                "cpu_throttle_ratio",
+                "NaN",
+            ),
+            (
+                NodeConfig {
+                    cpu_throttle_max_cgroups: 0,
+                    ..cfg()
+                },
+                "cpu_throttle_max_cgroups",
+                "0",
+            ),
+            (
+                NodeConfig {
+                    limits_inotify_max_fds: 0,
+                    ..cfg()
+                },
+                "limits_inotify_max_fds",
+                "0",
+            ),
+        ] {
+            let e = bad.validate().expect_err(key).to_string();
+            assert!(e.contains(key) && e.contains(value), "{key}: {e}");
+        }
     }
 
     // --- PSI ---------------------------------------------------------------------------------
@@ -2586,6 +3632,749 @@ garbage line
         assert!(KmsgReader::open(dir.path().join("missing")).is_err());
     }
 
+    // --- kernel limits, lockups and filesystem errors in the kernel log ---------------------
+
+    #[test]
+    fn classify_soft_lockups_and_rcu_stalls() {
+        // kernel/watchdog.c: pr_emerg("BUG: soft lockup - CPU#%d stuck for %us! [%s:%d]\n")
+        // with pr_fmt "watchdog: ".
+        assert_eq!(
+            classify_kmsg("watchdog: BUG: soft lockup - CPU#3 stuck for 23s! [kworker/3:1:1234]"),
+            Some(KmsgFact::SoftLockup {
+                cpu: 3,
+                stuck_seconds: 23,
+                comm: Some("kworker/3:1".into()),
+                pid: Some(1234)
+            })
+        );
+        // Before 4.13 without the prefix.
+        assert_eq!(
+            classify_kmsg("BUG: soft lockup - CPU#0 stuck for 67s! [swapper/0:0]"),
+            Some(KmsgFact::SoftLockup {
+                cpu: 0,
+                stuck_seconds: 67,
+                comm: Some("swapper/0".into()),
+                pid: Some(0)
+            })
+        );
+        // kernel/rcu/tree_stall.h with pr_fmt "rcu: ".
+        assert_eq!(
+            classify_kmsg("rcu: INFO: rcu_sched self-detected stall on CPU"),
+            Some(KmsgFact::RcuStall {
+                flavor: "rcu_sched".into(),
+                self_detected: true,
+                cpu: None
+            })
+        );
+        assert_eq!(
+            classify_kmsg("rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"),
+            Some(KmsgFact::RcuStall {
+                flavor: "rcu_preempt".into(),
+                self_detected: false,
+                cpu: None
+            })
+        );
+        assert_eq!(
+            classify_kmsg(
+                "rcu: INFO: rcu_sched detected expedited stalls on CPUs/tasks: { 3-... } 21002 jiffies s: 845 root: 0x8/."
+            ),
+            Some(KmsgFact::RcuStall {
+                flavor: "rcu_sched".into(),
+                self_detected: false,
+                cpu: None
+            })
+        );
+        assert_eq!(
+            classify_kmsg("rcu: INFO: rcu_tasks detected stalls on tasks:"),
+            Some(KmsgFact::RcuStall {
+                flavor: "rcu_tasks".into(),
+                self_detected: false,
+                cpu: None
+            })
+        );
+        // Older kernels name the CPU on the same line.
+        assert_eq!(
+            classify_kmsg(
+                "INFO: rcu_sched self-detected stall on CPU { 3}  (t=60000 jiffies g=6045 c=6044 q=1042)"
+            ),
+            Some(KmsgFact::RcuStall {
+                flavor: "rcu_sched".into(),
+                self_detected: true,
+                cpu: Some(3)
+            })
+        );
+        // Not stalls.
+        assert_eq!(classify_kmsg("rcu: Hierarchical RCU implementation."), None);
+        assert_eq!(
+            classify_kmsg("rcu: \t3-....: (5249 ticks this GP) idle=e3e/1/0x4000000000000002"),
+            None
+        );
+        assert!(matches!(
+            classify_kmsg("INFO: task kworker/0:1:123 blocked for more than 120 seconds."),
+            Some(KmsgFact::HungTask { .. })
+        ));
+    }
+
+    #[test]
+    fn classify_conntrack_table_full() {
+        // nf_conntrack_core.c: net_warn_ratelimited("nf_conntrack: table full, dropping
+        // packet\n"); the module's pr_fmt doubles the prefix on most kernels.
+        for line in [
+            "nf_conntrack: nf_conntrack: table full, dropping packet",
+            "nf_conntrack: table full, dropping packet",
+            "nf_conntrack: table full, dropping packet.",
+        ] {
+            assert_eq!(
+                classify_kmsg(line),
+                Some(KmsgFact::ConntrackFull { netns: None }),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            classify_kmsg("nf_conntrack: table full in netns 4026532290, dropping packet"),
+            Some(KmsgFact::ConntrackFull {
+                netns: Some(4_026_532_290)
+            })
+        );
+        assert_eq!(
+            classify_kmsg(
+                "nf_conntrack: default automatic helper assignment has been turned off for security reasons and CT-based firewall rule not found. Use the iptables CT target to attach helpers instead."
+            ),
+            None
+        );
+    }
+
+    fn fs(m: &str) -> FsErrorFact {
+        parse_fs_error(m).unwrap_or_else(|| panic!("{m:?} is not a filesystem error"))
+    }
+
+    fn fs_tuple(f: &FsErrorFact) -> (&str, Option<&str>, &str) {
+        (f.fs_type.as_str(), f.device.as_deref(), f.class)
+    }
+
+    #[test]
+    fn parse_filesystem_errors() {
+        // fs/ext4/super.c formats.
+        for (line, want) in [
+            (
+                "EXT4-fs error (device sda1): ext4_find_entry:1455: inode #2: comm ls: reading directory lblock 0",
+                ("ext4", Some("sda1"), "error"),
+            ),
+            (
+                "EXT4-fs error (device dm-0): ext4_lookup:1855: inode #131074: comm nginx: deleted inode referenced: 131099",
+                ("ext4", Some("dm-0"), "error"),
+            ),
+            (
+                "EXT4-fs error (device nvme0n1p1): ext4_validate_block_bitmap:390: comm kworker/u16:2: bg 12: bad block bitmap checksum",
+                ("ext4", Some("nvme0n1p1"), "error"),
+            ),
+            (
+                "EXT4-fs error (device sdb1) in ext4_reserve_inode_write:5725: IO failure",
+                ("ext4", Some("sdb1"), "error"),
+            ),
+            (
+                "EXT4-fs warning (device sdb1): ext4_dx_add_entry:2509: Directory (ino: 1234) index full, reach max htree level :2",
+                ("ext4", Some("sdb1"), "warning"),
+            ),
+            (
+                "EXT4-fs (sda1): Remounting filesystem read-only",
+                ("ext4", Some("sda1"), "read_only"),
+            ),
+            (
+                "EXT2-fs (sdc1): error: remounting filesystem read-only",
+                ("ext2", Some("sdc1"), "read_only"),
+            ),
+            // fs/xfs: "XFS (%s): %pV".
+            (
+                "XFS (sdb1): Corruption detected. Unmount and run xfs_repair",
+                ("xfs", Some("sdb1"), "corruption"),
+            ),
+            (
+                "XFS (dm-3): Metadata corruption detected at xfs_dinode_verify.part.0+0x172/0x640 [xfs], inode 0x2f8ff8 dinode",
+                ("xfs", Some("dm-3"), "corruption"),
+            ),
+            (
+                "XFS (sda1): Corruption of in-memory data (0x8) detected at xfs_trans_cancel+0x13a/0x160 [xfs] (fs/xfs/xfs_trans.c:1097).  Shutting down filesystem.",
+                ("xfs", Some("sda1"), "corruption"),
+            ),
+            (
+                "XFS (dm-0): metadata I/O error in \"xfs_buf_ioend+0x1b0/0x470 [xfs]\" at daddr 0x1 len 1 error 5",
+                ("xfs", Some("dm-0"), "io_error"),
+            ),
+            (
+                "XFS (sda1): log I/O error -5",
+                ("xfs", Some("sda1"), "io_error"),
+            ),
+            (
+                "XFS (sda1): Filesystem has been shut down due to log error (0x2).",
+                ("xfs", Some("sda1"), "shutdown"),
+            ),
+            // fs/btrfs: "BTRFS %s (device %s%s): %pV".
+            (
+                "BTRFS error (device sdc: state EA): bdev /dev/sdc errs: wr 1, rd 0, flush 0, corrupt 0, gen 0",
+                ("btrfs", Some("sdc"), "error"),
+            ),
+            (
+                "BTRFS critical (device nvme0n1p3): corrupt leaf: root=2 block=30408704 slot=4, invalid key",
+                ("btrfs", Some("nvme0n1p3"), "critical"),
+            ),
+            // The shape of other filesystems' messages.
+            (
+                "F2FS-fs (sda2): Remounting filesystem read-only",
+                ("f2fs", Some("sda2"), "read_only"),
+            ),
+        ] {
+            assert_eq!(fs_tuple(&fs(line)), want, "{line}");
+        }
+        assert_eq!(
+            fs("EXT4-fs warning (device sdb1): ext4_dx_add_entry:2509: Directory index full!")
+                .severity(),
+            EventSeverity::Warning
+        );
+        assert_eq!(
+            fs("EXT4-fs (sda1): Remounting filesystem read-only").severity(),
+            EventSeverity::Error
+        );
+        for ok in [
+            "EXT4-fs (sda1): mounted filesystem 4a5b... r/w with ordered data mode. Quota mode: none.",
+            "EXT4-fs (sda1): re-mounted 4a5b... ro. Quota mode: none.",
+            "XFS (sda1): Mounting V5 Filesystem 1b2c...",
+            "XFS (sda1): Ending clean mount",
+            "BTRFS info (device sda1): disk space caching is enabled",
+            "BTRFS warning (device sda1): checksum verify failed on logical 123 mirror 1",
+            "usb 1-1: new high-speed USB device number 2 using xhci_hcd",
+        ] {
+            assert_eq!(parse_fs_error(ok), None, "{ok}");
+        }
+    }
+
+    #[test]
+    fn fs_errors_are_reported_at_once_then_folded() {
+        let mut c = KmsgClassifier::new("n1", &cfg()); // fold window 10 s
+        let line = "EXT4-fs error (device sda1): ext4_lookup:1855: inode #131074: comm nginx: deleted inode referenced: 131099";
+        let ev = c.push(&rec(2, 1, line), t(0));
+        // The filesystem error, and (as before) the kernel.storage.io_error of the same line.
+        let kinds: Vec<&str> = ev.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            vec!["node.kernel.fs_error", "kernel.storage.io_error"]
+        );
+        let e = &ev[0];
+        assert_eq!(e.severity, EventSeverity::Error);
+        assert_eq!(s(e, "device"), "sda1");
+        assert_eq!(s(e, "fs_type"), "ext4");
+        assert_eq!(s(e, "class"), "error");
+        assert_eq!(s(e, "message"), line);
+        assert_eq!(f(e, "count"), 1.0);
+        assert_eq!(s(e, "observer"), "kmsg");
+        // Repeats within the window are counted, not reported; another device is its own.
+        for i in 0..3 {
+            let ev = c.push(&rec(2, 2 + i, line), t(1 + i as i64));
+            assert!(ev.iter().all(|e| e.kind.as_str() != "node.kernel.fs_error"));
+        }
+        let other = c.push(
+            &rec(
+                2,
+                9,
+                "EXT4-fs error (device sdb1): ext4_lookup:1855: inode #2: comm x: y",
+            ),
+            t(4),
+        );
+        assert_eq!(other[0].kind.as_str(), "node.kernel.fs_error");
+        assert!(c.flush(t(9)).is_empty());
+        let ev = c.flush(t(10));
+        assert_eq!(
+            ev.len(),
+            1,
+            "one folded report for sda1; none for sdb1 (no repeats)"
+        );
+        assert_eq!(f(&ev[0], "count"), 3.0);
+        assert_eq!(s(&ev[0], "device"), "sda1");
+        assert_eq!(ev[0].time, t(3), "time of the last folded record");
+        // A new burst is reported at once again.
+        let ev = c.push(&rec(2, 20, line), t(11));
+        assert_eq!(f(&ev[0], "count"), 1.0);
+        // Warnings are warnings; read-only remounts are errors of their own class.
+        let ev = c.push(
+            &rec(
+                4,
+                21,
+                "EXT4-fs warning (device sda1): ext4_dx_add_entry:2509: Directory (ino: 1234) index full, reach max htree level :2",
+            ),
+            t(11),
+        );
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].severity, EventSeverity::Warning);
+        let ev = c.push(
+            &rec(2, 22, "EXT4-fs (sda1): Remounting filesystem read-only"),
+            t(11),
+        );
+        assert_eq!(s(&ev[0], "class"), "read_only");
+        assert_eq!(ev[0].severity, EventSeverity::Error);
+        // At shutdown pending counts are reported.
+        c.push(&rec(2, 23, line), t(12));
+        let ev = c.flush_all();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(f(&ev[0], "count"), 1.0);
+        // Folding off: every record is reported.
+        let mut c = KmsgClassifier::new(
+            "n1",
+            &NodeConfig {
+                kmsg_fold_seconds: 0,
+                ..cfg()
+            },
+        );
+        for i in 0..3 {
+            let ev = c.push(
+                &rec(
+                    2,
+                    i,
+                    "XFS (sdb1): Corruption detected. Unmount and run xfs_repair",
+                ),
+                t(0),
+            );
+            assert_eq!(ev.len(), 1);
+        }
+        assert!(c.flush_all().is_empty());
+    }
+
+    #[test]
+    fn kmsg_events_soft_lockup_rcu_and_conntrack() {
+        let mut c = KmsgClassifier::new("n1", &cfg());
+        let line = "watchdog: BUG: soft lockup - CPU#3 stuck for 23s! [kworker/3:1:1234]";
+        let ev = c.push(&rec(0, 1, line), t(0));
+        assert_eq!(ev.len(), 1);
+        let e = &ev[0];
+        assert_eq!(e.kind.as_str(), "node.kernel.soft_lockup");
+        assert_eq!(e.severity, EventSeverity::Error);
+        assert_eq!(f(e, "cpu"), 3.0);
+        assert_eq!(f(e, "stuck_seconds"), 23.0);
+        assert_eq!(s(e, "comm"), "kworker/3:1");
+        assert_eq!(f(e, "pid"), 1234.0);
+        assert_eq!(s(e, "message"), line);
+        assert_eq!(s(e, "detector"), "soft_lockup");
+        let ev = c.push(
+            &rec(3, 2, "rcu: INFO: rcu_preempt self-detected stall on CPU"),
+            t(0),
+        );
+        assert_eq!(ev[0].kind.as_str(), "node.kernel.soft_lockup");
+        assert_eq!(s(&ev[0], "detector"), "rcu_stall");
+        assert_eq!(s(&ev[0], "flavor"), "rcu_preempt");
+        assert!(!ev[0].attributes.contains_key("cpu"));
+        // Conntrack: the first drop at once, the flood folded.
+        let drop_line = "nf_conntrack: nf_conntrack: table full, dropping packet";
+        let ev = c.push(&rec(4, 3, drop_line), t(0));
+        assert_eq!(ev.len(), 1);
+        let e = &ev[0];
+        assert_eq!(e.kind.as_str(), "node.limits.conntrack");
+        assert_eq!(e.severity, EventSeverity::Error);
+        assert_eq!(e.attributes.get("dropping"), Some(&AttrValue::Bool(true)));
+        assert_eq!(s(e, "message"), drop_line);
+        assert_eq!(f(e, "count"), 1.0);
+        for i in 0..9 {
+            assert!(c.push(&rec(4, 4 + i, drop_line), t(1)).is_empty());
+        }
+        let ns = c.push(
+            &rec(
+                4,
+                20,
+                "nf_conntrack: table full in netns 4026532290, dropping packet",
+            ),
+            t(1),
+        );
+        assert_eq!(f(&ns[0], "netns"), 4_026_532_290.0);
+        let ev = c.flush(t(10));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(f(&ev[0], "count"), 9.0);
+        // User space cannot forge any of them.
+        for m in [
+            line,
+            drop_line,
+            "EXT4-fs (sda1): Remounting filesystem read-only",
+        ] {
+            assert!(c.push(&rec(12, 30, m), t(20)).is_empty(), "{m}");
+        }
+        // Long messages are cut.
+        let long = format!("XFS (sda1): Corruption detected. {}", "é".repeat(600));
+        let ev = c.push(&rec(1, 40, &long), t(30));
+        let m = s(&ev[0], "message");
+        assert!(m.len() <= MESSAGE_MAX_BYTES + "…".len() && m.ends_with('…'));
+    }
+
+    /// A fake procfs and cgroup tree where every limit is near full, a kernel log file, and
+    /// the observer polled twice, 30 s apart.
+    #[test]
+    fn node_observer_reports_limits_throttling_and_kmsg_facts() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let proc = dir.path().join("proc");
+        for d in ["sys/fs/inotify", "sys/kernel", "sys/net/netfilter"] {
+            std::fs::create_dir_all(proc.join(d)).expect("mkdir");
+        }
+        std::fs::write(proc.join("sys/fs/file-nr"), "950\t0\t1000\n").expect("w");
+        std::fs::write(proc.join("loadavg"), "1.00 1.00 1.00 2/100 999\n").expect("w");
+        std::fs::write(proc.join("sys/kernel/pid_max"), "32768\n").expect("w");
+        std::fs::write(proc.join("sys/fs/inotify/max_user_instances"), "128\n").expect("w");
+        let fd_dir = proc.join("4242/fd");
+        std::fs::create_dir_all(&fd_dir).expect("mkdir");
+        std::fs::write(
+            proc.join("4242/status"),
+            "Name:\tkubelet\nUid:\t0\t0\t0\t0\n",
+        )
+        .expect("w");
+        for i in 0..120 {
+            std::os::unix::fs::symlink(limits::INOTIFY_LINK, fd_dir.join(i.to_string()))
+                .expect("symlink");
+        }
+        let cgroups = dir.path().join("cgroup");
+        let pod = "/kubepods/burstable/pod82b77fd4-702b-43c8-b51c-b72599117113";
+        let containers = [
+            format!("{pod}/{}", "4".repeat(64)),
+            format!("{pod}/{}", "5".repeat(64)),
+        ];
+        let write_stat = |rel: &str, periods: u64, throttled: u64| {
+            let d = limits::cgroup_dir(&cgroups, rel);
+            std::fs::create_dir_all(&d).expect("mkdir");
+            std::fs::write(
+                d.join("cpu.stat"),
+                format!(
+                    "nr_periods {periods}\nnr_throttled {throttled}\nthrottled_time 1000000000\n"
+                ),
+            )
+            .expect("w");
+        };
+        write_stat(&containers[0], 100, 0);
+        write_stat(&containers[1], 100, 0);
+        let kmsg = dir.path().join("kmsg");
+        std::fs::write(&kmsg, "").expect("w");
+        let config = NodeConfig {
+            psi_enabled: false,
+            fs_enabled: false,
+            kmsg_path: kmsg.clone(),
+            limits_proc_root: Some(proc.clone()),
+            cpu_throttle_cgroup_root: Some(cgroups.clone()),
+            cpu_throttle_max_cgroups: 1,
+            ..cfg()
+        };
+        let metrics = Arc::new(Metrics::new());
+        let mut o = NodeObserver::new("worker-1", config).expect("observer");
+        o.set_metrics(metrics.clone());
+        let kinds = |ev: &[Event]| {
+            let mut k: Vec<String> = ev.iter().map(|e| e.kind.as_str().to_owned()).collect();
+            k.sort();
+            k
+        };
+        let ev = o.poll(t(0));
+        assert_eq!(
+            kinds(&ev),
+            vec!["node.limits.file_descriptors", "node.limits.inotify"],
+            "{ev:?}"
+        );
+        let ino = ev
+            .iter()
+            .find(|e| e.kind.as_str() == "node.limits.inotify")
+            .expect("inotify");
+        assert_eq!(
+            (f(ino, "used"), f(ino, "max"), f(ino, "uid")),
+            (120.0, 128.0, 0.0)
+        );
+        assert_eq!(ino.severity, EventSeverity::Warning);
+        let st = o.status();
+        assert_eq!(
+            st.limits,
+            SourceStatus::Available,
+            "conntrack absent is no failure"
+        );
+        assert_eq!(
+            st.cpu_throttle,
+            SourceStatus::Degraded {
+                reason: "1 container cgroups beyond cpu_throttle_max_cgroups (1) are not watched"
+                    .into()
+            }
+        );
+        assert_eq!(st.cpu_cgroups_tracked, 1);
+        assert_eq!(st.cpu_cgroups_untracked_total, 1);
+        let scan = st.inotify_last_scan.expect("scanned");
+        assert_eq!(
+            (scan.processes, scan.fds, scan.worst_instances),
+            (1, 120, 120)
+        );
+        assert!(!scan.truncated);
+
+        // 30 s later: conntrack loaded and full, the kernel drops packets, a container is
+        // throttled, pids near pid_max.
+        std::fs::write(
+            proc.join("sys/net/netfilter/nf_conntrack_count"),
+            "260000\n",
+        )
+        .expect("w");
+        std::fs::write(proc.join("sys/net/netfilter/nf_conntrack_max"), "262144\n").expect("w");
+        std::fs::write(proc.join("loadavg"), "1.00 1.00 1.00 2/32000 999\n").expect("w");
+        write_stat(&containers[0], 400, 200);
+        write_stat(&containers[1], 400, 400);
+        let mut w = OpenOptions::new().append(true).open(&kmsg).expect("append");
+        w.write_all(b"4,100,5000,-;nf_conntrack: nf_conntrack: table full, dropping packet\n")
+            .expect("w");
+        let ev = o.poll(t(30));
+        assert_eq!(
+            kinds(&ev),
+            vec![
+                "kernel.container.cpu_throttled",
+                "node.limits.conntrack",
+                "node.limits.conntrack",
+                "node.limits.file_descriptors",
+                "node.limits.inotify",
+                "node.limits.pids",
+            ],
+            "{ev:?}"
+        );
+        let dropping = ev
+            .iter()
+            .find(|e| e.attributes.contains_key("dropping"))
+            .expect("dropping");
+        assert_eq!(dropping.severity, EventSeverity::Error);
+        assert_eq!(
+            f(dropping, "used"),
+            260_000.0,
+            "the table's reading comes along"
+        );
+        assert_eq!(f(dropping, "max"), 262_144.0);
+        assert_eq!(f(dropping, "threshold"), 0.9);
+        let fill = ev
+            .iter()
+            .find(|e| {
+                e.kind.as_str() == "node.limits.conntrack"
+                    && e.severity == EventSeverity::Error
+                    && !e.attributes.contains_key("dropping")
+            })
+            .expect("table fill at 0.99 is an error");
+        assert_eq!(f(fill, "ratio"), 0.9918);
+        let thr = ev
+            .iter()
+            .find(|e| e.kind.as_str() == "kernel.container.cpu_throttled")
+            .expect("throttled");
+        assert_eq!(
+            f(thr, "ratio"),
+            0.6667,
+            "the tracked container (the first found)"
+        );
+        assert_eq!(
+            thr.entity.container_id.as_deref(),
+            Some("4".repeat(64).as_str())
+        );
+        assert_eq!(
+            thr.entity.pod_uid.as_deref(),
+            Some("82b77fd4-702b-43c8-b51c-b72599117113")
+        );
+        assert_eq!(f(thr, "interval_seconds"), 30.0);
+        let pids = ev
+            .iter()
+            .find(|e| e.kind.as_str() == "node.limits.pids")
+            .expect("pids");
+        assert_eq!(s(pids, "limit"), "kernel.pid_max");
+        assert_eq!(o.status().limits_active.len(), 4);
+        let text = metrics.encode();
+        assert!(
+            text.contains("tapio_agent_node_untracked_total{reason=\"cpu_cgroups_over_limit\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tapio_agent_node_scan_seconds{scan=\"inotify\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tapio_agent_node_scan_seconds{scan=\"cpu_throttle\"}"),
+            "{text}"
+        );
+        for e in &ev {
+            let body = serde_json::to_vec(e).expect("json");
+            tapio_proto::decode_single_event(&body, e.time, &tapio_proto::Limits::default())
+                .unwrap_or_else(|err| panic!("{e:?}: {err}"));
+        }
+        // Unreadable limits are said, not hidden.
+        std::fs::remove_file(proc.join("sys/fs/file-nr")).expect("rm");
+        o.poll(t(31));
+        assert!(
+            matches!(&o.status().limits, SourceStatus::Degraded { reason } if reason.contains("file-nr")),
+            "{:?}",
+            o.status().limits
+        );
+        let json = serde_json::to_value(o.status()).expect("json");
+        assert_eq!(json["cpu_throttle"]["state"], "degraded");
+        // A scan cut short says its counts are lower bounds.
+        let mut o = NodeObserver::new(
+            "worker-1",
+            NodeConfig {
+                psi_enabled: false,
+                fs_enabled: false,
+                kmsg_enabled: false,
+                cpu_throttle_enabled: false,
+                limits_proc_root: Some(proc.clone()),
+                limits_inotify_max_fds: 10,
+                ..cfg()
+            },
+        )
+        .expect("observer");
+        o.poll(t(0));
+        let st = o.status();
+        assert!(st.inotify_last_scan.expect("scanned").truncated);
+        assert!(
+            matches!(&st.limits, SourceStatus::Degraded { reason } if reason.contains("lower bounds")),
+            "{:?}",
+            st.limits
+        );
+    }
+
+    #[test]
+    fn missing_proc_and_cgroup_roots_are_said_not_hidden() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut o = NodeObserver::new(
+            "n1",
+            NodeConfig {
+                psi_enabled: false,
+                fs_enabled: false,
+                kmsg_enabled: false,
+                limits_proc_root: Some(dir.path().join("no-proc")),
+                cpu_throttle_cgroup_root: Some(dir.path().join("no-cgroup")),
+                ..cfg()
+            },
+        )
+        .expect("observer");
+        assert!(o.poll(t(0)).is_empty());
+        let st = o.status();
+        assert!(
+            matches!(&st.limits, SourceStatus::Unavailable { reason }
+                if reason.contains("file-nr") && reason.contains("max_user_instances") && reason.contains("limits_proc_root")),
+            "{:?}",
+            st.limits
+        );
+        assert!(
+            matches!(&st.cpu_throttle, SourceStatus::Unavailable { reason } if reason.contains("no-cgroup")),
+            "{:?}",
+            st.cpu_throttle
+        );
+        let off = NodeObserver::new(
+            "n1",
+            NodeConfig {
+                limits_enabled: false,
+                cpu_throttle_enabled: false,
+                kmsg_enabled: false,
+                ..cfg()
+            },
+        )
+        .expect("observer")
+        .status();
+        assert_eq!(
+            (off.limits, off.cpu_throttle),
+            (SourceStatus::Disabled, SourceStatus::Disabled)
+        );
+    }
+
+    /// A loop-mounted ext4 image, unmounted and removed however the test ends.
+    struct LoopExt4 {
+        dir: tempfile::TempDir,
+        mounted: bool,
+    }
+
+    impl Drop for LoopExt4 {
+        fn drop(&mut self) {
+            if self.mounted {
+                let _ = std::process::Command::new("umount")
+                    .arg(self.dir.path().join("mnt"))
+                    .status();
+            }
+        }
+    }
+
+    /// The kernel's own `EXT4-fs error` and `Remounting filesystem read-only` records, made
+    /// through ext4's `trigger_fs_error` knob on a throw-away loop-mounted image (no
+    /// corruption needed), read back from `/dev/kmsg` and classified.
+    #[test]
+    fn a_real_ext4_error_becomes_fs_error() {
+        use std::process::Command;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!(
+                "NOT RUN: mounting a loop image needs root; run the agent tests as root to cover real ext4 errors"
+            );
+            return;
+        }
+        let mut kmsg = KmsgReader::open("/dev/kmsg").expect("/dev/kmsg as root");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let img = dir.path().join("fs.img");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).expect("mkdir");
+        std::fs::File::create(&img)
+            .and_then(|f| f.set_len(8 << 20))
+            .expect("image");
+        let mkfs = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&img)
+            .status()
+            .expect("mkfs.ext4 (e2fsprogs) is needed for this test");
+        assert!(mkfs.success(), "mkfs.ext4 failed");
+        let mut guard = LoopExt4 {
+            dir,
+            mounted: false,
+        };
+        let mount = Command::new("mount")
+            .args(["-o", "loop,errors=remount-ro"])
+            .arg(&img)
+            .arg(&mnt)
+            .status()
+            .expect("mount");
+        assert!(mount.success(), "mounting a loop ext4 image failed");
+        guard.mounted = true;
+        let source = Command::new("findmnt")
+            .args(["-no", "SOURCE"])
+            .arg(&mnt)
+            .output()
+            .expect("findmnt");
+        let device = String::from_utf8_lossy(&source.stdout)
+            .trim()
+            .trim_start_matches("/dev/")
+            .to_owned();
+        assert!(device.starts_with("loop"), "{device:?}");
+        std::fs::write(
+            format!("/sys/fs/ext4/{device}/trigger_fs_error"),
+            "tapio test error",
+        )
+        .expect("trigger_fs_error");
+        drop(guard);
+        let mut c = KmsgClassifier::new("this-node", &cfg());
+        let mut events = Vec::new();
+        for _ in 0..50 {
+            for r in kmsg.read_available().expect("read /dev/kmsg") {
+                events.extend(c.push(&r, Utc::now()));
+            }
+            let done = events
+                .iter()
+                .filter(|e| e.kind.as_str() == "node.kernel.fs_error")
+                .filter(|e| e.attr_str("device").as_deref() == Some(device.as_str()))
+                .count()
+                >= 2;
+            if done {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let ours: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.kind.as_str() == "node.kernel.fs_error")
+            .filter(|e| e.attr_str("device").as_deref() == Some(device.as_str()))
+            .collect();
+        let classes: Vec<String> = ours.iter().map(|e| s(e, "class")).collect();
+        assert_eq!(classes, vec!["error", "read_only"], "{events:?}");
+        let error = ours[0];
+        assert_eq!(error.severity, EventSeverity::Error);
+        assert_eq!(s(error, "fs_type"), "ext4");
+        assert!(
+            s(error, "message").starts_with(&format!("EXT4-fs error (device {device}): ")),
+            "{error:?}"
+        );
+        assert!(s(error, "message").contains("tapio test error"));
+        assert_eq!(f(error, "count"), 1.0);
+    }
+
     // --- combined observer and the real machine ----------------------------------------------
 
     #[test]
@@ -2610,6 +4399,8 @@ garbage line
             psi_sustain_seconds: 0,
             fs_mountinfo_path: mountinfo,
             kmsg_path: dir.path().join("no-kmsg"),
+            limits_enabled: false,
+            cpu_throttle_enabled: false,
             ..cfg()
         };
         let mut o = NodeObserver::new("worker-1", config).expect("observer");
@@ -2679,5 +4470,10 @@ garbage line
         o.poll(Utc::now());
         let st = o.status();
         assert_ne!(st.psi, SourceStatus::Disabled);
+        // Kernel limits are readable on any Linux (file-nr, loadavg, pid_max are world-readable).
+        assert!(st.limits.is_available(), "{:?}", st.limits);
+        let scan = st.inotify_last_scan.expect("the first poll scans");
+        assert!(scan.processes > 0 && scan.fds > 0, "{scan:?}");
+        assert_ne!(st.cpu_throttle, SourceStatus::Disabled);
     }
 }

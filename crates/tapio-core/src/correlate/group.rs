@@ -401,6 +401,129 @@ impl CorrelationEngine {
                 .any(|s| s.node.as_deref() == Some(node) && owners.contains(&s.subject))
     }
 
+    /// Unexplained incidents of at least three workloads, beginning within 15 minutes,
+    /// whose failing pods all ran on nodes of one node group that not every node belongs
+    /// to, while each of them still has a ready pod outside it: the group is the cause
+    /// (a node image or runtime that only those nodes run). Sets the factor on the
+    /// incident opened first and returns the merges (from, into) that make it one.
+    pub(super) fn workload_factor(&mut self) -> Vec<(EntityKey, EntityKey)> {
+        let window = Duration::minutes(FACTOR_WINDOW_MINUTES);
+        // Unexplained workload incidents and the nodes their failing pods ran on.
+        #[allow(clippy::type_complexity)]
+        let mut cands: Vec<(
+            u64,
+            EntityKey,
+            DateTime<Utc>,
+            BTreeSet<String>,
+            Vec<EntityKey>,
+        )> = Vec::new();
+        for (k, w) in &self.active {
+            if !(k.is_workload() || k.kind == "Service") || w.factor.is_some() {
+                continue;
+            }
+            let mut owners = vec![k.clone()];
+            if k.kind == "Service" {
+                owners.extend(self.state.workloads_of(k));
+            }
+            let explained = w.inc.root_cause_confident
+                && w.inc
+                    .hypotheses
+                    .first()
+                    .is_some_and(|h| h.cause != CASCADE_ORIGIN && h.cause != "dependency_failure");
+            if explained {
+                continue;
+            }
+            let nodes: BTreeSet<String> = w
+                .signals
+                .iter()
+                .filter(|s| owners.contains(&s.subject))
+                .filter_map(|s| s.node.clone())
+                .collect();
+            if !nodes.is_empty() {
+                cands.push((w.seq, k.clone(), w.inc.started_at, nodes, owners));
+            }
+        }
+        if cands.len() < 3 {
+            return Vec::new();
+        }
+        cands.sort();
+        let groups = |n: &str| -> Vec<String> {
+            self.state
+                .nodes
+                .get(n)
+                .map(|st| {
+                    st.factors
+                        .iter()
+                        .filter(|(kind, _)| *kind == "NodeGroup")
+                        .map(|(_, v)| v.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        // The groups every failing node of a candidate is in.
+        let mut by_group: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, (_, _, _, nodes, _)) in cands.iter().enumerate() {
+            let mut common: Option<BTreeSet<String>> = None;
+            for n in nodes {
+                let g: BTreeSet<String> = groups(n).into_iter().collect();
+                common = Some(match common {
+                    None => g,
+                    Some(c) => c.intersection(&g).cloned().collect(),
+                });
+            }
+            for g in common.unwrap_or_default() {
+                by_group.entry(g).or_default().push(i);
+            }
+        }
+        let total = self.state.nodes.len();
+        for (g, members) in by_group {
+            if members.len() < 3 {
+                continue;
+            }
+            let in_group = |n: &str| groups(n).contains(&g);
+            let of = self.state.nodes.keys().filter(|n| in_group(n)).count();
+            if of == 0 || of >= total {
+                continue;
+            }
+            // Each workload still serves from outside the group: the group, not the
+            // workload, is what fails.
+            let healthy_elsewhere = members.iter().all(|i| {
+                cands[*i].4.iter().any(|o| {
+                    self.state.pods_of(o).any(|p| {
+                        p.ready == Some(true) && p.node.as_deref().is_some_and(|n| !in_group(n))
+                    })
+                })
+            });
+            let first = members.iter().map(|i| cands[*i].2).min();
+            let last = members.iter().map(|i| cands[*i].2).max();
+            let together = matches!((first, last), (Some(a), Some(b)) if b - a <= window);
+            if !healthy_elsewhere || !together {
+                continue;
+            }
+            let into = cands[members[0]].1.clone();
+            let nodes: Vec<String> = members
+                .iter()
+                .flat_map(|i| cands[*i].3.iter().cloned())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if let Some(w) = self.active.get_mut(&into) {
+                w.factor = Some(Factor {
+                    cause: NODE_GROUP_FAILURE,
+                    entity: EntityKey::new("NodeGroup", None, &g),
+                    nodes,
+                    of,
+                });
+            }
+            return members
+                .iter()
+                .skip(1)
+                .map(|i| (cands[*i].1.clone(), into.clone()))
+                .collect();
+        }
+        Vec::new()
+    }
+
     /// Node incidents failing together whose nodes share a node group or zone that the
     /// healthy nodes do not (at least two of them, beginning within 15 minutes): the
     /// factor covering the largest share of its nodes is the cause. Sets the factor on

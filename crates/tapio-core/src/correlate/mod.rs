@@ -1016,6 +1016,31 @@ impl CorrelationEngine {
                 self.evaluate(&k);
             }
         }
+        // Several workloads failing only on the nodes of one node group, their replicas
+        // elsewhere healthy: the group (its image, runtime) is the common factor.
+        if self.depth != CorrelationDepth::Basic
+            && novel.iter().any(|k| k.is_workload() || k.kind == "Service")
+        {
+            let pairs = self.workload_factor();
+            for (from, into) in pairs {
+                if let Some(gone) = self.merge(&from, &into) {
+                    merged.push(gone);
+                    absorbed.insert(from);
+                    if !touched.contains(&into) {
+                        touched.push(into.clone());
+                    }
+                }
+            }
+            let grouped: Vec<EntityKey> = self
+                .active
+                .iter()
+                .filter(|(k, w)| w.factor.is_some() && k.kind != "Node")
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in grouped {
+                self.evaluate(&k);
+            }
+        }
         for k in &touched {
             if absorbed.contains(k) {
                 continue;

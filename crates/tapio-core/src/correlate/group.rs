@@ -408,6 +408,25 @@ impl CorrelationEngine {
     /// incident opened first and returns the merges (from, into) that make it one.
     pub(super) fn workload_factor(&mut self) -> Vec<(EntityKey, EntityKey)> {
         let window = Duration::minutes(FACTOR_WINDOW_MINUTES);
+        let unexplained = |k: &EntityKey, w: &Working| {
+            (k.is_workload() || k.kind == "Service")
+                && w.factor.is_none()
+                && !(w.inc.root_cause_confident
+                    && w.inc.hypotheses.first().is_some_and(|h| {
+                        h.cause != CASCADE_ORIGIN && h.cause != "dependency_failure"
+                    }))
+        };
+        // Cheap first: it takes three (this runs whenever a workload's incident changes).
+        if self
+            .active
+            .iter()
+            .filter(|(k, w)| unexplained(k, w))
+            .take(3)
+            .count()
+            < 3
+        {
+            return Vec::new();
+        }
         // Unexplained workload incidents and the nodes their failing pods ran on.
         #[allow(clippy::type_complexity)]
         let mut cands: Vec<(

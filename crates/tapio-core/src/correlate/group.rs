@@ -436,21 +436,10 @@ impl CorrelationEngine {
             BTreeSet<String>,
             Vec<EntityKey>,
         )> = Vec::new();
-        for (k, w) in &self.active {
-            if !(k.is_workload() || k.kind == "Service") || w.factor.is_some() {
-                continue;
-            }
+        for (k, w) in self.active.iter().filter(|(k, w)| unexplained(k, w)) {
             let mut owners = vec![k.clone()];
             if k.kind == "Service" {
                 owners.extend(self.state.workloads_of(k));
-            }
-            let explained = w.inc.root_cause_confident
-                && w.inc
-                    .hypotheses
-                    .first()
-                    .is_some_and(|h| h.cause != CASCADE_ORIGIN && h.cause != "dependency_failure");
-            if explained {
-                continue;
             }
             let nodes: BTreeSet<String> = w
                 .signals

@@ -35,6 +35,7 @@ pub struct EvidenceBatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Globally unique, assigned by the producer; the server ignores an id it already holds.
+    #[serde(deserialize_with = "crate::bounds::de_ulid")]
     pub id: Ulid,
     /// When the fact happened (RFC 3339).
     pub time: DateTime<Utc>,
@@ -285,7 +286,11 @@ impl From<bool> for AttrValue {
 /// custom signal). `id` and `time` are filled in by the server when absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SingleEvent {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::bounds::de_opt_ulid"
+    )]
     pub id: Option<Ulid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<DateTime<Utc>>,

@@ -9,6 +9,7 @@
 //! newer can still talk to this server within the same envelope version.
 
 mod api;
+pub mod bounds;
 mod envelope;
 mod validate;
 

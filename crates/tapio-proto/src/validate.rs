@@ -287,6 +287,8 @@ fn validate_event(
             ),
         ));
     }
+    crate::bounds::check_time_floor(&format!("{prefix}.time"), ev.time)
+        .map_err(|m| DecodeError::new("timestamp_too_old", Some(format!("{prefix}.time")), m))?;
     validate_entity(prefix, &ev.entity)?;
     validate_attributes(prefix, &ev.attributes, limits)?;
     validate_object(prefix, ev)
@@ -382,6 +384,16 @@ fn validate_attributes(
                     truncate(k, 80)
                 ),
             ));
+        }
+        let number = match v {
+            AttrValue::Int(i) => Some(*i as f64),
+            AttrValue::Float(f) => Some(*f),
+            AttrValue::String(_) | AttrValue::Bool(_) => None,
+        };
+        if let Some(n) = number {
+            let field = format!("{prefix}.attributes.{k}");
+            crate::bounds::check_number(&field, k, n)
+                .map_err(|m| DecodeError::new("out_of_range", Some(field), m))?;
         }
         if let AttrValue::String(s) = v
             && s.len() > limits.max_attr_value_bytes
@@ -523,6 +535,37 @@ mod tests {
         let body = batch_json(&GOOD_EVENT.replace(r#""pid":42"#, r#""pid":{"a":1}"#));
         let e = decode_batch(body.as_bytes(), now(), &Limits::default()).expect_err("nested");
         assert_eq!(e.field.as_deref(), Some("events[0].attributes.pid"));
+    }
+
+    /// Out-of-range values are refused naming the field: a ratio of -5 or 1e308, a
+    /// year-0001 time, an overflowing event id.
+    #[test]
+    fn out_of_range_values_refused() {
+        for bad in ["-5", "1e308", "1.5"] {
+            let body =
+                batch_json(&GOOD_EVENT.replace(r#""pid":42"#, &format!(r#""error_ratio":{bad}"#)));
+            let e = decode_batch(body.as_bytes(), now(), &Limits::default()).expect_err(bad);
+            assert_eq!(e.code, "out_of_range", "{bad}");
+            assert_eq!(e.field.as_deref(), Some("events[0].attributes.error_ratio"));
+        }
+        let body = batch_json(&GOOD_EVENT.replace(r#""pid":42"#, r#""error_ratio":0.25"#));
+        decode_batch(body.as_bytes(), now(), &Limits::default()).expect("in range");
+        let body = batch_json(&GOOD_EVENT.replace("2026-11-27T09:59:00Z", "0001-01-01T00:00:00Z"));
+        let e = decode_batch(body.as_bytes(), now(), &Limits::default()).expect_err("year 1");
+        assert_eq!(e.code, "timestamp_too_old");
+        assert_eq!(e.field.as_deref(), Some("events[0].time"));
+        let body = batch_json(
+            &GOOD_EVENT.replace("01JDQ7ZJ8W3XG5M8F9N0P1Q2R3", "8ZZZZZZZZZZZZZZZZZZZZZZZZZ"),
+        );
+        let e = decode_batch(body.as_bytes(), now(), &Limits::default()).expect_err("overflow");
+        assert_eq!(e.field.as_deref(), Some("events[0].id"));
+        let e = decode_single_event(
+            br#"{"id":"8ZZZZZZZZZZZZZZZZZZZZZZZZZ","type":"change.deployment.rollout"}"#,
+            now(),
+            &Limits::default(),
+        )
+        .expect_err("overflow");
+        assert_eq!(e.field.as_deref(), Some("id"));
     }
 
     #[test]

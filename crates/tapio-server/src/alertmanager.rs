@@ -298,17 +298,19 @@ pub fn to_event(
     now: DateTime<Utc>,
     limits: &Limits,
 ) -> Result<Event, DecodeError> {
-    if alert.starts_at < DateTime::UNIX_EPOCH {
+    // Year 0001 (Go's zero time) or 1970: unset, not when an alert started.
+    if let Err(why) =
+        tapio_proto::bounds::check_time_floor(&format!("{prefix}.startsAt"), alert.starts_at)
+    {
         return Err(err(
             "invalid_field",
             Some(&format!("{prefix}.startsAt")),
-            format!(
-                "field `{prefix}.startsAt` is {}: not a time an alert can start (unset?)",
-                alert.starts_at.to_rfc3339()
-            ),
+            format!("{why} (not a time an alert can start: unset?)"),
         ));
     }
-    let ends_at = alert.ends_at.filter(|t| *t >= DateTime::UNIX_EPOCH);
+    let ends_at = alert
+        .ends_at
+        .filter(|t| *t >= tapio_proto::bounds::min_time());
     let at = match alert.status {
         AlertStatus::Firing => alert.starts_at,
         AlertStatus::Resolved => ends_at.ok_or_else(|| {
@@ -471,6 +473,47 @@ fn truncate(s: &str, max: usize) -> String {
     s[..end].to_owned()
 }
 
+/// Alert text as an attribute: at most `max` bytes, control characters (NUL, terminal
+/// escapes) replaced by U+FFFD; line breaks and tabs kept in `multiline` text
+/// (annotations such as `description`).
+fn clean(s: &str, max: usize, multiline: bool) -> String {
+    let s = truncate(s, max);
+    if !has_control(&s, multiline) {
+        return s;
+    }
+    s.chars()
+        .map(|c| {
+            if bad_char(c, multiline) {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn bad_char(c: char, multiline: bool) -> bool {
+    c.is_control() && !(multiline && matches!(c, '\n' | '\t' | '\r'))
+}
+
+fn has_control(s: &str, multiline: bool) -> bool {
+    s.chars().any(|c| bad_char(c, multiline))
+}
+
+/// Whether a label or annotation of the alert carries control characters (they are
+/// replaced before the alert becomes evidence; counted by the receiver).
+pub fn alert_has_control(alert: &Alert) -> bool {
+    alert
+        .labels
+        .iter()
+        .any(|(k, v)| has_control(k, false) || has_control(v, false))
+        || alert
+            .annotations
+            .iter()
+            .any(|(k, v)| has_control(k, false) || has_control(v, true))
+        || has_control(&alert.fingerprint, false)
+}
+
 fn number(s: &str) -> Option<f64> {
     s.trim().parse::<f64>().ok().filter(|f| f.is_finite())
 }
@@ -494,9 +537,12 @@ fn attributes(
     let canon = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::AutoSi, true);
 
     if let Some(name) = alert.labels.get("alertname").filter(|n| !n.is_empty()) {
-        put("alertname".into(), truncate(name, max_len).into());
+        put("alertname".into(), clean(name, max_len, false).into());
     }
-    put("fingerprint".into(), truncate(fingerprint, max_len).into());
+    put(
+        "fingerprint".into(),
+        clean(fingerprint, max_len, false).into(),
+    );
     put("starts_at".into(), canon(alert.starts_at).into());
     if !firing && let Some(end) = alert.ends_at {
         put("ends_at".into(), canon(end).into());
@@ -522,7 +568,7 @@ fn attributes(
     }
     for k in TEXT_ANNOTATIONS {
         if let Some(v) = alert.annotations.get(*k).filter(|v| !v.trim().is_empty()) {
-            put((*k).to_owned(), truncate(v, max_len).into());
+            put((*k).to_owned(), clean(v, max_len, true).into());
         }
     }
     for (k, v) in &alert.labels {
@@ -533,7 +579,7 @@ fn attributes(
         if !firing && CLASSIFYING_KEYS.contains(&key.as_str()) {
             continue;
         }
-        put(key, truncate(v, max_len).into());
+        put(key, clean(v, max_len, false).into());
     }
     out
 }
@@ -573,6 +619,9 @@ pub async fn receive(
                 status: a.status.as_str().to_owned(),
             })
             .inc();
+        if alert_has_control(a) {
+            state.metrics.refused("alert_control_characters");
+        }
     }
     if hook.truncated_alerts > 0 {
         tracing::warn!(
@@ -1034,5 +1083,31 @@ mod tests {
         };
         let e = decode(PAYLOAD.as_bytes(), &small).expect_err("too many");
         assert_eq!(e.code, "too_many_events");
+    }
+
+    /// NUL and terminal escapes in labels and annotations never reach evidence (and so
+    /// titles, terminals and pages); line breaks in annotations are kept. A year-0001 or
+    /// 1970 `startsAt` is refused.
+    #[test]
+    fn control_characters_and_zero_times() {
+        let body = PAYLOAD.replacen(
+            r#""labels": {"alertname": "CheckoutErrors""#,
+            r#""labels": {"alertname": "Check\u001b[2J\u0000out""#,
+            1,
+        );
+        assert_ne!(body, PAYLOAD, "the test payload changed");
+        let hook = decode(body.as_bytes(), &Limits::default()).expect("decodes");
+        assert!(alert_has_control(&hook.alerts[0]));
+        let ev = to_events(&hook, now(), &Limits::default()).expect("maps");
+        let name = ev[0].attr_str("alertname").expect("alertname");
+        assert!(!name.chars().any(char::is_control), "{name:?}");
+        assert_eq!(clean("a\nb\u{1b}c", 100, true), "a\nb\u{fffd}c");
+        assert_eq!(clean("a\nb", 100, false), "a\u{fffd}b");
+        for zero in ["0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z"] {
+            let mut hook = decode(PAYLOAD.as_bytes(), &Limits::default()).expect("decodes");
+            hook.alerts[0].starts_at = zero.parse().expect("t");
+            let e = to_events(&hook, now(), &Limits::default()).expect_err(zero);
+            assert_eq!(e.field.as_deref(), Some("alerts[0].startsAt"), "{zero}");
+        }
     }
 }

@@ -29,6 +29,12 @@ struct Args {
     /// basic, standard, deep or all.
     #[arg(long, default_value = "all")]
     depth: String,
+    /// Instead of the steady stream: an incident storm of this many connection refusals to
+    /// distinct unknown addresses (interleaved 1:1 with the steady stream), with a P1
+    /// outage of one Service injected halfway. Reports the slowest tenth's rate, the engine
+    /// time from the P1 fact to its P1 incident, incidents opened and memory.
+    #[arg(long)]
+    storm: Option<u64>,
 }
 
 fn rss_mb() -> f64 {
@@ -126,6 +132,103 @@ fn run(a: &Args, depth: CorrelationDepth) -> Value {
     })
 }
 
+fn storm(a: &Args, depth: CorrelationDepth, n: u64) -> Value {
+    let mut stream = Stream::new(Gen::new(
+        0,
+        None,
+        a.pods,
+        a.nodes,
+        "2026-11-27T10:00:00Z".parse().expect("time"),
+        Duration::milliseconds(2),
+    ));
+    let mut engine = CorrelationEngine::with_defaults(depth);
+    // Warm up: the cluster snapshot and some steady traffic (not measured).
+    for _ in 0..stream.snapshot_len + 50_000 {
+        let Some(ev) = stream.next() else { break };
+        engine.observe(&ev, ev.time);
+    }
+    let tenth = (n / 10).max(1);
+    let mut window = std::time::Duration::ZERO;
+    let mut window_events = 0u64;
+    let mut rates = Vec::new();
+    let mut busy = std::time::Duration::ZERO;
+    let mut events = 0u64;
+    let mut opened = 0usize;
+    let mut max_active = 0usize;
+    let mut p1_started: Option<std::time::Duration> = None;
+    let mut p1_after: Option<f64> = None;
+    let mut p1_events = 0u64;
+    let target = 17usize;
+    let want = format!("app-{target}");
+    let want_key = format!("Service/ns-{}/{want}", target % 50);
+    let feed = |engine: &mut CorrelationEngine, ev: &tapio_proto::Event| {
+        let t = Instant::now();
+        let mut changes = engine.observe(ev, ev.time);
+        // The server reports incidents that only gained evidence at the end of each read
+        // of up to 2,048 stored events (`flush`); so does this.
+        if ev.id.random().is_multiple_of(2048) {
+            changes.extend(engine.flush());
+        }
+        (t.elapsed(), changes)
+    };
+    for k in 0..n {
+        let mut batch = vec![stream.source.storm_refusal(k)];
+        if let Some(ev) = stream.next() {
+            batch.push(ev);
+        }
+        if k == n / 2 {
+            batch.extend(stream.source.total_outage(target));
+            p1_started = Some(busy);
+        }
+        for ev in &batch {
+            let (d, changes) = feed(&mut engine, ev);
+            busy += d;
+            window += d;
+            events += 1;
+            window_events += 1;
+            if p1_started.is_some() && p1_after.is_none() {
+                p1_events += 1;
+            }
+            for c in &changes {
+                if matches!(c, tapio_core::IncidentChange::Opened(_)) {
+                    opened += 1;
+                }
+                let inc = c.incident();
+                if p1_after.is_none()
+                    && inc.severity == tapio_core::Severity::P1
+                    && (inc.title.contains(&want_key) || inc.severity_reason.contains(&want_key))
+                    && let Some(s) = p1_started
+                {
+                    p1_after = Some((busy - s).as_secs_f64());
+                }
+            }
+        }
+        max_active = max_active.max(engine.active_count());
+        if (k + 1) % tenth == 0 {
+            rates.push((window_events as f64 / window.as_secs_f64().max(1e-9)).round());
+            window = std::time::Duration::ZERO;
+            window_events = 0;
+        }
+    }
+    let slowest = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    json!({
+        "depth": depth.to_string(),
+        "storm_destinations": n,
+        "events": events,
+        "engine_seconds": (busy.as_secs_f64() * 1000.0).round() / 1000.0,
+        "events_per_second": (events as f64 / busy.as_secs_f64()).round(),
+        "slowest_tenth_events_per_second": slowest,
+        "per_tenth_events_per_second": rates,
+        "p1_engine_seconds": p1_after,
+        "p1_events_until_incident": p1_events,
+        "incidents_opened": opened,
+        "max_active": max_active,
+        "active_at_end": engine.active_count(),
+        "rss_mb": (rss_mb() * 10.0).round() / 10.0,
+        "pages_and_storm_incidents": engine.incidents().iter().filter(|i| i.title.contains(&want) || i.severity <= tapio_core::Severity::P2 || i.title.contains("storm")).map(|i| format!("{} {} {}", i.severity, i.title, i.severity_reason)).collect::<Vec<_>>(),
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let depths: Vec<CorrelationDepth> = match a.depth.as_str() {
@@ -137,7 +240,10 @@ fn main() -> anyhow::Result<()> {
         d => vec![tapio_core::eval::parse_depth(Some(d)).map_err(anyhow::Error::msg)?],
     };
     for d in depths {
-        println!("{}", run(&a, d));
+        match a.storm {
+            Some(n) => println!("{}", storm(&a, d, n)),
+            None => println!("{}", run(&a, d)),
+        }
     }
     Ok(())
 }

@@ -222,6 +222,46 @@ impl Gen {
     }
 
     /// The next chunk of the stream: mostly healthy, sometimes an episode.
+    /// A storm event: a repeated connection refusal (count 5) from a random workload's
+    /// pod on its node to the `k`-th of many distinct addresses nobody in the cluster owns
+    /// (a scanner, a misconfigured client or a broken egress path).
+    pub fn storm_refusal(&mut self, k: u64) -> Event {
+        let d = self.rng.below(self.deployments);
+        let e = Entity {
+            node: Some(self.node(d * self.pods_per)),
+            namespace: Some(self.ns(d)),
+            workload: Some(WorkloadRef {
+                kind: "Deployment".into(),
+                name: format!("app-{d}"),
+            }),
+            ..Entity::default()
+        };
+        let addr = format!("172.{}.{}.{}", 16 + (k >> 16) % 16, (k >> 8) % 256, k % 256);
+        self.ev(
+            "kernel.network.connection_refused",
+            EventSeverity::Warning,
+            e,
+            vec![
+                ("dst_addr", AttrValue::String(addr)),
+                ("dst_port", AttrValue::Int(1024 + (k % 50_000) as i64)),
+                ("count", AttrValue::Int(5)),
+            ],
+            None,
+        )
+    }
+
+    /// A complete outage of Deployment `d`'s Service seen by its callers: every connect
+    /// fails (the runbook's P1 "complete service unavailability").
+    pub fn total_outage(&mut self, d: usize) -> Vec<Event> {
+        let d = d % self.deployments;
+        (0..20)
+            .map(|c| {
+                let caller = (d + 1 + (c % 4) * 7) % self.deployments;
+                self.stats(caller, d, 100, 100)
+            })
+            .collect()
+    }
+
     fn chunk(&mut self, episode: bool) -> Vec<Event> {
         let mut out = Vec::new();
         if episode {

@@ -43,6 +43,9 @@ impl CorrelationEngine {
         let Some(wj) = self.active.get(j) else {
             return Vec::new();
         };
+        if super::is_storm(j) {
+            return Vec::new();
+        }
         let is_strong = |w: &Working| {
             w.inc.root_cause_confident
                 && w.inc
@@ -85,6 +88,7 @@ impl CorrelationEngine {
             .iter()
             .filter(|(k, w)| {
                 *k != j
+                    && !super::is_storm(k)
                     && (((is_strong(w) != j_strong || (j_strong && k.kind == "Node"))
                         || (j_onset && onset_eligible(k, w) && k.namespace == j.namespace))
                         && namespaces.contains(&k.namespace.as_deref())
@@ -633,6 +637,9 @@ impl CorrelationEngine {
 
     /// Move incident `from` into `into`; `from` ends resolved, pointing at the survivor.
     pub(super) fn merge(&mut self, from: &EntityKey, into: &EntityKey) -> Option<Incident> {
+        if super::is_storm(from) || super::is_storm(into) {
+            return None;
+        }
         let mut gone = self.active.remove(from)?;
         let Some(w) = self.active.get_mut(into) else {
             self.active.insert(from.clone(), gone);

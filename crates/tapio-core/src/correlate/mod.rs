@@ -200,6 +200,19 @@ pub struct CorrelationEngine {
     deferred: VecDeque<(DateTime<Utc>, Signal)>,
     /// Outage conditions that cleared within their grace period (never an incident).
     pub damped: u64,
+    /// Incidents with a held-back downgrade (an index: `process` checks only these).
+    downgrading: BTreeSet<EntityKey>,
+    /// When recent incidents opened (engine time, bounded): the storm guard's rate.
+    opened_at: VecDeque<DateTime<Utc>>,
+    /// Caller → (window start, unknown destinations it failed to reach that opened their
+    /// own incident in the window): past `FANOUT_DESTINATIONS` the caller is the incident.
+    fanout: FastMap<EntityKey, (DateTime<Utc>, u32)>,
+    /// Signals a storm folded into one incident instead of a new one each (counted).
+    pub storm_grouped: u64,
+    /// Incidents closed because the active-incident cap was reached (counted).
+    pub evicted: u64,
+    /// Changes made outside `process` (incidents closed at the cap), reported next.
+    closed: Vec<IncidentChange>,
 }
 
 /// Fewer failed-connect reports than this in an incident's window are too rare to be a
@@ -208,6 +221,22 @@ const RARE_FAILURES: usize = 3;
 
 /// How long volume mount failures must go on before they are an incident.
 const MOUNT_PERSIST_SECONDS: i64 = 60;
+
+/// A caller that fails to reach this many distinct addresses nobody in the cluster owns
+/// within the window is their common factor: further ones join one incident on it.
+const FANOUT_DESTINATIONS: u32 = 4;
+/// Incidents opened within `STORM_WINDOW_SECONDS` beyond which a new incident on an entity
+/// the cluster state does not know (an address, a name only evidence claims) joins the
+/// storm's one incident instead: the number of distinct things a storm creates is bounded.
+const STORM_OPENS: usize = 200;
+const STORM_WINDOW_SECONDS: i64 = 300;
+/// The name of the storm's incident (`Cluster/incident-storm`): a bucket, not a cause, so
+/// it never merges with another incident.
+pub const STORM_ANCHOR: &str = "incident-storm";
+
+fn is_storm(k: &EntityKey) -> bool {
+    k.kind == "Cluster" && k.name == STORM_ANCHOR
+}
 
 /// How long a state-derived outage must last before it opens an incident by itself.
 const OUTAGE_GRACE_SECONDS: i64 = 30;
@@ -248,6 +277,12 @@ impl CorrelationEngine {
             deferred: VecDeque::new(),
             damped: 0,
             node_calls: FastMap::default(),
+            downgrading: BTreeSet::new(),
+            opened_at: VecDeque::new(),
+            fanout: FastMap::default(),
+            storm_grouped: 0,
+            evicted: 0,
+            closed: Vec::new(),
         }
     }
 
@@ -349,8 +384,9 @@ impl CorrelationEngine {
         };
         let quiet = self.cfg.quiet;
         let due: Vec<EntityKey> = self
-            .active
+            .downgrading
             .iter()
+            .filter_map(|k| self.active.get(k).map(|w| (k, w)))
             .filter(|(_, w)| w.pending_downgrade && now - w.level_seen_at >= quiet)
             // An incident that resolves in this sweep needs no downgrade first (it would
             // be one more notification saying nothing: "now P4", then "resolved").
@@ -405,6 +441,88 @@ impl CorrelationEngine {
 
     fn uses_config(&self, workload: &EntityKey, config: &EntityKey) -> bool {
         self.state.configs_of(workload).contains(config)
+    }
+
+    /// Where a signal that would open a new incident on `anchor` goes instead during a
+    /// storm, if anywhere (see `FANOUT_DESTINATIONS` and `STORM_OPENS`).
+    fn storm_anchor(&mut self, anchor: &EntityKey, s: &Signal) -> Option<EntityKey> {
+        let now = self.clock.max(s.at);
+        let storm_window = Duration::seconds(STORM_WINDOW_SECONDS);
+        while self
+            .opened_at
+            .front()
+            .is_some_and(|t| now - *t > storm_window)
+        {
+            self.opened_at.pop_front();
+        }
+        if anchor.kind == "Destination" && s.subject != *anchor && s.subject.kind != "Destination" {
+            let window = self.cfg.window;
+            if self.fanout.len() >= MAX_DEPS && !self.fanout.contains_key(&s.subject) {
+                self.fanout.retain(|_, (t, _)| now - *t <= window);
+            }
+            if self.fanout.len() < MAX_DEPS || self.fanout.contains_key(&s.subject) {
+                let e = self.fanout.entry(s.subject.clone()).or_insert((now, 0));
+                if now - e.0 > window {
+                    *e = (now, 0);
+                }
+                if e.1 >= FANOUT_DESTINATIONS {
+                    return Some(s.subject.clone());
+                }
+                e.1 += 1;
+            }
+        }
+        if self.opened_at.len() >= STORM_OPENS && !self.state.knows(anchor) {
+            return Some(EntityKey::new("Cluster", None, STORM_ANCHOR));
+        }
+        None
+    }
+
+    /// The keys of the `n` entries of `map` with the smallest `by` (ties by key), found
+    /// in one pass: eviction at a cap removes a batch, so its cost is amortised.
+    fn oldest<T: Ord + Copy>(
+        map: &FastMap<EntityKey, Working>,
+        n: usize,
+        by: impl Fn(&Working) -> T,
+    ) -> Vec<EntityKey> {
+        let mut v: Vec<(T, &EntityKey)> = map.iter().map(|(k, w)| (by(w), k)).collect();
+        let n = n.min(v.len());
+        if n == 0 {
+            return Vec::new();
+        }
+        if n < v.len() {
+            v.select_nth_unstable(n - 1);
+            v.truncate(n);
+        }
+        v.into_iter().map(|(_, k)| k.clone()).collect()
+    }
+
+    /// At the active-incident cap: close the 1 % quiet longest, each resolved once with
+    /// the reason (it is not forgotten while the store still shows it open).
+    fn evict_oldest(&mut self) {
+        let n = (self.cfg.max_active / 100).max(1);
+        let now = self.clock;
+        for k in Self::oldest(&self.active, n, |w| (w.last_symptom, w.seq)) {
+            let Some(mut w) = self.active.remove(&k) else {
+                continue;
+            };
+            self.downgrading.remove(&k);
+            self.evicted += 1;
+            w.inc.status = Status::Resolved;
+            w.inc.resolved_at = Some(now.max(w.inc.updated_at));
+            w.inc.updated_at = now.max(w.inc.updated_at);
+            w.inc.timeline.push(TimelineEntry {
+                at: now,
+                kind: TimelineKind::StatusChanged,
+                message: format!(
+                    "closed: {} incidents were open (the cap); the longest quiet are closed so the newest can be tracked",
+                    self.cfg.max_active
+                ),
+                count: 1,
+                last_at: None,
+                by: None,
+            });
+            self.closed.push(IncidentChange::Updated(w.inc));
+        }
     }
 
     fn open(&mut self, anchor: &EntityKey, s: &Signal) -> &mut Working {
@@ -465,14 +583,12 @@ impl CorrelationEngine {
             peak_severity: None,
             severity_set_by: None,
         };
-        if self.active.len() >= self.cfg.max_active
-            && let Some(oldest) = self
-                .active
-                .iter()
-                .min_by_key(|(_, w)| w.last_symptom)
-                .map(|(k, _)| k.clone())
-        {
-            self.active.remove(&oldest);
+        if self.active.len() >= self.cfg.max_active {
+            self.evict_oldest();
+        }
+        self.opened_at.push_back(self.clock.max(s.at));
+        while self.opened_at.len() > STORM_OPENS {
+            self.opened_at.pop_front();
         }
         self.active.insert(
             anchor.clone(),
@@ -595,7 +711,21 @@ impl CorrelationEngine {
                 }
                 return;
             }
-            if let Some(mut w) = self.recent.remove(&anchor) {
+            // A storm (one caller failing to many unknown addresses; hundreds of new
+            // incidents within minutes) adds to one incident instead of opening more.
+            if let Some(storm) = self.storm_anchor(&anchor, &s) {
+                self.storm_grouped += 1;
+                anchor = storm;
+                for _ in 0..8 {
+                    match self.alias.get(&anchor) {
+                        Some(a) if self.active.contains_key(a) => anchor = a.clone(),
+                        _ => break,
+                    }
+                }
+            }
+            if self.active.contains_key(&anchor) {
+                // Joins the storm's incident (below).
+            } else if let Some(mut w) = self.recent.remove(&anchor) {
                 if s.at - w.inc.resolved_at.unwrap_or(s.at) <= self.cfg.reopen {
                     w.inc.status = Status::Open;
                     w.inc.resolved_at = None;
@@ -861,14 +991,12 @@ impl CorrelationEngine {
                     by: None,
                 });
                 out.push(IncidentChange::Updated(w.inc.clone()));
-                if self.recent.len() >= MAX_RECENT
-                    && let Some(old) = self
-                        .recent
-                        .iter()
-                        .min_by_key(|(_, w)| w.inc.resolved_at)
-                        .map(|(k, _)| k.clone())
-                {
-                    self.recent.remove(&old);
+                if self.recent.len() >= MAX_RECENT {
+                    for old in Self::oldest(&self.recent, MAX_RECENT / 100, |w| {
+                        (w.inc.resolved_at, w.seq)
+                    }) {
+                        self.recent.remove(&old);
+                    }
                 }
                 self.recent.insert(k, w);
             }
@@ -907,13 +1035,16 @@ impl CorrelationEngine {
                 }
             }
         }
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.closed);
         let mut merged: Vec<Incident> = Vec::new();
         // A held-back downgrade is due once the quiet period has passed.
         let quiet = self.cfg.quiet;
         let clock = self.clock;
-        for (k, w) in &self.active {
-            if w.pending_downgrade
+        let active = &self.active;
+        self.downgrading
+            .retain(|k| active.get(k).is_some_and(|w| w.pending_downgrade));
+        for k in &self.downgrading {
+            if let Some(w) = self.active.get(k)
                 && clock - w.level_seen_at >= quiet
                 && !(clock - w.last_symptom >= quiet && w.conditions.is_empty())
             {
@@ -1119,6 +1250,7 @@ impl CorrelationEngine {
                 sev
             } else {
                 w.pending_downgrade = true;
+                self.downgrading.insert(key.clone());
                 w.inc.severity
             };
             let reason = if sev == w.inc.severity && !first && reason_sev(&reason) != Some(sev) {

@@ -382,6 +382,18 @@ fn data_hash(obj: &Value) -> String {
 }
 
 impl ClusterState {
+    /// Whether the Kubernetes state (not only evidence) knows this entity: what a storm
+    /// of made-up or external names cannot create.
+    pub fn knows(&self, k: &EntityKey) -> bool {
+        match k.kind.as_str() {
+            "Node" => self.nodes.contains_key(&k.name),
+            "Service" => self.services.contains_key(k),
+            "Pod" => self.pods.contains_key(k),
+            "Cluster" | "NodeGroup" | "Zone" => true,
+            _ => self.workloads.contains_key(k) || self.configs.contains_key(k),
+        }
+    }
+
     fn unindex_pod(&mut self, key: &EntityKey, old: Option<&PodState>) {
         if let Some(old) = old {
             if old.host_network

@@ -782,3 +782,158 @@ fn a_soft_lockup_and_filesystem_errors_are_node_symptoms() {
         live[0].hypotheses
     );
 }
+
+/// 40 workloads each fail to reach 75 distinct addresses nobody in the cluster owns (3,000
+/// in two minutes), and halfway every caller of `shop/checkout` sees all its connects fail.
+fn storm_with_an_outage() -> Vec<Event> {
+    let mut evs = vec![watch(
+        0,
+        "added",
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 80}]}}),
+    )];
+    for i in 0..3_000i64 {
+        let at = 1 + i / 25;
+        let caller = workload(&format!("ns-{}", i % 40), &format!("app-{}", i % 40));
+        let mut e = ev(
+            at,
+            "kernel.network.connection_refused",
+            EventSeverity::Warning,
+            caller,
+            &[
+                (
+                    "dst_addr",
+                    AttrValue::String(format!("172.16.{}.{}", i / 250, i % 250)),
+                ),
+                ("dst_port", AttrValue::Int(1024 + i)),
+                ("count", AttrValue::Int(5)),
+            ],
+        );
+        e.id = Ulid::from_parts(e.time.timestamp_millis() as u64, (i as u128) << 8 | 1);
+        evs.push(e);
+        if i == 1_500 {
+            for c in 0..8i64 {
+                let mut s = ev(
+                    at,
+                    "kernel.network.connect_stats",
+                    EventSeverity::Warning,
+                    workload("web", &format!("frontend-{}", c % 2)),
+                    &[
+                        ("dst_addr", AttrValue::String("10.96.0.10".into())),
+                        ("dst_port", AttrValue::Int(80)),
+                        ("attempts", AttrValue::Int(100)),
+                        ("refused", AttrValue::Int(100)),
+                        ("interval_seconds", AttrValue::Int(10)),
+                    ],
+                );
+                s.id = Ulid::from_parts(s.time.timestamp_millis() as u64, (c as u128) << 40 | 3);
+                evs.push(s);
+            }
+        }
+    }
+    evs
+}
+
+#[test]
+fn a_storm_of_distinct_destinations_is_a_few_incidents_and_a_p1_still_opens_its_own() {
+    let mut engine = standard();
+    let incs = run(&mut engine, &storm_with_an_outage());
+    let open = open_incidents(&incs);
+    // One incident per caller at most (its destinations beyond the first few join it),
+    // not one per address.
+    assert!(
+        open.len() <= 40 * (FANOUT_DESTINATIONS as usize + 1) + 2,
+        "{} incidents for a storm from 40 callers",
+        open.len()
+    );
+    assert!(
+        engine.storm_grouped > 2_000,
+        "grouped {}",
+        engine.storm_grouped
+    );
+    let pages: Vec<_> = open
+        .iter()
+        .filter(|i| i.severity <= Severity::P2)
+        .map(|i| format!("{} {} ({})", i.severity, i.title, i.severity_reason))
+        .collect();
+    assert_eq!(pages.len(), 1, "exactly the outage pages: {pages:#?}");
+    assert!(
+        pages[0].starts_with("P1") && pages[0].contains("Service/shop/checkout"),
+        "{pages:#?}"
+    );
+}
+
+#[test]
+fn a_storm_past_the_opening_rate_goes_to_one_bucket_that_merges_with_nothing() {
+    // 1,000 callers each failing to reach one distinct unknown address: no caller fans out,
+    // so the opening rate bounds them.
+    let mut engine = standard();
+    let mut evs = Vec::new();
+    for i in 0..1_000i64 {
+        let mut e = ev(
+            i / 10,
+            "kernel.network.connection_refused",
+            EventSeverity::Warning,
+            workload(&format!("ns-{i}"), &format!("app-{i}")),
+            &[
+                (
+                    "dst_addr",
+                    AttrValue::String(format!("172.17.{}.{}", i / 250, i % 250)),
+                ),
+                ("dst_port", AttrValue::Int(443)),
+                ("count", AttrValue::Int(5)),
+            ],
+        );
+        e.id = Ulid::from_parts(e.time.timestamp_millis() as u64, (i as u128) << 8 | 5);
+        evs.push(e);
+    }
+    let incs = run(&mut engine, &evs);
+    let open = open_incidents(&incs);
+    assert!(open.len() <= STORM_OPENS + 1, "{} incidents", open.len());
+    let bucket: Vec<_> = open
+        .iter()
+        .filter(|i| i.identity.name == STORM_ANCHOR)
+        .collect();
+    assert_eq!(bucket.len(), 1);
+    assert!(
+        bucket[0].evidence_count >= 700,
+        "{}",
+        bucket[0].evidence_count
+    );
+    assert!(
+        bucket[0].severity >= Severity::P3,
+        "a storm of refusals pages no one"
+    );
+}
+
+#[test]
+fn at_the_active_cap_the_longest_quiet_incidents_are_closed_and_reported_once() {
+    let cfg = EngineConfig {
+        max_active: 100,
+        ..EngineConfig::default()
+    };
+    let mut engine =
+        CorrelationEngine::new(cfg, rules::default_rules(), CorrelationDepth::Standard);
+    let mut reported_closed = 0;
+    for i in 0..150i64 {
+        let mut e = oom(i, &format!("app-{i}"));
+        e.entity.namespace = Some(format!("ns-{i}"));
+        for c in engine.observe(&e, e.time) {
+            if c.incident().status == Status::Resolved
+                && c.incident()
+                    .timeline
+                    .iter()
+                    .any(|t| t.message.contains("(the cap)"))
+            {
+                reported_closed += 1;
+            }
+        }
+    }
+    assert!(engine.active_count() <= 100);
+    assert_eq!(
+        engine.evicted, reported_closed,
+        "each closed incident is reported"
+    );
+    assert!(reported_closed >= 50);
+}

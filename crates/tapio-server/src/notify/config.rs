@@ -310,8 +310,13 @@ fn duration(v: Option<&str>, default: Duration, field: &str) -> Result<Duration,
     }
 }
 
-/// Parse and validate a notification configuration.
+/// Parse and validate a notification configuration. Errors never show a URL's password
+/// or secret query values (they are logged and shown by `tapio check`).
 pub fn parse(text: &str, origin: &str) -> Result<NotifyConfig, String> {
+    parse_unredacted(text, origin).map_err(|e| super::redact::redact_urls(&e))
+}
+
+fn parse_unredacted(text: &str, origin: &str) -> Result<NotifyConfig, String> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let at = e
             .span()
@@ -911,5 +916,21 @@ token_file = "TOKEN_FILE"
             let e = parse(&bad, "n.toml").expect_err(needle);
             assert!(e.contains("n.toml") && e.contains(needle), "{needle}: {e}");
         }
+    }
+
+    /// A config error about a URL names the receiver and shows the URL without its
+    /// password or token.
+    #[test]
+    fn config_errors_never_print_url_secrets() {
+        let bad = GOOD.replace(
+            "url = \"http://127.0.0.1:9/h\"",
+            "url = \"ftp://bot:hunter2@hooks.example.com/h?token=abc123&x=1\"",
+        );
+        let e = parse(&bad, "n.toml").expect_err("ftp");
+        assert!(!e.contains("hunter2") && !e.contains("abc123"), "{e}");
+        assert!(
+            e.contains("ftp://bot:***@hooks.example.com/h?token=***&x=1"),
+            "{e}"
+        );
     }
 }

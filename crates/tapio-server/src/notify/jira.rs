@@ -65,10 +65,10 @@ fn find(
             other => return Err(other),
         }
     }
-    Err(Sent::Refused(format!(
+    Err(Sent::Refused(super::redact::redact_urls(&format!(
         "Jira search not found at {base}/rest/api/2/search[/jql] ({}); is url the Jira base URL?",
         last.unwrap_or_default()
-    )))
+    ))))
 }
 
 /// Create the incident's issue, or comment on it for an Update or Resolution.

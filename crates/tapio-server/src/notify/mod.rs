@@ -6,5 +6,6 @@ pub mod config;
 pub mod dispatch;
 pub mod jira;
 pub mod outbox;
+pub mod redact;
 pub mod schedule;
 pub mod smtp;

@@ -174,8 +174,9 @@ impl Session {
     }
 }
 
+/// An SMTP server's words in an error: bounded, control characters escaped.
 fn truncate(s: &str) -> String {
-    s.chars().take(200).collect()
+    super::redact::body_excerpt(s)
 }
 
 fn expect(r: Reply, shown: &str, ok: &[u16]) -> Result<Reply, SmtpError> {

@@ -101,6 +101,7 @@ impl Correlator {
         let cursor = self.store.correlator_cursor().await?;
         self.status.cursor.store(cursor, Ordering::Relaxed);
         self.status.head.fetch_max(cursor, Ordering::Relaxed);
+        self.note_active();
         tracing::info!(
             component = "correlator",
             cursor,
@@ -144,6 +145,7 @@ impl Correlator {
         self.engine.resume(active);
         self.status.cursor.store(cursor, Ordering::Relaxed);
         self.status.head.fetch_max(cursor, Ordering::Relaxed);
+        self.note_active();
         tracing::info!(
             component = "correlator",
             cursor,
@@ -152,6 +154,14 @@ impl Correlator {
             "correlator warmed up from the stored evidence"
         );
         Ok(n)
+    }
+
+    /// The active-incident gauge and status, from the engine (also right after a restore:
+    /// it must not read 0 until the next evidence arrives).
+    fn note_active(&self) {
+        let active = self.engine.active_count() as u64;
+        self.status.active.store(active, Ordering::Relaxed);
+        self.metrics.incidents_active.set(active as i64);
     }
 
     fn note_depth(&mut self) {
@@ -243,13 +253,14 @@ impl Correlator {
 
     /// Idle: let time pass in the engine (quiet incidents resolve), keeping the cursor.
     /// The engine's clock is event time; idle wall time is added to the newest event time
-    /// seen, so a replayed stream of old events is not resolved at once by the wall clock.
+    /// seen, so a replayed stream of old events is not resolved at once by the wall clock —
+    /// and never beyond the wall clock, which no source can move.
     async fn tick(&mut self, cursor: i64, clock: Option<(chrono::DateTime<Utc>, Instant)>) {
         let Some((event_time, seen)) = clock else {
             return;
         };
         let idle = chrono::Duration::from_std(seen.elapsed()).unwrap_or_default();
-        let changes = self.engine.tick(event_time + idle);
+        let changes = self.engine.tick((event_time + idle).min(Utc::now()));
         if changes.is_empty() {
             return;
         }
@@ -308,10 +319,25 @@ impl Correlator {
             let mut last = cursor;
             for (pos, ev) in &rows {
                 let t = Instant::now();
+                // Ingest already puts evidence on the server's time line; evidence stored
+                // before that (or by an older replica) is bounded here: nothing the engine
+                // sees is later than now, so its clock cannot run ahead of the wall clock.
+                let wall = Utc::now();
+                let bounded;
+                let ev = if ev.time
+                    > wall + chrono::Duration::milliseconds(crate::clock::TRUSTED_SKEW_MS)
+                {
+                    let mut e = ev.clone();
+                    e.time = wall;
+                    bounded = e;
+                    &bounded
+                } else {
+                    ev
+                };
                 if clock.is_none_or(|(c, _)| ev.time > c) {
                     clock = Some((ev.time, t));
                 }
-                for change in self.engine.observe(ev, Utc::now()) {
+                for change in self.engine.observe(ev, wall) {
                     self.note_change(&change);
                     let inc = change.incident().clone();
                     changes.insert(inc.id, inc);
@@ -358,9 +384,7 @@ impl Correlator {
             self.status.cursor.store(cursor, Ordering::Relaxed);
             self.status.head.fetch_max(cursor, Ordering::Relaxed);
             self.status.processed.fetch_add(n, Ordering::Relaxed);
-            let active = self.engine.active_count() as u64;
-            self.status.active.store(active, Ordering::Relaxed);
-            self.metrics.incidents_active.set(active as i64);
+            self.note_active();
             self.metrics
                 .set_queue("correlator", self.status.lag() as i64);
         }

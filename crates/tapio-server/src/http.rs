@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use axum::Json;
@@ -314,6 +314,15 @@ async fn post_evidence(
         .observe_stage("decode", t.elapsed().as_secs_f64());
     let agent_id = batch.agent_id.clone();
     let seq = batch.seq;
+    let received_at = Utc::now();
+    // The sender's clock, estimated from its batches' sent_at: its evidence is moved onto
+    // the server's time line before anything reads it (`clock`).
+    let offset = batch
+        .sent_at
+        .map(|sent| state.clocks.observe(&batch.agent_id, sent, received_at));
+    let mut events = events;
+    let done = crate::clock::adjust(&mut events, offset, received_at);
+    note_time_adjusted(&state, &agent_id, offset, done);
     let ack = store_batch(
         &state,
         IngestBatch {
@@ -322,7 +331,7 @@ async fn post_evidence(
             seq: Some(seq),
             first_event_id,
             events,
-            received_at: Utc::now(),
+            received_at,
         },
     )
     .await?;
@@ -357,8 +366,52 @@ pub fn shed(state: &AppState, events: Vec<tapio_proto::Event>) -> (Vec<tapio_pro
     (kept, n)
 }
 
-pub async fn store_batch(state: &AppState, batch: IngestBatch) -> Result<IngestAck, ApiError> {
+/// Count (and log, at most once a minute per process) evidence moved in time.
+fn note_time_adjusted(
+    state: &AppState,
+    source: &str,
+    offset_ms: Option<i64>,
+    done: crate::clock::Adjusted,
+) {
+    static LAST_LOG_MS: AtomicI64 = AtomicI64::new(0);
+    if done.corrected > 0 {
+        state
+            .metrics
+            .evidence_time_corrected
+            .inc_by(done.corrected as u64);
+    }
+    if done.clamped > 0 {
+        state
+            .metrics
+            .evidence_time_clamped
+            .inc_by(done.clamped as u64);
+    }
+    if done.corrected + done.clamped > 0 {
+        let now = Utc::now().timestamp_millis();
+        let last = LAST_LOG_MS.load(Ordering::Relaxed);
+        if now - last >= 60_000
+            && LAST_LOG_MS
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                component = "ingest",
+                source,
+                clock_offset_ms = offset_ms.unwrap_or(0),
+                corrected = done.corrected,
+                placed_at_arrival = done.clamped,
+                "evidence dated off the server's clock was moved onto it (a source's clock is wrong; see tapio_evidence_time_corrected_total)"
+            );
+        }
+    }
+}
+
+pub async fn store_batch(state: &AppState, mut batch: IngestBatch) -> Result<IngestAck, ApiError> {
     let t = Instant::now();
+    // Nothing is believed to have happened after it arrived (alerts' startsAt, producers
+    // without sent_at): a future time would move the engine's clock.
+    let done = crate::clock::adjust(&mut batch.events, None, batch.received_at);
+    note_time_adjusted(state, &batch.agent_id, None, done);
     let agent_id = batch.agent_id.clone();
     let seq = batch.seq.unwrap_or(0);
     if let Some(cluster) = &state.cluster {

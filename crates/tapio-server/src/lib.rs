@@ -6,6 +6,7 @@
 pub mod alertmanager;
 pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod cluster;
 pub mod correlator;
 pub mod error;
@@ -71,6 +72,9 @@ pub struct AppState {
     pub kube: Arc<kubewatch::KubeStatus>,
     /// Scale-out mode (`--nats-url`): the bus, leases and the cluster view.
     pub cluster: Option<Arc<cluster::Cluster>>,
+    /// Each source's estimated clock offset (`clock`): evidence is put on the server's
+    /// time line at ingest.
+    pub clocks: clock::SourceClocks,
     pub heartbeats:
         std::sync::Mutex<std::collections::HashMap<String, tapio_proto::AgentHeartbeat>>,
 }

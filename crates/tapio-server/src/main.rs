@@ -473,6 +473,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         auth: auth.clone(),
         protect,
         store_stats: Default::default(),
+        clocks: Default::default(),
         audit: Arc::new(audit),
         rate: rate.clone(),
     });

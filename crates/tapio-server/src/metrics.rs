@@ -82,6 +82,10 @@ pub struct Metrics {
     pub batches_rejected: Family<CodeLabel, Counter>,
     pub sequence_gaps: Counter,
     pub sequence_resets: Counter,
+    /// Evidence moved by its source's estimated clock offset (`clock`).
+    pub evidence_time_corrected: Counter,
+    /// Evidence still dated in the future after that, placed at its arrival (`clock`).
+    pub evidence_time_clamped: Counter,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: HistogramFamily<RouteLabel>,
     pub incidents_opened: Family<SeverityLabel, Counter>,
@@ -242,6 +246,18 @@ impl Metrics {
             "agent_sequence_resets",
             "Agents that restarted their batch sequence (a reused seq with different content)",
             sequence_resets.clone(),
+        );
+        let evidence_time_corrected = Counter::default();
+        registry.register(
+            "evidence_time_corrected",
+            "Events moved onto the server's time line because their source's clock is off by more than 2 s (sent_at vs arrival)",
+            evidence_time_corrected.clone(),
+        );
+        let evidence_time_clamped = Counter::default();
+        registry.register(
+            "evidence_time_clamped",
+            "Events dated later than their arrival (after clock correction), placed at their arrival",
+            evidence_time_clamped.clone(),
         );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
@@ -450,6 +466,8 @@ impl Metrics {
             batches_rejected,
             sequence_gaps,
             sequence_resets,
+            evidence_time_corrected,
+            evidence_time_clamped,
             http_requests,
             http_duration,
             incidents_opened,

@@ -37,15 +37,7 @@ fn gather(client: &Client, all: bool) -> Result<Gathered, ClientError> {
     let list: serde_json::Value = client.get(&format!("/api/v1/incidents{q}"))?;
     let incidents: Vec<Incident> = serde_json::from_value(list["incidents"].clone())
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
-    let agents = if all {
-        let v: serde_json::Value = client.get("/api/v1/agents")?;
-        Some(
-            serde_json::from_value(v["agents"].clone())
-                .map_err(|e| ClientError::Protocol(e.to_string()))?,
-        )
-    } else {
-        None
-    };
+    let agents = if all { Some(all_agents(client)?) } else { None };
     let cluster = if all {
         match client.get::<serde_json::Value>("/api/v1/cluster") {
             Ok(v) => Some(v),
@@ -62,6 +54,42 @@ fn gather(client: &Client, all: bool) -> Result<Gathered, ClientError> {
         agents,
         cluster,
     })
+}
+
+/// Every agent, a page at a time (`next` is the following page's `after`; a server
+/// without paging answers one page without `next`).
+fn all_agents(client: &Client) -> Result<Vec<AgentStatus>, ClientError> {
+    let mut out: Vec<AgentStatus> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            None => "/api/v1/agents?limit=500".to_owned(),
+            Some(a) => format!("/api/v1/agents?limit=500&after={}", encode_query(a)),
+        };
+        let v: serde_json::Value = client.get(&path)?;
+        let page: Vec<AgentStatus> = serde_json::from_value(v["agents"].clone())
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let next = v["next"].as_str().map(str::to_owned);
+        let empty = page.is_empty();
+        out.extend(page);
+        match next {
+            // A next that does not move on would loop forever: stop.
+            Some(n) if !empty && after.as_deref() != Some(n.as_str()) => after = Some(n),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Percent-encode a query value (agent ids are node names, but be safe).
+fn encode_query(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn exit_code(g: &Gathered) -> u8 {

@@ -184,3 +184,170 @@ pub struct IncidentSummary {
     /// Status → severity → count, resolved included.
     pub by_status: BTreeMap<String, BTreeMap<String, u64>>,
 }
+
+/// Largest heartbeat body the server accepts (after decompression): a real one is a few
+/// KiB; the evidence bound (`--max-body-bytes`) is far too generous for a status report.
+pub const HEARTBEAT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Per-field bounds of a kept heartbeat. Identity fields that are too long are refused;
+/// descriptive text and lists are cut, with a marker saying how much was cut.
+pub mod heartbeat_bounds {
+    /// `agent_id` and `node`: a Kubernetes node name's limit.
+    pub const MAX_ID: usize = 253;
+    /// `version`, `kernel.kernel_release`, `kernel.bpf_sources_sha256`, names.
+    pub const MAX_SHORT: usize = 128;
+    /// `last_error` and each program's or source's `detail`.
+    pub const MAX_TEXT: usize = 1024;
+    /// Entries of `kernel.programs`, of `sources` and of `dropped`.
+    pub const MAX_ENTRIES: usize = 128;
+}
+
+/// Why a heartbeat was refused: the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatFieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn cut_text(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let total = s.len();
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push_str(&format!("…[cut: {total} bytes]"));
+    true
+}
+
+impl AgentHeartbeat {
+    /// Bounds every field so a kept report stays small whatever the sender puts in it.
+    /// Returns how many fields were cut; refuses an empty or too-long `agent_id` or `node`.
+    pub fn bound(&mut self) -> Result<usize, HeartbeatFieldError> {
+        use heartbeat_bounds::*;
+        if self.agent_id.is_empty() || self.agent_id.len() > MAX_ID {
+            return Err(HeartbeatFieldError {
+                field: "agent_id",
+                message: format!(
+                    "agent_id must be 1-{MAX_ID} bytes (got {}); use the node name or the pod's UID",
+                    self.agent_id.len()
+                ),
+            });
+        }
+        if self.node.len() > MAX_ID {
+            return Err(HeartbeatFieldError {
+                field: "node",
+                message: format!(
+                    "node must be at most {MAX_ID} bytes (got {}), like a Kubernetes node name",
+                    self.node.len()
+                ),
+            });
+        }
+        let mut cut = 0;
+        let mut text = |s: &mut String, max: usize| {
+            if cut_text(s, max) {
+                cut += 1;
+            }
+        };
+        text(&mut self.version, MAX_SHORT);
+        text(&mut self.last_error, MAX_TEXT);
+        text(&mut self.kernel.kernel_release, MAX_SHORT);
+        text(&mut self.kernel.bpf_sources_sha256, MAX_SHORT);
+        for p in &mut self.kernel.programs {
+            text(&mut p.observer, MAX_SHORT);
+            text(&mut p.program, MAX_SHORT);
+            text(&mut p.tracepoint, MAX_SHORT);
+            text(&mut p.detail, MAX_TEXT);
+        }
+        for s in &mut self.sources {
+            text(&mut s.name, MAX_SHORT);
+            text(&mut s.detail, MAX_TEXT);
+        }
+        if self.kernel.programs.len() > MAX_ENTRIES {
+            self.kernel.programs.truncate(MAX_ENTRIES);
+            cut += 1;
+        }
+        if self.sources.len() > MAX_ENTRIES {
+            self.sources.truncate(MAX_ENTRIES);
+            cut += 1;
+        }
+        let long_keys = self.dropped.keys().any(|k| k.len() > MAX_SHORT);
+        if self.dropped.len() > MAX_ENTRIES || long_keys {
+            let kept: BTreeMap<String, u64> = std::mem::take(&mut self.dropped)
+                .into_iter()
+                .filter(|(k, _)| k.len() <= MAX_SHORT)
+                .take(MAX_ENTRIES)
+                .collect();
+            self.dropped = kept;
+            cut += 1;
+        }
+        Ok(cut)
+    }
+}
+
+#[cfg(test)]
+mod heartbeat_tests {
+    use super::*;
+
+    fn beat() -> AgentHeartbeat {
+        AgentHeartbeat {
+            agent_id: "node-1".into(),
+            node: "node-1".into(),
+            version: "0.1.0".into(),
+            started_at: Utc::now(),
+            sent_at: Utc::now(),
+            kernel: KernelCapabilities {
+                kernel_release: "6.1".into(),
+                btf_present: true,
+                bpf_allowed: true,
+                programs: vec![],
+                bpf_sources_sha256: String::new(),
+            },
+            sources: vec![],
+            spool_pending_events: 0,
+            spool_bytes: 0,
+            dropped: BTreeMap::new(),
+            kernel_drops: 0,
+            last_error: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_huge_last_error_is_cut_with_a_marker() {
+        let mut hb = beat();
+        hb.last_error = "é".repeat(2_000_000);
+        assert_eq!(hb.bound(), Ok(1));
+        assert!(hb.last_error.len() < heartbeat_bounds::MAX_TEXT + 40);
+        assert!(
+            hb.last_error.ends_with("…[cut: 4000000 bytes]"),
+            "{}",
+            &hb.last_error[1000..]
+        );
+    }
+
+    #[test]
+    fn long_lists_are_cut_and_bad_identities_refused() {
+        let mut hb = beat();
+        hb.dropped = (0..1000).map(|i| (format!("r{i}"), 1)).collect();
+        hb.sources = (0..1000)
+            .map(|i| SourceStatus {
+                name: format!("s{i}"),
+                available: true,
+                detail: String::new(),
+            })
+            .collect();
+        assert_eq!(hb.bound(), Ok(2));
+        assert_eq!(hb.dropped.len(), heartbeat_bounds::MAX_ENTRIES);
+        assert_eq!(hb.sources.len(), heartbeat_bounds::MAX_ENTRIES);
+        let mut hb = beat();
+        hb.agent_id.clear();
+        assert_eq!(hb.bound().map_err(|e| e.field), Err("agent_id"));
+        let mut hb = beat();
+        hb.node = "n".repeat(300);
+        assert_eq!(hb.bound().map_err(|e| e.field), Err("node"));
+        assert_eq!(beat().bound(), Ok(0));
+    }
+}

@@ -155,14 +155,23 @@ pub fn check(
     now: DateTime<Utc>,
 ) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Tapio  {server}  {}  (v{}, up {}s, config generation {})",
-        status_word(h.status),
-        h.version,
-        h.uptime_seconds,
-        h.config_generation
-    );
+    if h.version.is_empty() {
+        // The public form of /health (authentication on, no viewer token): statuses only.
+        let _ = writeln!(
+            out,
+            "Tapio  {server}  {}  (status only: details need a viewer token, --token / TAPIO_TOKEN)",
+            status_word(h.status)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Tapio  {server}  {}  (v{}, up {}s, config generation {})",
+            status_word(h.status),
+            h.version,
+            h.uptime_seconds,
+            h.config_generation
+        );
+    }
     for (name, c) in &h.components {
         let _ = writeln!(
             out,

@@ -1,7 +1,12 @@
 //! `/health` and `/ready`.
 //!
 //! Components and what makes them unwell:
-//! - `store` (critical): does not answer a read within 2 s → unhealthy (Tapio unhealthy, 503).
+//! - `store` (critical): does not answer a read within 2 s → unhealthy (Tapio unhealthy, 503);
+//!   its writes fail (a full disk) → degraded, and `/ready` answers 503 until a write
+//!   succeeds again ([`StoreWrites`]).
+//!
+//! With authentication on, `/health` without a viewer token shows statuses only
+//! ([`public_view`]).
 //! - `ingest`: an agent's batches went missing in the last 15 minutes, or load shedding
 //!   dropped evidence in the last minute → degraded.
 //! - `correlator`: no loop iteration for 30 s, an error persisting incidents, or a backlog
@@ -17,7 +22,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::json;
@@ -85,6 +90,7 @@ pub async fn refresh_stats(state: Arc<AppState>, mut shutdown: tokio::sync::watc
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        state.store_writes.probe();
         if let Ok(Ok(s)) = tokio::time::timeout(STATS_EVERY, state.store.stats()).await {
             state.store_stats.put(json!(s));
         }
@@ -118,15 +124,36 @@ pub async fn report(state: &AppState) -> HealthReport {
         tokio::time::timeout(Duration::from_secs(2), state.store.agents()),
     );
     let store = match ping {
-        Ok(Ok(())) => component(
-            HealthStatus::Healthy,
-            true,
-            "store answers",
-            json!({
-                "stats": state.store_stats.get(state).await,
-                "pending_writes": state.store.pending_writes(),
-            }),
-        ),
+        Ok(Ok(())) => match state.store_writes.failing() {
+            // Reads work, writes do not (a full disk): degraded, not unhealthy — a restart
+            // would not help, and /ready takes the instance out of rotation.
+            Some((since_ms, n, err)) => component(
+                HealthStatus::Degraded,
+                true,
+                format!(
+                    "store writes failing since {} ({n} failed writes; nothing new is stored, /ready answers 503): {err}",
+                    chrono::DateTime::from_timestamp_millis(since_ms)
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_default()
+                ),
+                json!({
+                    "writes_failing": true,
+                    "failed_writes": n,
+                    "last_write_error": err,
+                    "stats": state.store_stats.get(state).await,
+                    "pending_writes": state.store.pending_writes(),
+                }),
+            ),
+            None => component(
+                HealthStatus::Healthy,
+                true,
+                "store answers",
+                json!({
+                    "stats": state.store_stats.get(state).await,
+                    "pending_writes": state.store.pending_writes(),
+                }),
+            ),
+        },
         Ok(Err(e)) => component(
             HealthStatus::Unhealthy,
             true,
@@ -348,14 +375,62 @@ pub fn shed_pressure(state: &AppState) -> f64 {
     crate::protect::pressure(state)
 }
 
-pub async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let r = report(&state).await;
+/// `/health`. With authentication on, a caller without a viewer (or higher) token gets the
+/// status only — overall and per component — without messages or details, which name
+/// files, nodes, agents and errors.
+pub async fn health(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let mut r = report(&state).await;
     let code = if r.status == HealthStatus::Unhealthy {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
+    if state.auth.enabled() && !may_see_details(&state, &headers) {
+        r = public_view(r);
+    }
     (code, Json(r)).into_response()
+}
+
+/// The message of every component in the public form of `/health`.
+pub const PUBLIC_MESSAGE: &str = "details need a viewer token (tapio check --token / TAPIO_TOKEN)";
+
+fn may_see_details(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some((scheme, token)) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+    else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer")
+        && state.auth.authenticate(token.trim()).is_some_and(|c| {
+            crate::auth::allows(c.role, crate::auth::Need::Role(crate::auth::Role::Viewer))
+        })
+}
+
+/// Status only: no version, messages or details.
+pub fn public_view(r: HealthReport) -> HealthReport {
+    HealthReport {
+        status: r.status,
+        version: String::new(),
+        uptime_seconds: 0,
+        config_generation: 0,
+        components: r
+            .components
+            .into_iter()
+            .map(|(name, c)| {
+                (
+                    name,
+                    ComponentHealth {
+                        status: c.status,
+                        message: PUBLIC_MESSAGE.to_owned(),
+                        critical: c.critical,
+                        details: serde_json::Value::Null,
+                    },
+                )
+            })
+            .collect(),
+    }
 }
 
 /// 200 once the store is open and migrated (the listener only starts after that) and
@@ -368,13 +443,24 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response();
     }
+    if state.store_writes.failing().is_some() {
+        // No reason text: /ready is public; /health (with a token) says why.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reason": "store writes are failing (see /health)"})),
+        )
+            .into_response();
+    }
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({"ready": true}))).into_response(),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "reason": format!("store: {e}")})),
-        )
-            .into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(component = "store", error = %e, "not ready: the store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"ready": false, "reason": "the store does not answer (see /health)"})),
+            )
+                .into_response()
+        }
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"ready": false, "reason": "store did not answer within 2 s"})),
@@ -436,4 +522,270 @@ fn cluster_component(c: &crate::cluster::Cluster) -> ComponentHealth {
             "bus_pending": v.bus_pending_total,
         }),
     )
+}
+
+/// Whether the store can write: the outcome of the latest writes, for `/health` and
+/// `/ready`. A write that fails (a full disk, a read-only or broken file system, a lost
+/// database) marks the store failing until a write succeeds again — or, for the embedded
+/// store, until its directory has free space again ([`RECOVERY_FREE_BYTES`]), so an
+/// instance taken out of rotation by `/ready` can come back without traffic.
+pub struct StoreWrites {
+    /// (since ms, failed writes since, latest error).
+    failing: std::sync::Mutex<Option<(i64, u64, String)>>,
+    /// The embedded store's directory (free-space probe); `None` for PostgreSQL.
+    data_dir: Option<std::path::PathBuf>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+/// Free space in the embedded store's directory at which a failing store is retried.
+pub const RECOVERY_FREE_BYTES: u64 = 16 << 20;
+/// Without a directory to look at (PostgreSQL), a failing mark lapses after this long
+/// without a new failure.
+const FAILING_LAPSE_MS: i64 = 30_000;
+
+impl StoreWrites {
+    pub fn new(
+        data_dir: Option<std::path::PathBuf>,
+        metrics: Option<Arc<crate::metrics::Metrics>>,
+    ) -> Self {
+        Self {
+            failing: std::sync::Mutex::new(None),
+            data_dir,
+            metrics,
+        }
+    }
+
+    fn outcome<T>(&self, r: &Result<T, tapio_store::StoreError>) {
+        use tapio_store::StoreError;
+        let Ok(mut g) = self.failing.lock() else {
+            return;
+        };
+        match r {
+            Ok(_) => {
+                if g.take().is_some() {
+                    tracing::info!(component = "store", "store writes succeed again");
+                }
+            }
+            // A lease taken over is the cluster's business, not the store's health.
+            Err(StoreError::Fenced { .. }) => {}
+            Err(e) => {
+                let now = Utc::now().timestamp_millis();
+                if let Some(m) = &self.metrics {
+                    m.dropped("store_write_failed", 1);
+                }
+                match &mut *g {
+                    Some((_, n, last)) => {
+                        *n += 1;
+                        *last = e.to_string();
+                    }
+                    None => {
+                        tracing::error!(component = "store", error = %e, "store write failed: /ready answers 503 until writes succeed again");
+                        *g = Some((now, 1, e.to_string()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Some((since_ms, failed writes, latest error))` while writes fail.
+    pub fn failing(&self) -> Option<(i64, u64, String)> {
+        self.failing.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Clears the failing mark when the reason has gone away (see the type's doc).
+    pub fn probe(&self) {
+        let Some((since, _, err)) = self.failing() else {
+            return;
+        };
+        let clear = match &self.data_dir {
+            Some(dir) => free_bytes(dir).is_some_and(|b| b >= RECOVERY_FREE_BYTES),
+            None => Utc::now().timestamp_millis() - since > FAILING_LAPSE_MS,
+        };
+        if clear && let Ok(mut g) = self.failing.lock() {
+            tracing::info!(component = "store", previous_error = %err, "store has room again; writes are retried");
+            *g = None;
+        }
+    }
+}
+
+/// Free space (for unprivileged writers) of the file system holding `dir`.
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    let s = nix::sys::statvfs::statvfs(dir).ok()?;
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Some(s.blocks_available() as u64 * s.fragment_size() as u64)
+}
+
+/// The store, with every write's outcome noted in a [`StoreWrites`].
+pub struct WatchedStore {
+    inner: Arc<dyn tapio_store::Store>,
+    writes: Arc<StoreWrites>,
+}
+
+impl WatchedStore {
+    pub fn new(inner: Arc<dyn tapio_store::Store>, writes: Arc<StoreWrites>) -> Self {
+        Self { inner, writes }
+    }
+}
+
+macro_rules! watched {
+    ($self:ident, $call:expr) => {{
+        let r = $call.await;
+        $self.writes.outcome(&r);
+        r
+    }};
+}
+
+#[async_trait::async_trait]
+impl tapio_store::Store for WatchedStore {
+    async fn ingest(
+        &self,
+        batch: tapio_store::IngestBatch,
+    ) -> Result<tapio_store::IngestOutcome, tapio_store::StoreError> {
+        if batch.events.is_empty() {
+            return self.inner.ingest(batch).await;
+        }
+        watched!(self, self.inner.ingest(batch))
+    }
+    async fn evidence_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, tapio_proto::Event)>, tapio_store::StoreError> {
+        self.inner.evidence_after(after, limit).await
+    }
+    async fn apply_incidents(
+        &self,
+        changes: Vec<tapio_core::Incident>,
+        cursor: i64,
+    ) -> Result<(), tapio_store::StoreError> {
+        watched!(self, self.inner.apply_incidents(changes, cursor))
+    }
+    async fn apply_incidents_outbox(
+        &self,
+        changes: Vec<tapio_core::Incident>,
+        cursor: i64,
+        outbox: Vec<tapio_store::OutboxItem>,
+    ) -> Result<(), tapio_store::StoreError> {
+        watched!(
+            self,
+            self.inner.apply_incidents_outbox(changes, cursor, outbox)
+        )
+    }
+    async fn outbox_enqueue(
+        &self,
+        items: Vec<tapio_store::OutboxItem>,
+    ) -> Result<u64, tapio_store::StoreError> {
+        if items.is_empty() {
+            return self.inner.outbox_enqueue(items).await;
+        }
+        watched!(self, self.inner.outbox_enqueue(items))
+    }
+    async fn outbox_due(
+        &self,
+        now: chrono::DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<tapio_store::OutboxRow>, tapio_store::StoreError> {
+        self.inner.outbox_due(now, limit).await
+    }
+    async fn outbox_update(
+        &self,
+        id: i64,
+        update: tapio_store::OutboxUpdate,
+    ) -> Result<(), tapio_store::StoreError> {
+        watched!(self, self.inner.outbox_update(id, update))
+    }
+    async fn audit_append(
+        &self,
+        records: Vec<(chrono::DateTime<Utc>, String)>,
+    ) -> Result<(), tapio_store::StoreError> {
+        if records.is_empty() {
+            return self.inner.audit_append(records).await;
+        }
+        watched!(self, self.inner.audit_append(records))
+    }
+    async fn audit_since(
+        &self,
+        since: chrono::DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, tapio_store::StoreError> {
+        self.inner.audit_since(since, limit).await
+    }
+    async fn audit_page(
+        &self,
+        since: chrono::DateTime<Utc>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, tapio_store::StoreError> {
+        self.inner.audit_page(since, after, limit).await
+    }
+    async fn audit_prune(
+        &self,
+        cutoff: chrono::DateTime<Utc>,
+        max_records: u64,
+    ) -> Result<u64, tapio_store::StoreError> {
+        watched!(self, self.inner.audit_prune(cutoff, max_records))
+    }
+    async fn silence_put(
+        &self,
+        id: ulid::Ulid,
+        ends_at: chrono::DateTime<Utc>,
+        body: String,
+    ) -> Result<(), tapio_store::StoreError> {
+        watched!(self, self.inner.silence_put(id, ends_at, body))
+    }
+    async fn silences(
+        &self,
+        ended_after: chrono::DateTime<Utc>,
+    ) -> Result<Vec<String>, tapio_store::StoreError> {
+        self.inner.silences(ended_after).await
+    }
+    async fn outbox_counts(&self) -> Result<Vec<(String, String, u64)>, tapio_store::StoreError> {
+        self.inner.outbox_counts().await
+    }
+    async fn correlator_cursor(&self) -> Result<i64, tapio_store::StoreError> {
+        self.inner.correlator_cursor().await
+    }
+    async fn list_incidents(
+        &self,
+        filter: tapio_store::IncidentFilter,
+    ) -> Result<Vec<tapio_core::Incident>, tapio_store::StoreError> {
+        self.inner.list_incidents(filter).await
+    }
+    async fn get_incident(
+        &self,
+        id: ulid::Ulid,
+    ) -> Result<Option<tapio_core::Incident>, tapio_store::StoreError> {
+        self.inner.get_incident(id).await
+    }
+    async fn active_incidents(&self) -> Result<Vec<tapio_core::Incident>, tapio_store::StoreError> {
+        self.inner.active_incidents().await
+    }
+    async fn incident_counts(
+        &self,
+    ) -> Result<Vec<(tapio_core::Status, tapio_core::Severity, u64)>, tapio_store::StoreError> {
+        self.inner.incident_counts().await
+    }
+    async fn agents(&self) -> Result<Vec<tapio_proto::AgentStatus>, tapio_store::StoreError> {
+        self.inner.agents().await
+    }
+    async fn prune_evidence(
+        &self,
+        cutoff: chrono::DateTime<Utc>,
+    ) -> Result<u64, tapio_store::StoreError> {
+        // Deleting may succeed on a full disk: only its failures tell anything.
+        let r = self.inner.prune_evidence(cutoff).await;
+        if r.is_err() {
+            self.writes.outcome(&r);
+        }
+        r
+    }
+    async fn ping(&self) -> Result<(), tapio_store::StoreError> {
+        self.inner.ping().await
+    }
+    async fn stats(&self) -> Result<tapio_store::StoreStats, tapio_store::StoreError> {
+        self.inner.stats().await
+    }
+    fn pending_writes(&self) -> usize {
+        self.inner.pending_writes()
+    }
 }

@@ -125,6 +125,10 @@ pub struct Protect {
     refused: [AtomicU64; 4],
     /// Slots for CPU-heavy request work ([`cpu`]): one per core.
     cpu: tokio::sync::Semaphore,
+    /// Requests whose body is being received (before they take an in-flight slot).
+    receiving: AtomicUsize,
+    /// A body must arrive whole within this (`--body-read-timeout`).
+    pub body_read_timeout: Duration,
 }
 
 impl Protect {
@@ -140,7 +144,19 @@ impl Protect {
             cpu: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
+            receiving: AtomicUsize::new(0),
+            body_read_timeout: crate::http::BODY_READ_TIMEOUT,
         }
+    }
+
+    pub fn with_body_read_timeout(mut self, t: Duration) -> Self {
+        self.body_read_timeout = t;
+        self
+    }
+
+    /// Requests whose body is still arriving.
+    pub fn receiving(&self) -> usize {
+        self.receiving.load(Ordering::Relaxed)
     }
 
     pub fn inflight(&self) -> usize {
@@ -268,6 +284,12 @@ pub async fn admit(State(state): State<Arc<AppState>>, req: Request, next: Next)
         return next.run(req).await;
     }
     let p = &state.protect;
+    // A body is received before the request takes an in-flight slot: clients trickling
+    // their bodies must not crowd out reads (they have their own bound, and a deadline).
+    let req = match receive_body(&state, class, route.map(str::to_owned), req).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
     let pressure = pressure(&state);
     let active = shedding_active(&state, pressure);
     if let Err((reason, message)) = p.admit(class, pressure, active) {
@@ -309,6 +331,99 @@ pub async fn admit(State(state): State<Arc<AppState>>, req: Request, next: Next)
     state.metrics.requests_in_flight.set(n as i64);
     let _slot = Slot(p, &state.metrics);
     next.run(req).await.into_response()
+}
+
+/// Holds one receiving slot.
+struct Receiving<'a>(&'a AtomicUsize);
+
+impl Drop for Receiving<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Reads the body of a write (bounded by `--max-body-bytes`, within `--body-read-timeout`)
+/// into memory, at most `--max-inflight` at once. Skipped — the handler refuses or reads
+/// as before — for a declared length over the bound, and for a caller authentication will
+/// refuse (an unauthenticated body is never read).
+async fn receive_body(
+    state: &AppState,
+    class: Class,
+    route: Option<String>,
+    req: Request,
+) -> Result<Request, Response> {
+    use axum::http::header::CONTENT_LENGTH;
+    let read = *req.method() == Method::GET || *req.method() == Method::HEAD;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let Some(route) = route else {
+        return Ok(req);
+    };
+    let max = if route == "/api/v1/agents/heartbeat" {
+        state
+            .max_body_bytes
+            .min(tapio_proto::HEARTBEAT_MAX_BODY_BYTES)
+    } else {
+        state.max_body_bytes
+    };
+    if read || declared == Some(0) || declared.is_some_and(|n| n > max) {
+        return Ok(req);
+    }
+    if state.auth.enabled() {
+        let need = crate::auth::need(req.method(), &route, state.auth.public_metrics);
+        if need != crate::auth::Need::Public {
+            let ok = req
+                .headers()
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .and_then(|(_, t)| state.auth.authenticate(t.trim()))
+                .is_some_and(|c| crate::auth::allows(c.role, need));
+            if !ok {
+                return Ok(req);
+            }
+        }
+    }
+    let p = &state.protect;
+    let n = p.receiving.fetch_add(1, Ordering::Relaxed) + 1;
+    let _slot = Receiving(&p.receiving);
+    if n > p.max_inflight {
+        state
+            .metrics
+            .requests_shed
+            .get_or_create(&crate::metrics::ShedLabels {
+                class: class.as_str().to_owned(),
+                reason: "receiving".to_owned(),
+            })
+            .inc();
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            format!(
+                "overloaded: {} request bodies are being received (--max-inflight {}); retry",
+                n - 1,
+                p.max_inflight
+            ),
+        );
+        e.retry_after = Some(1);
+        return Err(e.into_response());
+    }
+    let (parts, body) = req.into_parts();
+    match crate::http::collect_timed(body, max, p.body_read_timeout).await {
+        Ok(bytes) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
+        Err(e) => {
+            state.metrics.refused(match e.code {
+                "body_read_timeout" => "body_read_timeout",
+                "payload_too_large" => "body_too_large",
+                _ => "body_read_failed",
+            });
+            Err(e.into_response())
+        }
+    }
 }
 
 /// Runs CPU-heavy request work (decompressing, decoding, ranking evidence) on the blocking

@@ -674,7 +674,9 @@ impl CorrelationEngine {
             by: None,
         });
         for s in gone.signals.drain(..) {
-            w.seen.insert((s.symptom, s.subject.clone()));
+            if w.seen.len() < super::MAX_SEEN {
+                w.seen.insert((s.symptom, s.subject.clone()));
+            }
             w.signals.push_back(s);
         }
         let mut sigs: Vec<Signal> = w.signals.drain(..).collect();

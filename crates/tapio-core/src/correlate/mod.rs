@@ -244,6 +244,9 @@ const MAX_DEFERRED: usize = 10_000;
 
 const MAX_DEPS: usize = 100_000;
 const MAX_RECENT: usize = 10_000;
+/// (symptom, entity) pairs and conditions tracked per incident: what a storm of distinct
+/// names can add to one incident is bounded.
+const MAX_SEEN: usize = 4_096;
 /// Entities tracked per incident for the common-onset hypothesis.
 const MAX_MEMBERS: usize = 256;
 /// The cause kind of a common-onset group: the likely origin of a cascade whose path is
@@ -801,8 +804,9 @@ impl CorrelationEngine {
         let Some(w) = self.active.get_mut(anchor) else {
             return false;
         };
-        let cond_new =
-            is_condition(s.symptom) && w.conditions.insert((s.subject.clone(), s.symptom));
+        let cond_new = is_condition(s.symptom)
+            && w.conditions.len() < MAX_SEEN
+            && w.conditions.insert((s.subject.clone(), s.symptom));
         // A ratio is news when it moves to another severity band or becomes sustained.
         let band = |f: f64, a: f64| {
             let r = if a > 0.0 { f / a } else { 0.0 };
@@ -826,7 +830,8 @@ impl CorrelationEngine {
                 }
             }
         });
-        let novel = w.seen.insert((s.symptom, s.subject.clone()))
+        // Bounded: a storm of made-up names must not grow an incident without limit.
+        let novel = (w.seen.len() < MAX_SEEN && w.seen.insert((s.symptom, s.subject.clone())))
             || cond_new
             || ratio_news
             || s.latency_s.is_some()
@@ -1337,6 +1342,16 @@ impl CorrelationEngine {
                 h.entity
             ),
             Some(h) => format!("{} on {}", human_cause(&h.cause), h.entity),
+            None if is_storm(&w.anchor) => format!(
+                "Incident storm: {} reports from {}{} sources about entities the cluster does not know, grouped into one incident",
+                w.inc.evidence_count,
+                w.seen.len(),
+                if w.seen.len() >= MAX_SEEN {
+                    " or more"
+                } else {
+                    ""
+                },
+            ),
             None => {
                 let first = w.signals.iter().find(|s| s.strong).or(w.signals.front());
                 format!(

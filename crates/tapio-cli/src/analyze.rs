@@ -111,7 +111,7 @@ pub fn replay_to_server(clients: &[Client], file: &str, speed: Option<f64>) -> R
         }
         let mut backoff = Duration::from_millis(50);
         let ack: tapio_proto::IngestAck = loop {
-            match clients[current].post("/api/v1/evidence", line.as_bytes()) {
+            match clients[current].post_once("/api/v1/evidence", line.as_bytes()) {
                 Ok(a) => break a,
                 Err(e) if e.is_retryable() => {
                     if clients[current].remaining_time().is_zero() {

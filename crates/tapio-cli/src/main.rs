@@ -813,29 +813,65 @@ fn add_user(name: &str, role: &str, dir: &std::path::Path, force: bool) -> Resul
     Ok(())
 }
 
-/// `tapio audit export`: every record since, as JSON lines.
+/// `tapio audit export`: every record since, as JSON lines, oldest first. Pages through
+/// `GET /api/v1/audit` (`after` = the previous page's `next`) and writes each page as it
+/// comes, so any number of records fits (one page is at most a few MB); --timeout bounds
+/// each page.
 fn audit_export(
     client: &Client,
     since: &str,
     output: Option<&std::path::Path>,
 ) -> Result<(), ClientError> {
-    let v: serde_json::Value = client.get(&format!(
-        "/api/v1/audit?since={}&limit=100000",
-        encode(since)
-    ))?;
-    let mut out = String::new();
-    for r in v["records"].as_array().into_iter().flatten() {
-        out.push_str(&r.to_string());
-        out.push('\n');
-    }
-    let n = v["count"].as_u64().unwrap_or(0);
-    match output {
-        Some(path) => {
-            std::fs::write(path, out)
-                .map_err(|e| ClientError::Protocol(format!("writing {}: {e}", path.display())))?;
-            eprintln!("{n} audit records written to {}", path.display());
+    use std::io::Write;
+    const PAGE: usize = 5000;
+    let werr = |e: std::io::Error| ClientError::Protocol(format!("writing the export: {e}"));
+    let mut out: Box<dyn Write> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| ClientError::Protocol(format!("creating {}: {e}", path.display())))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    // The time is fixed at the first page, so a relative `since` does not move.
+    let since = if since.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && chrono::DateTime::parse_from_rfc3339(since).is_err()
+    {
+        match tapio_core::duration::parse_duration(since)
+            .ok()
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+        {
+            Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            None => since.to_owned(),
         }
-        None => print!("{out}"),
+    } else {
+        since.to_owned()
+    };
+    let mut after = 0i64;
+    let mut n = 0u64;
+    loop {
+        // --timeout bounds each page, not the whole export.
+        let v: serde_json::Value = client.renewed().get(&format!(
+            "/api/v1/audit?since={}&after={after}&limit={PAGE}",
+            encode(&since)
+        ))?;
+        let records = v["records"].as_array().cloned().unwrap_or_default();
+        for mut r in records {
+            if let Some(o) = r.as_object_mut() {
+                o.remove("pos");
+            }
+            writeln!(out, "{r}").map_err(werr)?;
+            n += 1;
+        }
+        let next = v["next"].as_i64().unwrap_or(after);
+        if v["more"] != serde_json::Value::Bool(true) || next <= after {
+            break;
+        }
+        after = next;
+    }
+    out.flush().map_err(werr)?;
+    if let Some(path) = output {
+        eprintln!("{n} audit records written to {}", path.display());
     }
     Ok(())
 }

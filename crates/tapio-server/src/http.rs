@@ -83,6 +83,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/config", get(get_config))
         .route("/api/v1/cluster", get(get_cluster))
         .route("/api/v1/audit", get(get_audit))
+        .route("/api/v1/operations/{id}", get(crate::lifecycle::operation))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::guard,
@@ -573,17 +574,20 @@ fn parse_since(v: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
-/// `GET /api/v1/audit?since=24h|RFC3339&limit=N` (admin): the audit trail, oldest first.
+/// `GET /api/v1/audit?since=24h|RFC3339&after=POS&limit=N` (admin): the audit trail in
+/// storage order (oldest first), one page: `limit` (1–100000, default 1000) records after
+/// position `after` (0, the default: from the start). The answer's `next` is the `after`
+/// of the following page; `more` says whether there may be one (a full page).
 async fn get_audit(
     State(state): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let known = ["since", "limit"];
+    let known = ["since", "after", "limit"];
     if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(ApiError::bad_request(
             "invalid_query",
             Some(k),
-            format!("unknown query parameter {k:?}; known: since, limit"),
+            format!("unknown query parameter {k:?}; known: since, after, limit"),
         ));
     }
     let since = match q.get("since") {
@@ -606,8 +610,18 @@ async fn get_audit(
                 )
             })?,
     };
+    let after = match q.get("after") {
+        None => 0,
+        Some(a) => a.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                Some("after"),
+                format!("after={a:?} must be a position ≥ 0 (the `next` of the previous page)"),
+            )
+        })?,
+    };
     let limit = match q.get("limit") {
-        None => 10_000,
+        None => 1000,
         Some(l) => l
             .parse::<usize>()
             .ok()
@@ -620,12 +634,20 @@ async fn get_audit(
                 )
             })?,
     };
-    let rows = state.store.audit_since(since, limit).await?;
+    let rows = state.store.audit_page(since, after, limit).await?;
+    let next = rows.last().map_or(after, |(pos, _)| *pos);
+    let more = rows.len() == limit;
     let records: Vec<serde_json::Value> = rows
         .iter()
-        .filter_map(|r| serde_json::from_str(r).ok())
+        .filter_map(|(pos, r)| {
+            let mut v: serde_json::Value = serde_json::from_str(r).ok()?;
+            v["pos"] = (*pos).into();
+            Some(v)
+        })
         .collect();
-    Ok(Json(json!({"count": records.len(), "records": records})))
+    Ok(Json(
+        json!({"count": records.len(), "next": next, "more": more, "records": records}),
+    ))
 }
 
 /// `GET /api/v1/pods?node=NAME`: the node's pods as a Kubernetes `PodList`, from the live

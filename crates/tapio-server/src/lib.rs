@@ -57,7 +57,8 @@ pub struct AppState {
     pub silences: silences::Shared,
     /// People's actions on incidents, to the correlator task (the engine's single owner).
     pub commands: tokio::sync::mpsc::Sender<correlator::Command>,
-    /// Latest self-report of each agent (bounded by `MAX_AGENT_HEARTBEATS`).
+    /// People's actions answered 202 (operations) and idempotency keys (`lifecycle`).
+    pub actions: lifecycle::Actions,
     /// Users and tokens (`--auth-dir`).
     pub auth: Arc<auth::Auth>,
     /// Rate limits and blocked client addresses.

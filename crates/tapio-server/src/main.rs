@@ -158,6 +158,20 @@ struct Args {
     /// 0 = no limit.
     #[arg(long, env = "TAPIO_RATE_LIMIT_CLIENT", default_value_t = 200.0)]
     rate_limit_client: f64,
+    /// Requests per second per client address without a valid token (every route,
+    /// ingest included), burst twice that; 0 = no limit.
+    #[arg(long, env = "TAPIO_RATE_LIMIT_UNAUTHENTICATED", default_value_t = 5.0)]
+    rate_limit_unauthenticated: f64,
+    /// How long a person's action (ack, note, declare…) waits for its result before it
+    /// is answered 202 Accepted with an operation to follow.
+    #[arg(long, env = "TAPIO_ACTION_WAIT", default_value = "10s", value_parser = parse_duration)]
+    action_wait: Duration,
+    /// Audit records older than this are deleted.
+    #[arg(long, env = "TAPIO_AUDIT_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    audit_retention: Duration,
+    /// At most this many audit records are kept (the oldest are deleted first).
+    #[arg(long, env = "TAPIO_AUDIT_MAX_RECORDS", default_value_t = 5_000_000)]
+    audit_max_records: u64,
     /// Require a token for /metrics too (default: public, for Prometheus).
     #[arg(long, env = "TAPIO_METRICS_AUTH")]
     metrics_auth: bool,
@@ -435,10 +449,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "authentication OFF (no --auth-dir): anyone who can reach the port can read and change incidents"
         );
     }
-    let (audit, audit_rx) = tapio_server::audit::Audit::new(config_rx.clone(), metrics.clone());
+    let (audit, mut audit_rx) = tapio_server::audit::Audit::new(config_rx.clone(), metrics.clone());
+    audit_rx.retention = tapio_server::audit::Retention {
+        max_age: args.audit_retention,
+        max_records: args.audit_max_records,
+    };
     let rate = Arc::new(tapio_server::ratelimit::RateState {
         per_token: tapio_server::ratelimit::Limiter::new(args.rate_limit_token.max(0.0)),
         per_client: tapio_server::ratelimit::Limiter::new(args.rate_limit_client.max(0.0)),
+        unauthenticated: tapio_server::ratelimit::Limiter::new(
+            args.rate_limit_unauthenticated.max(0.0),
+        ),
         blocklist: Default::default(),
     });
     rate.blocklist.reload(&args.config_dir);
@@ -468,6 +489,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         heartbeats: Default::default(),
         cluster: cluster.clone(),
         commands: commands_tx.clone(),
+        actions: tapio_server::lifecycle::Actions::new(args.action_wait),
         silences: silences.clone(),
         kube: Arc::new(tapio_server::kubewatch::KubeStatus::default()),
         auth: auth.clone(),

@@ -108,6 +108,13 @@ pub struct Metrics {
     /// Audit records emitted (at the current audit level) and dropped (queue full).
     pub audit_records: Counter,
     pub audit_dropped: Counter,
+    /// Authentication failures folded into one summary audit record per client and
+    /// interval (instead of a record each), and audit records deleted by retention.
+    pub audit_failures_folded: Counter,
+    pub audit_pruned: Counter,
+    /// People's actions by outcome (applied, accepted_pending, refused_queue_full,
+    /// idempotent_replay, idempotency_mismatch, idempotency_in_progress, key_evicted).
+    pub actions: Family<ReasonLabel, Counter>,
     /// Requests answered 429 by the rate limits, by scope (token, client).
     pub rate_limited_total: Family<ScopeLabel, Counter>,
     /// Requests refused with 503 by admission control (crate::protect), by class and reason.
@@ -356,6 +363,24 @@ impl Metrics {
             "Audit records not stored because the audit queue was full or the store failed (still logged)",
             audit_dropped.clone(),
         );
+        let audit_failures_folded = Counter::default();
+        registry.register(
+            "audit_auth_failures_folded",
+            "Authentication failures counted in a per-client summary audit record instead of a record each",
+            audit_failures_folded.clone(),
+        );
+        let audit_pruned = Counter::default();
+        registry.register(
+            "audit_pruned",
+            "Audit records deleted by the audit retention (--audit-retention, --audit-max-records)",
+            audit_pruned.clone(),
+        );
+        let actions = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "actions",
+            "People's actions and idempotency keys by outcome (applied, accepted_pending, refused_queue_full, idempotent_replay, idempotency_mismatch, idempotency_in_progress, key_evicted)",
+            actions.clone(),
+        );
         let rate_limited_total = Family::<ScopeLabel, Counter>::default();
         registry.register(
             "rate_limited",
@@ -484,6 +509,9 @@ impl Metrics {
             mttx_window,
             audit_records,
             audit_dropped,
+            audit_failures_folded,
+            audit_pruned,
+            actions,
             rate_limited_total,
             requests_shed,
             requests_in_flight,
@@ -550,6 +578,15 @@ impl Metrics {
         self.tls_reloads
             .get_or_create(&ResultLabel {
                 result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Count one people's action outcome (`outcome` comes from code: bounded).
+    pub fn action(&self, outcome: &str) {
+        self.actions
+            .get_or_create(&ReasonLabel {
+                reason: outcome.to_owned(),
             })
             .inc();
     }

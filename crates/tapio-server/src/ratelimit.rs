@@ -3,7 +3,10 @@
 //! Token buckets: `--rate-limit-token N` requests per second per authenticated user (agents
 //! excepted: many nodes may share one agent token) and `--rate-limit-client N` per client
 //! address (people's routes; evidence ingest is bounded by load shedding instead), each
-//! with a burst of twice the rate. Past it: 429 with `Retry-After`. The
+//! with a burst of twice the rate. Past it: 429 with `Retry-After`. Requests without a
+//! valid token (when authentication is on) are limited separately and strictly, on every
+//! route including ingest: `--rate-limit-unauthenticated N` per client address (default
+//! 5, burst 10); a valid agent is never limited this way. The
 //! bucket maps are bounded; the idlest entries are forgotten first.
 //!
 //! Blocked addresses come from the optional `blocked-clients` entry of the config
@@ -79,6 +82,9 @@ impl Limiter {
 pub struct RateState {
     pub per_token: Limiter,
     pub per_client: Limiter,
+    /// Requests without a valid token, per client address, on every route (ingest too):
+    /// `--rate-limit-unauthenticated`, strict, so a flood of bad tokens gets 429s.
+    pub unauthenticated: Limiter,
     pub blocklist: Blocklist,
 }
 

@@ -41,6 +41,7 @@ const APP_ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/config", &["get"]),
     ("/api/v1/cluster", &["get"]),
     ("/api/v1/audit", &["get"]),
+    ("/api/v1/operations/{id}", &["get"]),
 ];
 
 const SOME_ULID: &str = "01JDQ7ZJ8W3XG5M8F9N0P1Q2R3";

@@ -174,7 +174,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<OutboxRow>, StoreError>;
     async fn outbox_update(&self, id: i64, update: OutboxUpdate) -> Result<(), StoreError>;
     /// Append security audit records (time, JSON). Append-only: the store refuses updates
-    /// and deletions of audit rows.
+    /// and deletions of audit rows, except the retention's (`audit_prune`).
     async fn audit_append(&self, records: Vec<(DateTime<Utc>, String)>) -> Result<(), StoreError>;
     /// Audit records at or after `since`, oldest first (JSON bodies).
     async fn audit_since(
@@ -182,6 +182,19 @@ pub trait Store: Send + Sync + 'static {
         since: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
+    /// One page of audit records at or after `since`, in storage order (oldest first),
+    /// after storage position `after` (0: from the start): (position, JSON body). The
+    /// last position is the next page's `after`.
+    async fn audit_page(
+        &self,
+        since: DateTime<Utc>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
+    /// Retention: delete audit records older than `cutoff`, and the oldest beyond the
+    /// newest `max_records`; returns rows deleted.
+    async fn audit_prune(&self, cutoff: DateTime<Utc>, max_records: u64)
+    -> Result<u64, StoreError>;
     /// Store (or replace) a silence, as JSON with its end time.
     async fn silence_put(
         &self,

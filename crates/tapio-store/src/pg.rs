@@ -180,6 +180,20 @@ CREATE TABLE replicas (
 CREATE UNIQUE INDEX leases_part_epoch ON leases (part, epoch);
 "#,
     ),
+    (
+        7,
+        // Audit retention: deletions stay refused, except inside the retention's own
+        // transaction, which sets `tapio.audit_prune` (audit_prune).
+        r#"
+CREATE OR REPLACE FUNCTION tapio_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('tapio.audit_prune', true) = 'on' THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'audit records are append-only';
+END $$;
+"#,
+    ),
 ];
 
 /// A cluster write's right to touch a partition: the lease epoch it holds.
@@ -227,6 +241,7 @@ enum Op {
     SilencePut(Ulid, DateTime<Utc>, String),
     Audit(Vec<(DateTime<Utc>, String)>),
     Prune(i64),
+    AuditPrune(i64, i64),
 }
 
 enum Out {
@@ -869,6 +884,22 @@ async fn run_op(tx: &mut Transaction<'_>, op: Op) -> Result<Out, StoreError> {
             ))
         }
         Op::Prune(cutoff) => prune_tx(tx, cutoff).await.map(Out::N),
+        Op::AuditPrune(cutoff, keep) => {
+            tx.batch_execute("SET LOCAL tapio.audit_prune = 'on'")
+                .await?;
+            let n = tx
+                .execute(
+                    "DELETE FROM audit WHERE seq IN (SELECT seq FROM audit
+                       WHERE at_ms < $1
+                          OR seq <= (SELECT COALESCE(MAX(seq), 0) FROM audit) - $2
+                       ORDER BY seq LIMIT $3)",
+                    &[&cutoff, &keep, &PRUNE_CHUNK],
+                )
+                .await?;
+            tx.batch_execute("SET LOCAL tapio.audit_prune = 'off'")
+                .await?;
+            Ok(Out::N(n))
+        }
     }
 }
 
@@ -1235,6 +1266,39 @@ impl Store for PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    async fn audit_page(
+        &self,
+        since: DateTime<Utc>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let c = self.reader().await?;
+        let rows = c
+            .query(
+                "SELECT seq, body FROM audit WHERE seq > $1 AND at_ms >= $2 ORDER BY seq LIMIT $3",
+                &[&after, &ms(since), &(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn audit_prune(
+        &self,
+        cutoff: DateTime<Utc>,
+        max_records: u64,
+    ) -> Result<u64, StoreError> {
+        let cutoff = ms(cutoff);
+        let keep = i64::try_from(max_records).unwrap_or(i64::MAX);
+        let mut total = 0;
+        loop {
+            let n = self.write_n(Op::AuditPrune(cutoff, keep)).await?;
+            total += n;
+            if n < PRUNE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
     async fn silence_put(
         &self,
         id: Ulid,
@@ -1483,6 +1547,21 @@ impl Store for PartitionStore {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         self.inner.audit_since(since, limit).await
+    }
+    async fn audit_page(
+        &self,
+        since: DateTime<Utc>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        self.inner.audit_page(since, after, limit).await
+    }
+    async fn audit_prune(
+        &self,
+        cutoff: DateTime<Utc>,
+        max_records: u64,
+    ) -> Result<u64, StoreError> {
+        self.inner.audit_prune(cutoff, max_records).await
     }
     async fn silence_put(
         &self,

@@ -123,6 +123,18 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
 "#,
     ),
+    (
+        5,
+        r#"
+-- Audit retention: deletions stay refused, except while the retention's own transaction
+-- holds the gate row (audit_prune).
+CREATE TABLE audit_prune_gate (open INTEGER NOT NULL);
+DROP TRIGGER audit_no_delete;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+WHEN NOT EXISTS (SELECT 1 FROM audit_prune_gate)
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+"#,
+    ),
 ];
 
 /// How hard commits are flushed. `Full` fsyncs every commit (survives power loss);
@@ -809,6 +821,62 @@ impl Store for SqliteStore {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
+    }
+
+    async fn audit_page(
+        &self,
+        since: DateTime<Utc>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq, body FROM audit WHERE seq > ?1 AND at_ms >= ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![after, ms(since), limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn audit_prune(
+        &self,
+        cutoff: DateTime<Utc>,
+        max_records: u64,
+    ) -> Result<u64, StoreError> {
+        let cutoff = ms(cutoff);
+        let keep = i64::try_from(max_records).unwrap_or(i64::MAX);
+        let mut total = 0;
+        // Chunked, so a big prune never holds the writer for long.
+        loop {
+            let n = self
+                .write(|r| {
+                    WriteCmd::Exec(
+                        Box::new(move |sp| {
+                            sp.execute("INSERT INTO audit_prune_gate (open) VALUES (1)", [])?;
+                            // Positions are dense (append-only), so the newest `keep` are
+                            // those above MAX(seq) - keep.
+                            let n = sp.execute(
+                                "DELETE FROM audit WHERE seq IN (SELECT seq FROM audit
+                                   WHERE at_ms < ?1
+                                      OR seq <= (SELECT COALESCE(MAX(seq), 0) FROM audit) - ?2
+                                   ORDER BY seq LIMIT ?3)",
+                                params![cutoff, keep, PRUNE_CHUNK],
+                            )?;
+                            sp.execute("DELETE FROM audit_prune_gate", [])?;
+                            Ok(n as u64)
+                        }),
+                        r,
+                    )
+                })
+                .await?;
+            total += n;
+            if n < PRUNE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     async fn silences(&self, ended_after: DateTime<Utc>) -> Result<Vec<String>, StoreError> {

@@ -1107,8 +1107,11 @@ fn record_ingest(state: &crate::AppState, out: &tapio_store::IngestOutcome) {
     if out.new_missing > 0 {
         state.metrics.sequence_gaps.inc_by(out.new_missing);
     }
-    if out.sequence_reset {
+    if out.sequence_reset || out.sequence_jump {
         state.metrics.sequence_resets.inc();
+    }
+    if out.sequence_jump {
+        state.metrics.refused("sequence_jump");
     }
 }
 

@@ -75,6 +75,7 @@ pub async fn add(
     body: Body,
 ) -> Result<(StatusCode, Json<Silence>), ApiError> {
     let bytes = read_body(&headers, body, state.max_body_bytes).await?;
+    crate::bounds::check_body_text(&bytes, "silence")?;
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     let b: AddBody = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -114,6 +115,7 @@ pub async fn add(
             ));
         }
     };
+    crate::bounds::check_silence_end(ends_at, now)?;
     let by = crate::auth::actor(&headers, b.by);
     tapio_core::lifecycle::check_by(&by).map_err(|e| bad("by", e.message))?;
     let s = Silence {
@@ -168,11 +170,8 @@ pub async fn expire(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Silence>, ApiError> {
-    let id = Ulid::from_string(&id).map_err(|_| {
-        bad(
-            "id",
-            format!("{id:?} is not a silence id (a 26-character ULID)"),
-        )
+    let id = tapio_proto::bounds::parse_ulid(&id).map_err(|why| {
+        ApiError::bad_request("invalid_id", Some("id"), format!("not a silence id: {why}"))
     })?;
     let bytes = read_body(&headers, body, state.max_body_bytes).await?;
     let b: ExpireBody = if bytes.iter().all(u8::is_ascii_whitespace) {

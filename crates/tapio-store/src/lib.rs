@@ -55,6 +55,33 @@ pub struct IngestBatch {
     pub received_at: DateTime<Utc>,
 }
 
+/// Largest forward jump of an agent's batch sequence whose skipped batches are counted
+/// as missing. An agent ships at most a few batches a second: a million skipped batches
+/// is not lost evidence but a sequence that restarted elsewhere (or a sender that lies),
+/// and is recorded as a sequence reset instead (issue 15: one batch with seq 2^63−1
+/// showed 9.2e18 missing batches on `/health` and wrapped the gap counter).
+pub const MAX_SEQ_JUMP: i64 = 1_000_000;
+
+/// An agent's sequence after a batch with `seq` that is not a retry: `(max_seq,
+/// missing, newly_missing, reset)`. `reset` when the jump is beyond [`MAX_SEQ_JUMP`]:
+/// the sequence continues from `seq` and nothing is added to `missing`. Saturating.
+pub fn advance_seq(max_seq: i64, missing: i64, seq: i64) -> (i64, i64, u64, bool) {
+    if seq <= max_seq {
+        // A batch that fills an earlier gap.
+        return (max_seq, missing.saturating_sub(1).max(0), 0, false);
+    }
+    let gap = seq.saturating_sub(max_seq).saturating_sub(1);
+    if gap > MAX_SEQ_JUMP {
+        return (seq, missing, 0, true);
+    }
+    (
+        seq,
+        missing.saturating_add(gap),
+        u64::try_from(gap).unwrap_or(0),
+        false,
+    )
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct IngestOutcome {
     /// (agent_id, seq) was stored before with the same content: nothing stored again.
@@ -68,6 +95,10 @@ pub struct IngestOutcome {
     pub duplicate_events: usize,
     /// Batches newly found missing by this one (its seq jumped past them).
     pub new_missing: u64,
+    /// The seq jumped further than [`MAX_SEQ_JUMP`]: tracking restarted there, nothing
+    /// counted missing (also `sequence_reset`'s meaning for people: the agent's sequence
+    /// is not the one known).
+    pub sequence_jump: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -222,4 +253,27 @@ pub trait Store: Send + Sync + 'static {
     async fn stats(&self) -> Result<StoreStats, StoreError>;
     /// Write commands waiting for the writer (a gauge).
     fn pending_writes(&self) -> usize;
+}
+
+#[cfg(test)]
+mod seq_tests {
+    use super::*;
+
+    #[test]
+    fn implausible_sequence_jump_is_a_reset_not_missing_batches() {
+        assert_eq!(advance_seq(10, 0, 11), (11, 0, 0, false));
+        assert_eq!(advance_seq(10, 0, 14), (14, 3, 3, false));
+        assert_eq!(advance_seq(14, 3, 12), (14, 2, 0, false));
+        assert_eq!(advance_seq(1, 0, i64::MAX), (i64::MAX, 0, 0, true));
+        assert_eq!(
+            advance_seq(1, 5, 2 + MAX_SEQ_JUMP),
+            (
+                2 + MAX_SEQ_JUMP,
+                5 + MAX_SEQ_JUMP,
+                MAX_SEQ_JUMP as u64,
+                false
+            )
+        );
+        assert_eq!(advance_seq(1, i64::MAX, 3), (3, i64::MAX, 1, false));
+    }
 }

@@ -950,12 +950,12 @@ async fn ingest_tx(
         let (max_seq, missing) = match agent {
             None => (seq_i, 0),
             Some(_) if out.sequence_reset => (seq_i, 0),
-            Some((max, missing)) if seq_i > max => {
-                let gap = seq_i - max - 1;
-                out.new_missing = u64::try_from(gap).unwrap_or(0);
-                (seq_i, missing + gap)
+            Some((max, missing)) => {
+                let (max, missing, new_missing, jump) = crate::advance_seq(max, missing, seq_i);
+                out.new_missing = new_missing;
+                out.sequence_jump = jump;
+                (max, missing)
             }
-            Some((max, missing)) => (max, (missing - 1).max(0)),
         };
         let n_events = batch.events.len() as i64;
         tx.execute(

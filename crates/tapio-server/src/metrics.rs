@@ -86,6 +86,8 @@ pub struct Metrics {
     pub evidence_time_corrected: Counter,
     /// Evidence still dated in the future after that, placed at its arrival (`clock`).
     pub evidence_time_clamped: Counter,
+    /// Requests, values and files refused by input validation (issue 15), by reason.
+    pub input_refused: Family<ReasonLabel, Counter>,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: HistogramFamily<RouteLabel>,
     pub incidents_opened: Family<SeverityLabel, Counter>,
@@ -265,6 +267,12 @@ impl Metrics {
             "evidence_time_clamped",
             "Events dated later than their arrival (after clock correction), placed at their arrival",
             evidence_time_clamped.clone(),
+        );
+        let input_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "input_refused",
+            "Inputs refused or distrusted by validation (bad Content-Type, repeated Authorization, overflowing ids, out-of-range values, implausible sequence jumps, unreadable or conflicting user files), by reason",
+            input_refused.clone(),
         );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
@@ -493,6 +501,7 @@ impl Metrics {
             sequence_resets,
             evidence_time_corrected,
             evidence_time_clamped,
+            input_refused,
             http_requests,
             http_duration,
             incidents_opened,
@@ -578,6 +587,15 @@ impl Metrics {
         self.tls_reloads
             .get_or_create(&ResultLabel {
                 result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Count one input refused by validation (`reason` comes from code: bounded).
+    pub fn refused(&self, reason: &str) {
+        self.input_refused
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
             })
             .inc();
     }

@@ -371,6 +371,9 @@ async fn perform(state: &Arc<AppState>, kinds: Vec<CommandKind>, created: bool) 
     match tokio::time::timeout(wait, done_rx).await {
         Ok(Ok(result)) => {
             state.actions.op_forget(op);
+            if result.is_ok() {
+                state.metrics.action("applied");
+            }
             match result {
                 Ok(inc) if created => (StatusCode::CREATED, Json(inc)).into_response(),
                 Ok(inc) => Json(inc).into_response(),

@@ -293,6 +293,14 @@ fn a_mutation_whose_client_resets_the_connection_is_still_audited() {
     let applied: Vec<usize> = (0..50)
         .filter(|i| notes_with(&inc, &format!("\"reset-note-{i}\"")) > 0)
         .collect();
+    eprintln!(
+        "{} of 50 reset notes applied, {} audited as applied so far",
+        applied.len(),
+        audit_records(&s, None)
+            .iter()
+            .filter(|r| r["path"] == path.as_str() && r["status"] == 200)
+            .count()
+    );
     s.wait_for(10, "the audit writer", |s| {
         audit_records(s, None)
             .iter()
@@ -532,4 +540,71 @@ fn audit_export_pages_through_more_than_50k_records() {
     let (st, bad) = get(&s, "/api/v1/audit?after=-3", None);
     assert_eq!(st, 400);
     assert!(bad.to_string().contains("after"), "{bad}");
+}
+
+#[test]
+fn audit_retention_deletes_by_age_and_count_and_nothing_else_may_delete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        use tapio_store::Store;
+        let store = tapio_store::sqlite::SqliteStore::open(
+            dir.path(),
+            tapio_store::sqlite::Durability::Normal,
+        )
+        .expect("open store");
+        let now = chrono::Utc::now();
+        let old = now - chrono::Duration::days(40);
+        let rows: Vec<_> = (0..30)
+            .map(|i| {
+                let at = if i < 10 { old } else { now };
+                (at, format!(r#"{{"n":{i}}}"#))
+            })
+            .collect();
+        store.audit_append(rows).await.expect("append");
+        // 30 days, at most 15: the 10 old ones go, then the oldest 5 of the rest.
+        let deleted = store
+            .audit_prune(now - chrono::Duration::days(30), 15)
+            .await
+            .expect("prune");
+        assert_eq!(deleted, 15);
+        let left = store
+            .audit_page(old - chrono::Duration::days(1), 0, 100)
+            .await
+            .expect("page");
+        let ns: Vec<String> = left.iter().map(|(_, b)| b.clone()).collect();
+        assert_eq!(
+            ns.first().map(String::as_str),
+            Some(r#"{"n":15}"#),
+            "{ns:?}"
+        );
+        assert_eq!(ns.len(), 15);
+        // Paging: after the 5th position, the rest.
+        let after = left[4].0;
+        let rest = store
+            .audit_page(old - chrono::Duration::days(1), after, 100)
+            .await
+            .expect("page");
+        assert_eq!(rest.len(), 10);
+    });
+    drop(rt);
+    // The table still refuses any other deletion.
+    let conn = rusqlite_delete(dir.path());
+    assert!(conn.contains("append-only"), "{conn}");
+}
+
+/// Try to delete an audit row with the sqlite3 shell; its error text.
+fn rusqlite_delete(dir: &std::path::Path) -> String {
+    let Some(sqlite3) = common::which("sqlite3") else {
+        return "append-only (sqlite3 not installed; not checked)".into();
+    };
+    let out = std::process::Command::new(sqlite3)
+        .arg(dir.join("tapio.db"))
+        .arg("DELETE FROM audit;")
+        .output()
+        .expect("sqlite3");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

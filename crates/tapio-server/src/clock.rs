@@ -3,7 +3,8 @@
 //! Every source's clock is estimated against the server's: an agent stamps each batch
 //! with `sent_at`, so `received_at − sent_at` is its clock offset plus the network delay.
 //! The median of its last few batches is the estimate; evidence from a source whose clock
-//! is off by more than [`TRUSTED_SKEW_MS`] is moved onto the server's time line (and
+//! is off by more than [`TRUSTED_SKEW_MS`] (and at most [`MAX_CORRECTED_SKEW_MS`]: beyond
+//! that a batch is a recording sent again) is moved onto the server's time line (and
 //! keeps what the source said in the `source_time` attribute). Whatever still lies in the
 //! future after that (an alert's `startsAt`, a producer without `sent_at`) is placed at its
 //! arrival. So no event time the engine sees is later than when the server received it,
@@ -21,6 +22,9 @@ use tapio_proto::{AttrValue, Event};
 
 /// An offset within this is network and queueing delay, not a wrong clock.
 pub const TRUSTED_SKEW_MS: i64 = 2_000;
+/// An offset beyond this is not a clock running wrong but a recorded batch sent again (a
+/// replay, the repository's examples): its times are what happened and are kept.
+pub const MAX_CORRECTED_SKEW_MS: i64 = 3_600_000;
 /// Batches per source whose offsets are kept for the median.
 const SAMPLES: usize = 8;
 /// Sources whose clocks are tracked; the one heard from longest ago is forgotten beyond.
@@ -110,7 +114,8 @@ pub fn adjust(events: &mut [Event], offset_ms: Option<i64>, received: DateTime<U
     let latest = received + Duration::milliseconds(TRUSTED_SKEW_MS);
     for ev in events {
         let said = ev.time;
-        if let Some(off) = offset_ms.filter(|o| o.abs() > TRUSTED_SKEW_MS)
+        if let Some(off) = offset_ms
+            .filter(|o| o.abs() > TRUSTED_SKEW_MS && o.abs() <= MAX_CORRECTED_SKEW_MS)
             && let Some(t) = ev.time.checked_add_signed(Duration::milliseconds(off))
         {
             ev.time = t;
@@ -186,6 +191,16 @@ mod tests {
         );
         assert_eq!(evs[0].time, recv);
         assert!(!evs[1].attributes.contains_key("source_time"));
+    }
+
+    #[test]
+    fn a_recorded_batch_sent_again_keeps_its_times() {
+        let recv = at("2026-12-07T10:00:00Z");
+        let then = at("2026-11-27T09:30:00Z");
+        let mut evs = vec![event(then)];
+        let d = adjust(&mut evs, Some((recv - then).num_milliseconds()), recv);
+        assert_eq!(d, Adjusted::default());
+        assert_eq!(evs[0].time, then);
     }
 
     #[test]

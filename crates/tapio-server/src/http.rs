@@ -21,7 +21,6 @@ use serde_json::json;
 use tapio_core::{Severity, Status};
 use tapio_proto::{ConfigView, IngestAck};
 use tapio_store::{IncidentFilter, IngestBatch};
-use ulid::Ulid;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -161,6 +160,11 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     .to_owned();
     let t = Instant::now();
     let resp = next.run(req).await;
+    if let Some(r) = resp.extensions().get::<crate::bounds::Refused>()
+        && crate::bounds::COUNTED_CODES.contains(&r.0)
+    {
+        state.metrics.refused(r.0);
+    }
     state
         .metrics
         .http_duration
@@ -221,6 +225,7 @@ pub async fn collect_body(
     body: Body,
     max: usize,
 ) -> Result<axum::body::Bytes, ApiError> {
+    crate::bounds::check_json_content_type(headers)?;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -229,21 +234,68 @@ pub async fn collect_body(
     {
         return Err(too_large(max));
     }
-    Ok(http_body_util::Limited::new(body, max)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                too_large(max)
-            } else {
-                ApiError::bad_request(
+    collect_timed(body, max, BODY_READ_TIMEOUT).await
+}
+
+/// A request body must arrive whole within this (`--body-read-timeout` in admission).
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// ... and never pause longer than this between two pieces.
+pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The body, at most `max` bytes, arriving whole within `total` and with no pause over
+/// [`BODY_IDLE_TIMEOUT`]: a client trickling its body gets 408 naming the limit.
+pub async fn collect_timed(
+    body: Body,
+    max: usize,
+    total: std::time::Duration,
+) -> Result<axum::body::Bytes, ApiError> {
+    let timeout = |what: String| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_read_timeout",
+            what + "; send the body at once (the server does not wait for slow uploads)",
+        )
+    };
+    let deadline = tokio::time::Instant::now() + total;
+    let mut body = http_body_util::Limited::new(body, max);
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        let idle =
+            BODY_IDLE_TIMEOUT.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Ok(f) => f,
+            Err(_) if tokio::time::Instant::now() >= deadline => {
+                return Err(timeout(format!(
+                    "the request body did not arrive within {} s (--body-read-timeout)",
+                    total.as_secs()
+                )));
+            }
+            Err(_) => {
+                return Err(timeout(format!(
+                    "the request body paused for over {} s",
+                    BODY_IDLE_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        match frame {
+            None => return Ok(axum::body::Bytes::from(out)),
+            Some(Ok(f)) => {
+                if let Ok(data) = f.into_data() {
+                    out.extend_from_slice(&data);
+                }
+            }
+            Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(too_large(max));
+            }
+            Some(Err(e)) => {
+                return Err(ApiError::bad_request(
                     "body_read_failed",
                     None,
                     format!("reading the request body failed: {e}"),
-                )
+                ));
             }
-        })?
-        .to_bytes())
+        }
+    }
 }
 
 pub fn content_encoding(headers: &HeaderMap) -> Option<String> {
@@ -471,6 +523,11 @@ pub async fn store_batch(state: &AppState, mut batch: IngestBatch) -> Result<Ing
             missing = out.new_missing,
             "evidence batches missing: the agent's sequence skipped ahead"
         );
+    }
+    if out.sequence_jump {
+        state.metrics.sequence_resets.inc();
+        state.metrics.refused("sequence_jump");
+        tracing::warn!(component = "ingest", agent_id = %agent_id, seq, max_jump = tapio_store::MAX_SEQ_JUMP, "agent sequence jumped implausibly far: tracked as a sequence reset, the skipped batches are not counted missing");
     }
     if out.sequence_reset {
         state.metrics.sequence_resets.inc();
@@ -813,11 +870,11 @@ async fn get_incident(
     State(state): State<Arc<AppState>>,
     PathId(id): PathId,
 ) -> Result<Json<tapio_core::Incident>, ApiError> {
-    let ulid = Ulid::from_string(&id).map_err(|_| {
+    let ulid = tapio_proto::bounds::parse_ulid(&id).map_err(|why| {
         ApiError::bad_request(
             "invalid_id",
             Some("id"),
-            format!("{id:?} is not an incident id (a 26-character ULID such as 01JDQ7ZJ8W3XG5M8F9N0P1Q2R3)"),
+            format!("not an incident id: {why}"),
         )
     })?;
     state
@@ -828,74 +885,163 @@ async fn get_incident(
         .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))
 }
 
+/// `GET /api/v1/agents?limit=N&after=AGENT_ID`: senders in agent-id order, one page at a
+/// time (`next` is the `after` of the following page, absent on the last one). Heartbeats
+/// are serialized from the kept reports under no copy of them.
 async fn list_agents(
     State(state): State<Arc<AppState>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut agents = state.store.agents().await?;
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let known = ["after", "limit"];
+    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            Some(k),
+            format!("unknown query parameter {k:?}; known: after, limit"),
+        ));
+    }
+    let limit = match q.get("limit") {
+        None => AGENTS_PAGE_DEFAULT,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=AGENTS_PAGE_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    Some("limit"),
+                    format!("limit={l:?} must be a number from 1 to {AGENTS_PAGE_MAX}"),
+                )
+            })?,
+    };
+    let after = q.get("after").map(String::as_str);
+    let mut stored = state.store.agents().await?;
+    stored.retain(|a| after.is_none_or(|x| a.agent_id.as_str() > x));
+    stored.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+    stored.truncate(limit);
+    // Agents that report but have not sent evidence yet are listed too.
+    let reporting = state.heartbeats.page(after, limit);
     let beats = state
         .heartbeats
-        .lock()
-        .map(|m| m.clone())
-        .unwrap_or_default();
-    for a in &mut agents {
-        a.heartbeat = beats.get(&a.agent_id).cloned();
-    }
-    // Agents that report but have not sent evidence yet are listed too.
-    for (id, hb) in beats {
-        if !agents.iter().any(|a| a.agent_id == id) {
-            agents.push(tapio_proto::AgentStatus {
-                agent_id: id,
-                node: hb.node.clone(),
-                last_seq: 0,
-                last_seen: hb.sent_at,
-                batches: 0,
-                events: 0,
-                missing_batches: 0,
-                heartbeat: Some(hb),
-            });
+        .get_many(stored.iter().map(|a| a.agent_id.as_str()));
+    let mut rows: Vec<AgentRow<'_>> = stored
+        .iter()
+        .map(|a| AgentRow {
+            agent_id: &a.agent_id,
+            node: &a.node,
+            last_seq: a.last_seq,
+            last_seen: a.last_seen,
+            batches: a.batches,
+            events: a.events,
+            missing_batches: a.missing_batches,
+            heartbeat: beats.get(&a.agent_id).map(|b| &**b),
+        })
+        .collect();
+    for hb in &reporting {
+        if beats.contains_key(&hb.agent_id) {
+            continue;
         }
+        if stored.iter().any(|a| a.agent_id == hb.agent_id) {
+            continue;
+        }
+        rows.push(AgentRow {
+            agent_id: &hb.agent_id,
+            node: &hb.node,
+            last_seq: 0,
+            last_seen: hb.sent_at,
+            batches: 0,
+            events: 0,
+            missing_batches: 0,
+            heartbeat: Some(hb),
+        });
     }
-    agents.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
-    Ok(Json(json!({"count": agents.len(), "agents": agents})))
+    rows.sort_by(|a, b| a.agent_id.cmp(b.agent_id));
+    rows.truncate(limit);
+    let next = (rows.len() == limit).then(|| rows.last().map(|r| r.agent_id.to_owned()));
+    let body = serde_json::to_vec(&json!({
+        "count": rows.len(),
+        "agents": rows,
+        "next": next.flatten(),
+    }))
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("encoding the agent list: {e}"),
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// An agent's self-report: capabilities, attached programs, spool and drops.
+/// `GET /api/v1/agents` page size, by default and at most.
+pub const AGENTS_PAGE_DEFAULT: usize = 500;
+pub const AGENTS_PAGE_MAX: usize = 2000;
+
+/// One row of the agent list, borrowing the kept heartbeat (same JSON as
+/// `tapio_proto::AgentStatus`).
+#[derive(serde::Serialize)]
+struct AgentRow<'a> {
+    agent_id: &'a str,
+    node: &'a str,
+    last_seq: u64,
+    last_seen: DateTime<Utc>,
+    batches: u64,
+    events: u64,
+    missing_batches: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heartbeat: Option<&'a tapio_proto::AgentHeartbeat>,
+}
+
+/// An agent's self-report: capabilities, attached programs, spool and drops. The body is
+/// capped at `HEARTBEAT_MAX_BODY_BYTES` (or `--max-body-bytes` when smaller) and every
+/// field bounded (`AgentHeartbeat::bound`); cut fields are counted
+/// (`tapio_input_refused_total{reason="heartbeat_field_cut"}`).
 async fn post_heartbeat(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    // Bounded and decoded like every other body (--max-body-bytes, gzip, JSON errors).
-    let body = read_body(&headers, body, state.max_body_bytes).await?;
-    let hb: tapio_proto::AgentHeartbeat = serde_json::from_slice(&body).map_err(|e| {
+    let max = state
+        .max_body_bytes
+        .min(tapio_proto::HEARTBEAT_MAX_BODY_BYTES);
+    let body = read_body(&headers, body, max).await.map_err(|mut e| {
+        state.metrics.refused("heartbeat_refused");
+        if e.code == "payload_too_large" {
+            e.message = format!(
+                "heartbeat body exceeds {max} bytes (after decompression); a heartbeat is a \
+                 status report of a few KiB: shorten last_error and the program details"
+            );
+        }
+        e
+    })?;
+    let mut hb: tapio_proto::AgentHeartbeat = serde_json::from_slice(&body).map_err(|e| {
+        state.metrics.refused("heartbeat_refused");
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_field",
             format!("heartbeat body is not a valid agent heartbeat: {e}"),
         )
     })?;
-    if hb.agent_id.is_empty() || hb.agent_id.len() > 253 || hb.node.len() > 253 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_field",
-            format!(
-                "agent_id must be 1-253 bytes and node at most 253 (got {} and {})",
-                hb.agent_id.len(),
-                hb.node.len()
-            ),
-        ));
-    }
-    if let Ok(mut m) = state.heartbeats.lock() {
-        if !m.contains_key(&hb.agent_id)
-            && m.len() >= crate::MAX_AGENT_HEARTBEATS
-            && let Some(oldest) = m
-                .iter()
-                .min_by_key(|(_, h)| h.sent_at)
-                .map(|(k, _)| k.clone())
-        {
-            m.remove(&oldest);
+    match hb.bound() {
+        Ok(0) => {}
+        Ok(n) => {
+            for _ in 0..n {
+                state.metrics.refused("heartbeat_field_cut");
+            }
+            tracing::debug!(component = "ingest", agent_id = %hb.agent_id, fields = n, "heartbeat fields cut to their bounds");
         }
-        m.insert(hb.agent_id.clone(), hb);
+        Err(e) => {
+            state.metrics.refused("heartbeat_refused");
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                Some(e.field),
+                e.message,
+            ));
+        }
+    }
+    let evicted = state.heartbeats.put(hb);
+    if evicted > 0 {
+        state.metrics.dropped("heartbeat_evicted", evicted as u64);
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,11 +6,13 @@
 pub mod alertmanager;
 pub mod audit;
 pub mod auth;
+pub mod bounds;
 pub mod clock;
 pub mod cluster;
 pub mod correlator;
 pub mod error;
 pub mod health;
+pub mod heartbeats;
 pub mod http;
 pub mod kubewatch;
 pub mod lifecycle;
@@ -22,6 +24,7 @@ pub mod promsource;
 pub mod protect;
 pub mod ratelimit;
 pub mod runtime_config;
+pub mod serve;
 pub mod silences;
 pub mod status_page;
 pub mod tls;
@@ -67,6 +70,8 @@ pub struct AppState {
     pub audit: Arc<audit::Audit>,
     /// The store's statistics for `/health` (`health::StatsCache`).
     pub store_stats: health::StatsCache,
+    /// Whether store writes succeed (`health::WatchedStore`), for `/health` and `/ready`.
+    pub store_writes: Arc<health::StoreWrites>,
     /// Admission control: in-flight slots, memory, refusals (`protect`).
     pub protect: Arc<protect::Protect>,
     /// Kubernetes watch state (`kubewatch`), for `/health`.
@@ -76,9 +81,9 @@ pub struct AppState {
     /// Each source's estimated clock offset (`clock`): evidence is put on the server's
     /// time line at ingest.
     pub clocks: clock::SourceClocks,
-    pub heartbeats:
-        std::sync::Mutex<std::collections::HashMap<String, tapio_proto::AgentHeartbeat>>,
+    /// Latest self-report of each agent, bounded (`heartbeats`).
+    pub heartbeats: heartbeats::Heartbeats,
 }
 
-/// Agents whose heartbeats are kept; the oldest report is forgotten beyond this.
-pub const MAX_AGENT_HEARTBEATS: usize = 10_000;
+/// Agents whose heartbeats are kept; the earliest arrival is forgotten beyond this.
+pub const MAX_AGENT_HEARTBEATS: usize = heartbeats::MAX_AGENTS;

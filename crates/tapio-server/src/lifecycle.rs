@@ -56,6 +56,7 @@ struct NoteBody {
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+    crate::bounds::check_body_text(bytes, what)?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -68,11 +69,11 @@ fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, Ap
 }
 
 fn parse_id(id: &str) -> Result<Ulid, ApiError> {
-    Ulid::from_string(id).map_err(|_| {
+    tapio_proto::bounds::parse_ulid(id).map_err(|why| {
         ApiError::bad_request(
-            "invalid_field",
+            "invalid_id",
             Some("id"),
-            format!("{id:?} is not an incident id (a 26-character ULID)"),
+            format!("not an incident id: {why}"),
         )
     })
 }

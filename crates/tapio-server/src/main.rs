@@ -175,6 +175,27 @@ struct Args {
     /// Require a token for /metrics too (default: public, for Prometheus).
     #[arg(long, env = "TAPIO_METRICS_AUTH")]
     metrics_auth: bool,
+    /// A connection must send a complete request head within this after it opens and
+    /// after each response (slow or idle clients are closed; counted in
+    /// tapio_input_refused_total{reason="header_read_timeout"}).
+    #[arg(long, env = "TAPIO_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// A connection with no request in progress for this long is closed.
+    #[arg(long, env = "TAPIO_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// Open connections at most; 0 = automatic: the open-file limit (raised to its hard
+    /// limit at start) less room for the store and files, at most 10000. Near the cap, idle
+    /// connections are closed first; past it new ones are (reason="connection_limit").
+    #[arg(long, env = "TAPIO_MAX_CONNECTIONS", default_value_t = 0)]
+    max_connections: usize,
+    /// On SIGTERM, how long requests in progress may take before their connections are
+    /// closed.
+    #[arg(long, env = "TAPIO_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
+    /// A request body must arrive whole within this (408 past it, counted as
+    /// reason="body_read_timeout").
+    #[arg(long, env = "TAPIO_BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    body_read_timeout: Duration,
     /// Heading of the public status page.
     #[arg(long, env = "TAPIO_STATUS_TITLE", default_value = tapio_server::status_page::DEFAULT_TITLE)]
     status_title: String,
@@ -267,6 +288,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             s
         }
     };
+    // Every write's outcome feeds /health and /ready: a full disk is not "healthy".
+    let store_writes = Arc::new(health::StoreWrites::new(
+        match store_location(&args)? {
+            StoreLocation::Sqlite(dir) => Some(dir),
+            StoreLocation::Postgres(_) => None,
+        },
+        Some(metrics.clone()),
+    ));
+    let store: Arc<dyn Store> = Arc::new(health::WatchedStore::new(store, store_writes.clone()));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut rules = tapio_core::correlate::rules::default_rules();
@@ -468,11 +498,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.max_inflight == 0 {
         bail!("--max-inflight 0 would refuse every request: use at least 1 (default 256)");
     }
-    let protect = Arc::new(tapio_server::protect::Protect::new(
-        args.max_inflight,
-        memory_limit,
-        memory_source,
-    ));
+    let protect = Arc::new(
+        tapio_server::protect::Protect::new(args.max_inflight, memory_limit, memory_source)
+            .with_body_read_timeout(args.body_read_timeout.max(Duration::from_secs(1))),
+    );
     let state = Arc::new(AppState {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -496,6 +525,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         protect,
         store_stats: Default::default(),
         clocks: Default::default(),
+        store_writes,
         audit: Arc::new(audit),
         rate: rate.clone(),
     });
@@ -694,12 +724,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let nofile = tapio_server::serve::raise_nofile();
+    let (max_connections, _, lowered) =
+        tapio_server::serve::connection_cap(args.max_connections, nofile);
+    if lowered {
+        tracing::warn!(
+            requested = args.max_connections,
+            max_connections,
+            open_file_limit = nofile,
+            "--max-connections lowered to stay below the open-file limit (raise ulimit -n)"
+        );
+    }
+    let serve_cfg = tapio_server::serve::ServeConfig {
+        header_read_timeout: args.header_read_timeout.max(Duration::from_millis(100)),
+        idle_timeout: args.idle_timeout.max(Duration::from_millis(100)),
+        max_connections,
+        shutdown_timeout: args.shutdown_timeout,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen / TAPIO_LISTEN)", args.listen))?;
     tracing::info!(
         listen = %args.listen,
         tls = tls.is_some(),
+        max_connections,
+        open_file_limit = nofile,
         version = env!("CARGO_PKG_VERSION"),
         "tapio-server ready"
     );
@@ -710,23 +759,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let _ = handoff_tx.send(true);
         tracing::info!("shutdown requested; draining requests");
     };
-    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let router = app(state);
     match tls {
         Some(tls_config) => {
-            use axum::serve::ListenerExt;
             let tls_listener =
-                tapio_server::tls::TlsListener::spawn(listener, tls_config, metrics.clone())
-                    .tap_io(|_| ());
-            axum::serve(tls_listener, service)
-                .with_graceful_shutdown(graceful)
-                .await
-                .context("serving HTTPS")?;
+                tapio_server::tls::TlsListener::spawn(listener, tls_config, metrics.clone());
+            tapio_server::serve::serve(tls_listener, router, serve_cfg, metrics.clone(), graceful)
+                .await;
         }
         None => {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(graceful)
-                .await
-                .context("serving HTTP")?;
+            tapio_server::serve::serve(listener, router, serve_cfg, metrics.clone(), graceful)
+                .await;
         }
     }
     let _ = shutdown_tx.send(true);

@@ -114,8 +114,8 @@ pub fn adjust(events: &mut [Event], offset_ms: Option<i64>, received: DateTime<U
     let latest = received + Duration::milliseconds(TRUSTED_SKEW_MS);
     for ev in events {
         let said = ev.time;
-        if let Some(off) = offset_ms
-            .filter(|o| o.abs() > TRUSTED_SKEW_MS && o.abs() <= MAX_CORRECTED_SKEW_MS)
+        if let Some(off) =
+            offset_ms.filter(|o| o.abs() > TRUSTED_SKEW_MS && o.abs() <= MAX_CORRECTED_SKEW_MS)
             && let Some(t) = ev.time.checked_add_signed(Duration::milliseconds(off))
         {
             ev.time = t;

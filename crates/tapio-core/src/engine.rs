@@ -70,6 +70,12 @@ pub trait IncidentEngine: Send {
     fn name(&self) -> &'static str {
         "simple-incident-path"
     }
+    /// The engine's clock (the newest event time it has seen or restored), if any: a new
+    /// owner lets idle time pass from here, so what waits on time (a grace period, a
+    /// quiet period) still comes due when no further evidence arrives.
+    fn clock(&self) -> Option<DateTime<Utc>> {
+        None
+    }
 }
 
 /// One incident per stable fingerprint for signals the runbook classifies on their own.

@@ -277,7 +277,13 @@ impl Correlator {
 
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut cursor = self.status.cursor.load(Ordering::Relaxed);
-        let mut clock: Option<(chrono::DateTime<Utc>, Instant)> = None;
+        // From the engine's restored or warmed-up clock: a partition taken over after the
+        // last evidence still lets idle time pass (deferred outages come due, quiet
+        // incidents resolve) without waiting for new evidence.
+        let mut clock: Option<(chrono::DateTime<Utc>, Instant)> = self
+            .engine
+            .clock()
+            .map(|t| (t.min(Utc::now()), Instant::now()));
         loop {
             self.status
                 .heartbeat_ms

@@ -295,10 +295,12 @@ async fn data_survives_reopen() {
         );
         let version = s.stats().await.expect("stats").schema_version;
         match b {
-            Backend::Sqlite(_) => assert_eq!(version, 4),
+            // Migration 5: the audit trigger lets only the retention's own prune delete.
+            Backend::Sqlite(_) => assert_eq!(version, 5),
             // PostgreSQL adds migrations 5 (partitions, leases, replicas) and 6 (the
-            // lease epoch as a key, so renewals do not wait for fenced writes).
-            Backend::Postgres(_) => assert_eq!(version, 6),
+            // lease epoch as a key, so renewals do not wait for fenced writes), and 7
+            // (the audit prune gate).
+            Backend::Postgres(_) => assert_eq!(version, 7),
         }
     }
 }

@@ -1520,6 +1520,10 @@ impl IncidentEngine for CorrelationEngine {
         CorrelationEngine::set_depth(self, depth);
     }
 
+    fn clock(&self) -> Option<DateTime<Utc>> {
+        (self.clock > DateTime::<Utc>::MIN_UTC).then_some(self.clock)
+    }
+
     fn tick(&mut self, now: DateTime<Utc>) -> Vec<IncidentChange> {
         CorrelationEngine::tick(self, now)
     }

@@ -203,7 +203,8 @@ pub struct CorrelationEngine {
     /// Incidents with a held-back downgrade (an index: `process` checks only these).
     downgrading: BTreeSet<EntityKey>,
     /// When recent incidents opened (engine time, bounded): the storm guard's rate.
-    opened_at: VecDeque<DateTime<Utc>>,
+    /// Per symptom: one storm of refusals must not swallow an unrelated OOM kill.
+    opened_at: FastMap<Symptom, VecDeque<DateTime<Utc>>>,
     /// Caller → (window start, unknown destinations it failed to reach that opened their
     /// own incident in the window): past `FANOUT_DESTINATIONS` the caller is the incident.
     fanout: FastMap<EntityKey, (DateTime<Utc>, u32)>,
@@ -225,17 +226,18 @@ const MOUNT_PERSIST_SECONDS: i64 = 60;
 /// A caller that fails to reach this many distinct addresses nobody in the cluster owns
 /// within the window is their common factor: further ones join one incident on it.
 const FANOUT_DESTINATIONS: u32 = 4;
-/// Incidents opened within `STORM_WINDOW_SECONDS` beyond which a new incident on an entity
-/// the cluster state does not know (an address, a name only evidence claims) joins the
-/// storm's one incident instead: the number of distinct things a storm creates is bounded.
+/// Incidents opened by one symptom within `STORM_WINDOW_SECONDS` beyond which a new
+/// incident of that symptom on an entity the cluster state does not know (an address, a
+/// name only evidence claims) joins the storm's one incident instead: the number of
+/// distinct things a storm creates is bounded, and other symptoms still open their own.
 const STORM_OPENS: usize = 200;
 const STORM_WINDOW_SECONDS: i64 = 300;
-/// The name of the storm's incident (`Cluster/incident-storm`): a bucket, not a cause, so
-/// it never merges with another incident.
+/// The name of a storm's incident (`Cluster/incident-storm-<symptom>`): a bucket, not a
+/// cause, so it never merges with another incident.
 pub const STORM_ANCHOR: &str = "incident-storm";
 
 fn is_storm(k: &EntityKey) -> bool {
-    k.kind == "Cluster" && k.name == STORM_ANCHOR
+    k.kind == "Cluster" && k.name.starts_with(STORM_ANCHOR)
 }
 
 /// How long a state-derived outage must last before it opens an incident by itself.
@@ -281,7 +283,7 @@ impl CorrelationEngine {
             damped: 0,
             node_calls: FastMap::default(),
             downgrading: BTreeSet::new(),
-            opened_at: VecDeque::new(),
+            opened_at: FastMap::default(),
             fanout: FastMap::default(),
             storm_grouped: 0,
             evicted: 0,
@@ -451,13 +453,15 @@ impl CorrelationEngine {
     fn storm_anchor(&mut self, anchor: &EntityKey, s: &Signal) -> Option<EntityKey> {
         let now = self.clock.max(s.at);
         let storm_window = Duration::seconds(STORM_WINDOW_SECONDS);
-        while self
-            .opened_at
-            .front()
-            .is_some_and(|t| now - *t > storm_window)
-        {
-            self.opened_at.pop_front();
-        }
+        let recent_opens = match self.opened_at.get_mut(&s.symptom) {
+            Some(q) => {
+                while q.front().is_some_and(|t| now - *t > storm_window) {
+                    q.pop_front();
+                }
+                q.len()
+            }
+            None => 0,
+        };
         if anchor.kind == "Destination" && s.subject != *anchor && s.subject.kind != "Destination" {
             let window = self.cfg.window;
             if self.fanout.len() >= MAX_DEPS && !self.fanout.contains_key(&s.subject) {
@@ -474,8 +478,12 @@ impl CorrelationEngine {
                 e.1 += 1;
             }
         }
-        if self.opened_at.len() >= STORM_OPENS && !self.state.knows(anchor) {
-            return Some(EntityKey::new("Cluster", None, STORM_ANCHOR));
+        if recent_opens >= STORM_OPENS && !self.state.knows(anchor) {
+            return Some(EntityKey::new(
+                "Cluster",
+                None,
+                &format!("{STORM_ANCHOR}-{}", s.symptom.as_str()),
+            ));
         }
         None
     }
@@ -589,9 +597,10 @@ impl CorrelationEngine {
         if self.active.len() >= self.cfg.max_active {
             self.evict_oldest();
         }
-        self.opened_at.push_back(self.clock.max(s.at));
-        while self.opened_at.len() > STORM_OPENS {
-            self.opened_at.pop_front();
+        let q = self.opened_at.entry(s.symptom).or_default();
+        q.push_back(self.clock.max(s.at));
+        while q.len() > STORM_OPENS {
+            q.pop_front();
         }
         self.active.insert(
             anchor.clone(),
@@ -1343,7 +1352,11 @@ impl CorrelationEngine {
             ),
             Some(h) => format!("{} on {}", human_cause(&h.cause), h.entity),
             None if is_storm(&w.anchor) => format!(
-                "Incident storm: {} reports from {}{} sources about entities the cluster does not know, grouped into one incident",
+                "Incident storm ({}): {} reports from {}{} sources about entities the cluster does not know, grouped into one incident",
+                w.signals
+                    .front()
+                    .map(|s| human(s.symptom))
+                    .unwrap_or("Trouble"),
                 w.inc.evidence_count,
                 w.seen.len(),
                 if w.seen.len() >= MAX_SEEN {

@@ -888,12 +888,22 @@ fn a_storm_past_the_opening_rate_goes_to_one_bucket_that_merges_with_nothing() {
         e.id = Ulid::from_parts(e.time.timestamp_millis() as u64, (i as u128) << 8 | 5);
         evs.push(e);
     }
+    // An OOM kill during the storm is another symptom: its own incident, not the bucket.
+    let mut oom_kill = oom(60, "billing");
+    oom_kill.entity.namespace = Some("pay".into());
+    evs.push(oom_kill);
+    evs.sort_by_key(|e| e.time);
     let incs = run(&mut engine, &evs);
     let open = open_incidents(&incs);
-    assert!(open.len() <= STORM_OPENS + 1, "{} incidents", open.len());
+    assert!(open.len() <= STORM_OPENS + 2, "{} incidents", open.len());
+    assert!(
+        open.iter()
+            .any(|i| i.title.contains("billing") && !i.identity.name.starts_with(STORM_ANCHOR)),
+        "the OOM kill has its own incident"
+    );
     let bucket: Vec<_> = open
         .iter()
-        .filter(|i| i.identity.name == STORM_ANCHOR)
+        .filter(|i| i.identity.name.starts_with(STORM_ANCHOR))
         .collect();
     assert_eq!(bucket.len(), 1);
     assert!(

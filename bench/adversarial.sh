@@ -40,6 +40,10 @@ for user, role in [("bench-admin", "admin"), ("bench-agent", "agent"), ("bench-r
     with open(f"{d}/{user}", "w") as f:
         f.write(f"role: {role}\ntoken-sha256: {hashlib.sha256(token.encode()).hexdigest()}\n")
 EOF
+if curl -s -o /dev/null "http://127.0.0.1:$port/health"; then
+    echo "port $port is already in use (a server left from an earlier run?): set PORT" >&2
+    exit 1
+fi
 start() {
     "$BIN/tapio-server" --listen 127.0.0.1:$port --data-dir "$dir/db" --config-dir "$dir/cfg" \
         --auth-dir "$dir/auth" --kube off --log-format logfmt ${SERVER_ARGS:-} 2>>"$dir/server.log" &

@@ -200,8 +200,9 @@ pub struct CorrelationEngine {
     deferred: VecDeque<(DateTime<Utc>, Signal)>,
     /// Outage conditions that cleared within their grace period (never an incident).
     pub damped: u64,
-    /// Incidents with a held-back downgrade (an index: `process` checks only these).
-    downgrading: BTreeSet<EntityKey>,
+    /// Held-back downgrades by the time they come due (`level_seen_at` + quiet): each
+    /// event looks only at the front. Entries may be stale; `due_downgrades` checks.
+    downgrading: BTreeSet<(DateTime<Utc>, EntityKey)>,
     /// When recent incidents opened (engine time, bounded): the storm guard's rate.
     /// Per symptom: one storm of refusals must not swallow an unrelated OOM kill.
     opened_at: FastMap<Symptom, VecDeque<DateTime<Utc>>>,
@@ -387,17 +388,7 @@ impl CorrelationEngine {
         } else {
             self.process(released)
         };
-        let quiet = self.cfg.quiet;
-        let due: Vec<EntityKey> = self
-            .downgrading
-            .iter()
-            .filter_map(|k| self.active.get(k).map(|w| (k, w)))
-            .filter(|(_, w)| w.pending_downgrade && now - w.level_seen_at >= quiet)
-            // An incident that resolves in this sweep needs no downgrade first (it would
-            // be one more notification saying nothing: "now P4", then "resolved").
-            .filter(|(_, w)| !(now - w.last_symptom >= quiet && w.conditions.is_empty()))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let due = self.due_downgrades(now);
         for k in due {
             self.evaluate(&k);
             if let Some(w) = self.active.get(&k) {
@@ -446,6 +437,37 @@ impl CorrelationEngine {
 
     fn uses_config(&self, workload: &EntityKey, config: &EntityKey) -> bool {
         self.state.configs_of(workload).contains(config)
+    }
+
+    /// Incidents whose held-back downgrade is due at `now`: the quiet period has passed
+    /// since the higher level was last justified, and the incident is not about to
+    /// resolve (a downgrade first would be one more notification saying nothing).
+    fn due_downgrades(&mut self, now: DateTime<Utc>) -> Vec<EntityKey> {
+        let quiet = self.cfg.quiet;
+        let mut due = Vec::new();
+        let mut later = Vec::new();
+        while self.downgrading.first().is_some_and(|(t, _)| *t <= now) {
+            let Some((_, k)) = self.downgrading.pop_first() else {
+                break;
+            };
+            let Some(w) = self.active.get(&k) else {
+                continue;
+            };
+            if !w.pending_downgrade {
+                continue;
+            }
+            let at = w.level_seen_at + quiet;
+            if at > now {
+                later.push((at, k));
+            } else if now - w.last_symptom >= quiet && w.conditions.is_empty() {
+                // It resolves in the next sweep instead; look again then.
+                later.push((now + Duration::seconds(5), k));
+            } else {
+                due.push(k);
+            }
+        }
+        self.downgrading.extend(later);
+        due
     }
 
     /// Where a signal that would open a new incident on `anchor` goes instead during a
@@ -516,7 +538,6 @@ impl CorrelationEngine {
             let Some(mut w) = self.active.remove(&k) else {
                 continue;
             };
-            self.downgrading.remove(&k);
             self.evicted += 1;
             w.inc.status = Status::Resolved;
             w.inc.resolved_at = Some(now.max(w.inc.updated_at));
@@ -1052,19 +1073,9 @@ impl CorrelationEngine {
         let mut out = std::mem::take(&mut self.closed);
         let mut merged: Vec<Incident> = Vec::new();
         // A held-back downgrade is due once the quiet period has passed.
-        let quiet = self.cfg.quiet;
-        let clock = self.clock;
-        let active = &self.active;
-        self.downgrading
-            .retain(|k| active.get(k).is_some_and(|w| w.pending_downgrade));
-        for k in &self.downgrading {
-            if let Some(w) = self.active.get(k)
-                && clock - w.level_seen_at >= quiet
-                && !(clock - w.last_symptom >= quiet && w.conditions.is_empty())
-            {
-                novel.insert(k.clone());
-                touched.insert(k.clone());
-            }
+        for k in self.due_downgrades(self.clock) {
+            novel.insert(k.clone());
+            touched.insert(k);
         }
         let mut touched: Vec<EntityKey> = touched.into_iter().collect();
         for k in &novel {
@@ -1264,7 +1275,8 @@ impl CorrelationEngine {
                 sev
             } else {
                 w.pending_downgrade = true;
-                self.downgrading.insert(key.clone());
+                self.downgrading
+                    .insert((w.level_seen_at + self.cfg.quiet, key.clone()));
                 w.inc.severity
             };
             let reason = if sev == w.inc.severity && !first && reason_sev(&reason) != Some(sev) {

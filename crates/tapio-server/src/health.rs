@@ -562,7 +562,14 @@ impl StoreWrites {
         };
         match r {
             Ok(_) => {
-                if g.take().is_some() {
+                // On a full disk a small write may still fit: one success clears the mark
+                // only when the directory has room again (else /ready would flap).
+                let room = self
+                    .data_dir
+                    .as_deref()
+                    .is_none_or(|dir| free_bytes(dir).is_none_or(|b| b >= RECOVERY_FREE_BYTES));
+                if g.is_some() && room {
+                    *g = None;
                     tracing::info!(component = "store", "store writes succeed again");
                 }
             }

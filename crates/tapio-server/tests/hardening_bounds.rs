@@ -393,6 +393,17 @@ fn a_full_disk_fails_ready_and_health_says_why() {
         "{msg}"
     );
     assert_ne!(h["status"], "healthy");
+    // Tiny writes that may still fit (a heartbeat-sized batch, a note) do not make a
+    // full disk look ready again: /ready must not flap while there is no room.
+    for seq in 500..520 {
+        let _ = s.post(
+            "/api/v1/evidence",
+            common::oom_batch("tiny", seq, "api", 1).as_bytes(),
+            &[],
+        );
+        let (code, ready) = get(&format!("{}/ready", s.url()), None).expect("ready");
+        assert_eq!(code, 503, "ready again on a full disk: {ready}");
+    }
     // Room again: ready again without any traffic, and writes succeed.
     std::fs::remove_file(&filler).expect("rm filler");
     s.wait_for(15, "/ready 200 after freeing space", |s| {

@@ -165,9 +165,21 @@ pub fn decode_batch(
         }
     }
     let batch: EvidenceBatch = typed(text)?;
+    // A sender whose clock runs ahead stamps `sent_at` from that same clock: the future
+    // allowance is measured on its time line, up to `SENDER_CLOCK_ALLOWANCE` (the server
+    // then moves its evidence onto its own time line and dates nothing after its arrival,
+    // so this trusts no future time).
+    let now = match batch.sent_at {
+        Some(sent) if sent > now && sent - now <= SENDER_CLOCK_ALLOWANCE => sent,
+        _ => now,
+    };
     validate_batch(&batch, now, limits)?;
     Ok(batch)
 }
+
+/// How far ahead a sender's own clock (its `sent_at`) may be for its batch's event times to
+/// be judged against it rather than against the server's clock.
+pub const SENDER_CLOCK_ALLOWANCE: Duration = Duration::hours(1);
 
 fn check_name(field: &str, value: &str, max: usize) -> Result<(), DecodeError> {
     if value.trim().is_empty() {

@@ -113,3 +113,35 @@ fn an_agent_with_a_slow_clock_has_its_evidence_placed_at_server_time() {
         );
     }
 }
+
+#[test]
+fn an_agent_ten_minutes_fast_is_accepted_and_placed_at_server_time() {
+    // Beyond the 5-minute future allowance on the server's clock, but the batch's sent_at
+    // shows the sender's clock runs ahead: its evidence is kept, not refused forever.
+    let s = Server::start(&[]);
+    let (status, v) = s.post(
+        "/api/v1/evidence",
+        skewed_batch("agent-ahead", 1, Duration::seconds(600)).as_bytes(),
+        &[("content-type", "application/json")],
+    );
+    assert_eq!(status, 200, "{v}");
+    let ev = s.get_json("/api/v1/evidence?type=kernel.container.abnormal_exit");
+    let t: chrono::DateTime<Utc> = ev["evidence"][0]["event"]["time"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("time");
+    assert!((Utc::now() - t).num_seconds().abs() < 30, "stored at {t}");
+    // Without sent_at nothing vouches for the sender's clock: still refused.
+    let no_sent_at = skewed_batch("agent-ahead-2", 1, Duration::seconds(600)).replacen(
+        r#""sent_at""#,
+        r#""sent_at_unused""#,
+        1,
+    );
+    let (status, v) = s.post(
+        "/api/v1/evidence",
+        no_sent_at.as_bytes(),
+        &[("content-type", "application/json")],
+    );
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"]["code"], "timestamp_in_future", "{v}");
+}

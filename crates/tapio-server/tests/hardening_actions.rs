@@ -16,28 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, cli_bin, oom_batch};
-
-fn add_user(dir: &std::path::Path, name: &str, role: &str) -> String {
-    let out = std::process::Command::new(cli_bin())
-        .args(["auth", "add-user", name, "--role", role, "--auth-dir"])
-        .arg(dir)
-        .output()
-        .expect("tapio auth add-user");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use common::{Server, add_user, http_agent, oom_batch};
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
+    http_agent(Duration::from_secs(30))
 }
 
 /// POST with headers: status, headers of interest, JSON (or text) body.

@@ -10,14 +10,10 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, cli_bin, free_port};
+use common::{Server, add_user, free_port, http_agent};
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
+    http_agent(Duration::from_secs(10))
 }
 
 fn get(url: &str, token: Option<&str>) -> Result<(u16, String), ureq::Error> {
@@ -113,20 +109,6 @@ fn huge_heartbeats_are_refused_and_kept_ones_are_bounded() {
     let out = s.cli(&["check", "--all", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["agents"].as_array().map(Vec::len), Some(100), "{v}");
-}
-
-fn add_user(dir: &std::path::Path, name: &str, role: &str) -> String {
-    let out = Command::new(cli_bin())
-        .args(["auth", "add-user", name, "--role", role, "--auth-dir"])
-        .arg(dir)
-        .output()
-        .expect("tapio auth add-user");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 #[test]

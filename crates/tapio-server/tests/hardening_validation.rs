@@ -6,33 +6,14 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::{Server, cli_bin};
+use common::{Server, add_user, http_agent};
 
 const OVERFLOW: &str = "8ZZZZZZZZZZZZZZZZZZZZZZZZZ";
 
-fn add_user(dir: &Path, name: &str, role: &str) -> String {
-    let out = std::process::Command::new(cli_bin())
-        .args(["auth", "add-user", name, "--role", role, "--auth-dir"])
-        .arg(dir)
-        .output()
-        .expect("tapio auth add-user");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into()
+    http_agent(Duration::from_secs(20))
 }
 
 /// GET with any headers: (status, body).

@@ -8,30 +8,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Server, cli_bin, example};
-
-fn add_user(dir: &std::path::Path, name: &str, role: &str) -> String {
-    let out = std::process::Command::new(cli_bin())
-        .args(["auth", "add-user", name, "--role", role, "--auth-dir"])
-        .arg(dir)
-        .output()
-        .expect("tapio auth add-user");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert!(token.starts_with("tapio_") && token.len() > 40, "{token}");
-    token
-}
+use common::{Server, add_user, cli_bin, example, http_agent};
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into()
+    http_agent(Duration::from_secs(20))
 }
 
 /// Status of a request with an optional token.

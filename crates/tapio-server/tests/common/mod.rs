@@ -43,6 +43,32 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A user made with `tapio auth add-user` in `dir`; the token it prints once.
+pub fn add_user(dir: &Path, name: &str, role: &str) -> String {
+    let out = Command::new(cli_bin())
+        .args(["auth", "add-user", name, "--role", role, "--auth-dir"])
+        .arg(dir)
+        .output()
+        .expect("tapio auth add-user");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(token.starts_with("tapio_") && token.len() > 40, "{token}");
+    token
+}
+
+/// An HTTP client that returns every status as a response (the tests read 4xx and 5xx).
+pub fn http_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
 /// An executable on `PATH`.
 pub fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
@@ -228,11 +254,7 @@ impl Server {
     }
 
     fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into()
+        http_agent(Duration::from_secs(30))
     }
 
     pub fn get(&self, path: &str) -> Result<(u16, String), ureq::Error> {

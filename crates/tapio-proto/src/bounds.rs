@@ -124,14 +124,7 @@ pub fn check_number(field: &str, key: &str, v: f64) -> Result<(), String> {
     if !v.is_finite() {
         return Err(format!("field `{field}` is {v}: numbers must be finite"));
     }
-    let range = if key == "ratio" || key.ends_with("_ratio") {
-        Some((0.0, 1.0))
-    } else if key.ends_with("_percent") {
-        Some((0.0, 100.0))
-    } else {
-        None
-    };
-    if let Some((lo, hi)) = range
+    if let Some((lo, hi)) = range_of(key)
         && !(lo..=hi).contains(&v)
     {
         return Err(format!(
@@ -139,6 +132,29 @@ pub fn check_number(field: &str, key: &str, v: f64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The number an attribute holds, as far as [`check_number`] must check it: ints and
+/// floats, and text under a ranged name that parses as a number — readers take such text
+/// as a number (`attr_f64`), so `"error_ratio": "27"` is held to the range like `27`.
+pub fn attr_number(key: &str, v: &crate::AttrValue) -> Option<f64> {
+    use crate::AttrValue;
+    match v {
+        AttrValue::Int(i) => Some(*i as f64),
+        AttrValue::Float(f) => Some(*f),
+        AttrValue::String(s) if range_of(key).is_some() => s.parse().ok(),
+        AttrValue::String(_) | AttrValue::Bool(_) => None,
+    }
+}
+
+fn range_of(key: &str) -> Option<(f64, f64)> {
+    if key == "ratio" || key.ends_with("_ratio") {
+        Some((0.0, 1.0))
+    } else if key.ends_with("_percent") {
+        Some((0.0, 100.0))
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +197,13 @@ mod tests {
         assert!(check_number("a.fs_error_percent", "fs_error_percent", 101.0).is_err());
         assert!(check_number("a.bytes", "bytes", 1e12).is_ok());
         assert!(check_number("a.bytes", "bytes", f64::NAN).is_err());
+        use crate::AttrValue;
+        assert_eq!(
+            attr_number("error_ratio", &AttrValue::from("1.27")),
+            Some(1.27)
+        );
+        assert_eq!(attr_number("summary", &AttrValue::from("1.27")), None);
+        assert_eq!(attr_number("error_ratio", &AttrValue::from("high")), None);
         let zero: DateTime<Utc> = "0001-01-01T00:00:00Z".parse().expect("t");
         assert!(check_time_floor("time", zero).is_err());
         assert!(check_time_floor("time", "2026-11-27T10:00:00Z".parse().expect("t")).is_ok());

@@ -397,12 +397,7 @@ fn validate_attributes(
                 ),
             ));
         }
-        let number = match v {
-            AttrValue::Int(i) => Some(*i as f64),
-            AttrValue::Float(f) => Some(*f),
-            AttrValue::String(_) | AttrValue::Bool(_) => None,
-        };
-        if let Some(n) = number {
+        if let Some(n) = crate::bounds::attr_number(k, v) {
             let field = format!("{prefix}.attributes.{k}");
             crate::bounds::check_number(&field, k, n)
                 .map_err(|m| DecodeError::new("out_of_range", Some(field), m))?;

@@ -529,8 +529,12 @@ fn attributes(
     let mut out: BTreeMap<String, AttrValue> = BTreeMap::new();
     // First come, first kept: a later key that collides is skipped, and so is anything
     // beyond the per-event attribute limit.
+    // A value out of its name's range (`error_ratio: "27"`, meaning percent, or 1.27) is
+    // left out: evidence must not carry it, and guessing its meaning could page for noise.
     let mut put = |k: String, v: AttrValue| {
-        if out.len() < limits.max_attributes && !out.contains_key(&k) {
+        let in_range = tapio_proto::bounds::attr_number(&k, &v)
+            .is_none_or(|n| tapio_proto::bounds::check_number(&k, &k, n).is_ok());
+        if in_range && out.len() < limits.max_attributes && !out.contains_key(&k) {
             out.insert(k, v);
         }
     };
@@ -797,6 +801,28 @@ mod tests {
         );
         assert!(e.node.is_none(), "instance does not name a node");
         assert_eq!(used.into_iter().collect::<Vec<_>>(), vec!["job_name"]);
+    }
+
+    /// A ratio out of [0, 1] (a percent written as a ratio, a mutated payload) is left out of
+    /// the evidence instead of making the whole webhook invalid: found by the fuzzer, where
+    /// `"error_ratio": "1.27"` mapped to evidence the evidence API refuses.
+    #[test]
+    fn out_of_range_ratio_is_left_out() {
+        let payload = PAYLOAD
+            .replace(r#""error_ratio": "0.27""#, r#""error_ratio": "1.27""#)
+            .replace(
+                r#""error_ratio": "0.2""#,
+                r#""error_ratio": "27", "cpu_percent": "250""#,
+            );
+        let hook = decode(payload.as_bytes(), &Limits::default()).expect("decodes");
+        let events = to_events(&hook, now(), &Limits::default()).expect("maps");
+        assert_valid(&events);
+        let a = &events[0].attributes;
+        assert!(!a.contains_key("error_ratio"), "{a:?}");
+        assert!(!a.contains_key("cpu_percent"), "{a:?}");
+        // The rest of the alert is kept.
+        assert_eq!(events[0].attr_str("priority").as_deref(), Some("P1"));
+        assert_eq!(a.get("p99_latency_seconds"), Some(&AttrValue::Float(6.5)));
     }
 
     #[test]

@@ -214,10 +214,7 @@ fn cut_text(s: &mut String, max: usize) -> bool {
         return false;
     }
     let total = s.len();
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = crate::text::cut_bytes(s, max).len();
     s.truncate(end);
     s.push_str(&format!("…[cut: {total} bytes]"));
     true

@@ -15,7 +15,7 @@ pub fn parse_ulid(s: &str) -> Result<Ulid, String> {
     if s.len() != 26 {
         return Err(format!(
             "{:?} is not a ULID: it has {} characters, a ULID has 26 (such as {example})",
-            shorten(s, 40),
+            crate::text::cut_bytes_marked(s, 40),
             s.chars().count()
         ));
     }
@@ -39,17 +39,6 @@ pub fn de_opt_ulid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ulid>, D::E
         None => Ok(None),
         Some(s) => parse_ulid(&s).map(Some).map_err(serde::de::Error::custom),
     }
-}
-
-fn shorten(s: &str, n: usize) -> String {
-    if s.len() <= n {
-        return s.to_owned();
-    }
-    let mut end = n;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// Text people read in a terminal or a page (titles, notes, comments, alert labels and

@@ -11,6 +11,7 @@
 mod api;
 pub mod bounds;
 mod envelope;
+pub mod text;
 mod validate;
 
 pub use api::*;

@@ -195,22 +195,11 @@ fn check_name(field: &str, value: &str, max: usize) -> Result<(), DecodeError> {
             Some(field.into()),
             format!(
                 "field `{field}` value {:?} is not a valid name (at most {max} bytes, no control characters)",
-                truncate(value, 80)
+                crate::text::cut_bytes_marked(value, 80)
             ),
         ));
     }
     Ok(())
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.len() <= n {
-        return s.to_owned();
-    }
-    let mut end = n;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 pub(crate) fn validate_batch(
@@ -393,7 +382,7 @@ fn validate_attributes(
                 Some(format!("{prefix}.attributes")),
                 format!(
                     "attribute key {:?} in `{prefix}.attributes` is invalid: use 1-64 characters of a-z, 0-9, _ and .",
-                    truncate(k, 80)
+                    crate::text::cut_bytes_marked(k, 80)
                 ),
             ));
         }

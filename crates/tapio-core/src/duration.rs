@@ -1,7 +1,23 @@
 //! Human durations as operators type them: `500ms`, `30s`, `5m`, `2h`, `7d`, `1h30m`.
+//!
+//! The accepted language is deliberately small: one or more `<digits><unit>` parts, no
+//! spaces inside, with the units `ms`, `s`, `m`, `h`, `d` (lower case only); surrounding
+//! whitespace is trimmed; a total too large saturates instead of failing (a number past
+//! `u64` is an error). Every error names
+//! the value and lists the units.
+//!
+//! Why hand-written and not the `humantime` crate (checked for issue 16): `humantime`
+//! accepts a much larger language, so swapping it in would change what the server, the CLI
+//! and correlation rules accept. It takes `5 minutes`, `5min`, `1h 30m` and `1w`, which
+//! this parser refuses (the `5 minutes` case is a test below), and it reads `5M` as five
+//! *months*, a silent trap for an operator who meant minutes. It also fails on overflow
+//! (`999999999999999d`) where this one saturates. Narrowing it back to this language
+//! would need a validator about as long as the parser itself, so the parser stays.
 
 use std::time::Duration;
 
+/// Parses a duration such as `30s`, `5m`, `7d` or `1h30m` (see the module doc for the
+/// accepted forms); the error names the bad value.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let bad = || {

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use tapio_core::Incident;
+use tapio_proto::text::cut_chars;
 use tapio_proto::{AgentStatus, HealthReport, HealthStatus, IncidentSummary};
 
 pub fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
@@ -24,16 +25,6 @@ fn status_word(s: HealthStatus) -> &'static str {
     }
 }
 
-fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
-}
-
 pub fn incident_table(incs: &[Incident], now: DateTime<Utc>) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -48,8 +39,8 @@ pub fn incident_table(incs: &[Incident], now: DateTime<Utc>) -> String {
             i.severity.as_str(),
             i.id.to_string(),
             i.status.as_str(),
-            cut(&i.title, 52),
-            cut(i.namespace.as_deref().unwrap_or("-"), 14),
+            cut_chars(&i.title, 52),
+            cut_chars(i.namespace.as_deref().unwrap_or("-"), 14),
             ago(i.started_at, now)
         );
     }
@@ -212,8 +203,8 @@ pub fn check(
             let _ = writeln!(
                 out,
                 "{:<32} {:<20} {:>10} {:>10} {:>8}  {}",
-                cut(&a.agent_id, 32),
-                cut(&a.node, 20),
+                cut_chars(&a.agent_id, 32),
+                cut_chars(&a.node, 20),
                 a.last_seq,
                 a.events,
                 a.missing_batches,
@@ -256,7 +247,7 @@ pub fn check(
                         if p.detail.is_empty() {
                             String::new()
                         } else {
-                            format!(" — {}", cut(&p.detail, 120))
+                            format!(" — {}", cut_chars(&p.detail, 120))
                         }
                     );
                 }
@@ -265,11 +256,11 @@ pub fn check(
                         out,
                         "  ! {} unavailable: {}",
                         src.name,
-                        cut(&src.detail, 120)
+                        cut_chars(&src.detail, 120)
                     );
                 }
                 if !hb.last_error.is_empty() {
-                    let _ = writeln!(out, "  ! last delivery error: {}", cut(&hb.last_error, 120));
+                    let _ = writeln!(out, "  ! last delivery error: {}", cut_chars(&hb.last_error, 120));
                 }
             }
         }

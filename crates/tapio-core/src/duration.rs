@@ -3,8 +3,7 @@
 //! The accepted language is deliberately small: one or more `<digits><unit>` parts, no
 //! spaces inside, with the units `ms`, `s`, `m`, `h`, `d` (lower case only); surrounding
 //! whitespace is trimmed; a total too large saturates instead of failing (a number past
-//! `u64` is an error). Every error names
-//! the value and lists the units.
+//! `u64` is an error). Every error names the value and lists the units.
 //!
 //! Why hand-written and not the `humantime` crate (checked for issue 16): `humantime`
 //! accepts a much larger language, so swapping it in would change what the server, the CLI

@@ -9,7 +9,7 @@ mod common;
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
 use tapio_proto::{ENVELOPE_VERSION, EvidenceBatch, Limits, decode_batch};
-use tapio_server::alertmanager::{AGENT_PREFIX, decode, to_events};
+use tapio_server::pipeline::alertmanager::{AGENT_PREFIX, decode, to_events};
 
 fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_795_780_800, 0).expect("fixed clock") // 2026-11-27T12:00:00Z

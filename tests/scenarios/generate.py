@@ -22,7 +22,7 @@ Conventions used by every scenario:
     per node and destination (entity: node only), as the agent reports them; the agents
     in these scenarios run with `stats_interval_seconds: 30`.
   - `alertmanager:tapio` — alerts exactly as the Alertmanager receiver stores them
-    (crates/tapio-server/src/alertmanager.rs): time = startsAt (firing) / endsAt
+    (crates/tapio-server/src/pipeline/alertmanager.rs): time = startsAt (firing) / endsAt
     (resolved), entity from the labels, deterministic ids, one event per alert state.
   - `argocd`, `platform-ops`, `k8s-audit`, `kubectl-audit`, `ci-azure-devops` — change
     markers (`change.deployment.rollout`, `change.config.updated`,

@@ -102,7 +102,7 @@ impl IntoResponse for ApiError {
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
         resp.extensions_mut()
-            .insert(crate::bounds::Refused(self.code));
+            .insert(crate::security::bounds::Refused(self.code));
         if let Some(s) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
         {

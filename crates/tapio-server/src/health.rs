@@ -17,7 +17,7 @@
 //!   kind has not completed its first list for 60 s or its watch failed in the last minute.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
@@ -35,15 +35,6 @@ const GAP_WINDOW_MS: i64 = 15 * 60 * 1000;
 const SHED_WINDOW_MS: i64 = 60 * 1000;
 const CORRELATOR_STALL_MS: i64 = 30_000;
 const CORRELATOR_MAX_LAG: u64 = 100_000;
-
-#[derive(Default)]
-pub struct IngestStatus {
-    pub last_gap_ms: AtomicI64,
-    pub last_shed_ms: AtomicI64,
-    pub batches: AtomicU64,
-    pub rejected: AtomicU64,
-    pub shed: AtomicU64,
-}
 
 /// The store's statistics for `/health`, at most [`STATS_EVERY`] old.
 #[derive(Default)]
@@ -67,11 +58,11 @@ impl StatsCache {
 
     /// The cached statistics, or counted now when there are none yet (or the refresher
     /// stalled).
-    pub async fn get(&self, state: &AppState) -> serde_json::Value {
+    pub async fn get(&self, store: &dyn tapio_store::Store) -> serde_json::Value {
         if let Some(v) = self.fresh() {
             return v;
         }
-        match tokio::time::timeout(Duration::from_secs(2), state.store.stats()).await {
+        match tokio::time::timeout(Duration::from_secs(2), store.stats()).await {
             Ok(Ok(s)) => {
                 let v = json!(s);
                 self.put(v.clone());
@@ -83,16 +74,21 @@ impl StatsCache {
 }
 
 /// Recounts the store's statistics every [`STATS_EVERY`] until shutdown.
-pub async fn refresh_stats(state: Arc<AppState>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn refresh_stats(
+    store: Arc<dyn tapio_store::Store>,
+    writes: Arc<StoreWrites>,
+    stats: Arc<StatsCache>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(STATS_EVERY);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        state.store_writes.probe();
-        if let Ok(Ok(s)) = tokio::time::timeout(STATS_EVERY, state.store.stats()).await {
-            state.store_stats.put(json!(s));
+        writes.probe();
+        if let Ok(Ok(s)) = tokio::time::timeout(STATS_EVERY, store.stats()).await {
+            stats.put(json!(s));
         }
     }
 }
@@ -140,7 +136,7 @@ pub async fn report(state: &AppState) -> HealthReport {
                     "writes_failing": true,
                     "failed_writes": n,
                     "last_write_error": err,
-                    "stats": state.store_stats.get(state).await,
+                    "stats": state.store_stats.get(state.store.as_ref()).await,
                     "pending_writes": state.store.pending_writes(),
                 }),
             ),
@@ -149,7 +145,7 @@ pub async fn report(state: &AppState) -> HealthReport {
                 true,
                 "store answers",
                 json!({
-                    "stats": state.store_stats.get(state).await,
+                    "stats": state.store_stats.get(state.store.as_ref()).await,
                     "pending_writes": state.store.pending_writes(),
                 }),
             ),
@@ -170,7 +166,7 @@ pub async fn report(state: &AppState) -> HealthReport {
     components.insert("store".to_owned(), store);
 
     // ingest
-    let ing = &state.ingest;
+    let ing = &state.ingest.status;
     let agents = agents.ok().and_then(Result::ok).unwrap_or_default();
     let gaps: Vec<_> = agents
         .iter()
@@ -205,14 +201,17 @@ pub async fn report(state: &AppState) -> HealthReport {
                 "bodies_rejected": ing.rejected.load(Ordering::Relaxed),
                 "events_shed": ing.shed.load(Ordering::Relaxed),
                 "load_shedding_enabled": cfg.config.load_shedding_enabled,
-                "pressure": shed_pressure(state),
+                "pressure": state.ingest.load.pressure(),
                 "agents": agents.len(),
                 "sequence_gaps": gaps,
             }),
         ),
     );
 
-    components.insert("load".to_owned(), crate::protect::health(state, now_ms));
+    components.insert(
+        "load".to_owned(),
+        crate::security::protect::health(&state.ingest.load, now_ms),
+    );
 
     // correlator
     let c = &state.correlator;
@@ -370,11 +369,6 @@ fn kube_component(state: &AppState, now_ms: i64) -> ComponentHealth {
     )
 }
 
-/// Shedding pressure, 0.0–1.0 (see `crate::protect::pressure`).
-pub fn shed_pressure(state: &AppState) -> f64 {
-    crate::protect::pressure(state)
-}
-
 /// `/health`. With authentication on, a caller without a viewer (or higher) token gets the
 /// status only — overall and per component — without messages or details, which name
 /// files, nodes, agents and errors.
@@ -404,7 +398,10 @@ fn may_see_details(state: &AppState, headers: &HeaderMap) -> bool {
     };
     scheme.eq_ignore_ascii_case("bearer")
         && state.auth.authenticate(token.trim()).is_some_and(|c| {
-            crate::auth::allows(c.role, crate::auth::Need::Role(crate::auth::Role::Viewer))
+            crate::security::auth::allows(
+                c.role,
+                crate::security::auth::Need::Role(crate::security::auth::Role::Viewer),
+            )
         })
 }
 
@@ -472,7 +469,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 /// Scale-out: every partition owned and the lease loop talking to PostgreSQL and NATS.
 /// Not critical: an unowned partition delays correlation (evidence waits on the bus), it
 /// does not lose anything, and this replica still ingests.
-fn cluster_component(c: &crate::cluster::Cluster) -> ComponentHealth {
+fn cluster_component(c: &crate::pipeline::cluster::Cluster) -> ComponentHealth {
     let v = c.snapshot();
     let unowned: Vec<i32> = v
         .partition_owners

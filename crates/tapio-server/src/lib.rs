@@ -3,31 +3,17 @@
 //! [`app`] builds the whole HTTP surface from an [`AppState`], so handlers are tested
 //! without a socket; `main.rs` only parses flags, wires the tasks and serves.
 
-pub mod alertmanager;
-pub mod audit;
-pub mod auth;
-pub mod bounds;
-pub mod clock;
-pub mod cluster;
-pub mod correlator;
+pub mod api;
 pub mod error;
 pub mod health;
-pub mod heartbeats;
-pub mod http;
-pub mod kubewatch;
-pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
-pub mod mttx;
 pub mod notify;
-pub mod promsource;
-pub mod protect;
-pub mod ratelimit;
+pub mod pipeline;
 pub mod runtime_config;
+pub mod security;
 pub mod serve;
 pub mod silences;
-pub mod status_page;
-pub mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -35,9 +21,9 @@ use std::time::Instant;
 
 use tapio_proto::Limits;
 use tapio_store::Store;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
-pub use http::app;
+pub use api::app;
 
 /// Shared by every handler and task.
 pub struct AppState {
@@ -48,42 +34,36 @@ pub struct AppState {
     pub limits: Limits,
     /// Largest accepted request body, after decompression.
     pub max_body_bytes: usize,
-    /// Wakes the correlator when new evidence is stored.
-    pub evidence_stored: Arc<Notify>,
-    pub correlator: Arc<correlator::CorrelatorStatus>,
-    pub ingest: Arc<health::IngestStatus>,
+    pub correlator: Arc<pipeline::correlator::CorrelatorStatus>,
+    /// The ingest service every evidence source calls (`pipeline::ingest`).
+    pub ingest: Arc<pipeline::ingest::Ingest>,
     pub started: Instant,
     pub shutting_down: Arc<AtomicBool>,
-    /// Correlator lag (events) at which load shedding reaches full pressure.
-    pub shed_capacity: u64,
     /// Silences in force (shared with the notifier and the dispatcher).
     pub silences: silences::Shared,
     /// People's actions on incidents, to the correlator task (the engine's single owner).
-    pub commands: tokio::sync::mpsc::Sender<correlator::Command>,
+    pub commands: tokio::sync::mpsc::Sender<pipeline::correlator::Command>,
     /// People's actions answered 202 (operations) and idempotency keys (`lifecycle`).
-    pub actions: lifecycle::Actions,
+    pub actions: api::lifecycle::Actions,
     /// Users and tokens (`--auth-dir`).
-    pub auth: Arc<auth::Auth>,
+    pub auth: Arc<security::auth::Auth>,
     /// Rate limits and blocked client addresses.
-    pub rate: Arc<ratelimit::RateState>,
+    pub rate: Arc<security::ratelimit::RateState>,
     /// The security audit stream.
-    pub audit: Arc<audit::Audit>,
+    pub audit: Arc<security::audit::Audit>,
     /// The store's statistics for `/health` (`health::StatsCache`).
-    pub store_stats: health::StatsCache,
+    pub store_stats: Arc<health::StatsCache>,
     /// Whether store writes succeed (`health::WatchedStore`), for `/health` and `/ready`.
     pub store_writes: Arc<health::StoreWrites>,
     /// Admission control: in-flight slots, memory, refusals (`protect`).
-    pub protect: Arc<protect::Protect>,
+    pub protect: Arc<security::protect::Protect>,
     /// Kubernetes watch state (`kubewatch`), for `/health`.
-    pub kube: Arc<kubewatch::KubeStatus>,
+    pub kube: Arc<pipeline::kubewatch::KubeStatus>,
     /// Scale-out mode (`--nats-url`): the bus, leases and the cluster view.
-    pub cluster: Option<Arc<cluster::Cluster>>,
-    /// Each source's estimated clock offset (`clock`): evidence is put on the server's
-    /// time line at ingest.
-    pub clocks: clock::SourceClocks,
+    pub cluster: Option<Arc<pipeline::cluster::Cluster>>,
     /// Latest self-report of each agent, bounded (`heartbeats`).
-    pub heartbeats: heartbeats::Heartbeats,
+    pub heartbeats: pipeline::heartbeats::Heartbeats,
 }
 
 /// Agents whose heartbeats are kept; the earliest arrival is forgotten beyond this.
-pub const MAX_AGENT_HEARTBEATS: usize = heartbeats::MAX_AGENTS;
+pub const MAX_AGENT_HEARTBEATS: usize = pipeline::heartbeats::MAX_AGENTS;

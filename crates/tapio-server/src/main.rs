@@ -8,9 +8,9 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use tapio_core::CorrelationEngine;
 use tapio_core::duration::parse_duration;
-use tapio_server::correlator::{Correlator, CorrelatorStatus};
 use tapio_server::logging::{self, LogFormat};
 use tapio_server::metrics::Metrics;
+use tapio_server::pipeline::correlator::{Correlator, CorrelatorStatus};
 use tapio_server::runtime_config::ConfigSource;
 use tapio_server::{AppState, app, health};
 use tapio_store::Store;
@@ -125,10 +125,10 @@ struct Args {
     #[arg(long, env = "TAPIO_PROMETHEUS_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     prometheus_interval: std::time::Duration,
     /// PromQL for a Service's requests per second (`$namespace`, `$service` filled in).
-    #[arg(long, env = "TAPIO_PROMETHEUS_RATE_QUERY", default_value = tapio_server::promsource::DEFAULT_RATE_QUERY)]
+    #[arg(long, env = "TAPIO_PROMETHEUS_RATE_QUERY", default_value = tapio_server::pipeline::promsource::DEFAULT_RATE_QUERY)]
     prometheus_rate_query: String,
     /// PromQL for a Service's share of failing requests, 0–1.
-    #[arg(long, env = "TAPIO_PROMETHEUS_ERROR_QUERY", default_value = tapio_server::promsource::DEFAULT_ERROR_QUERY)]
+    #[arg(long, env = "TAPIO_PROMETHEUS_ERROR_QUERY", default_value = tapio_server::pipeline::promsource::DEFAULT_ERROR_QUERY)]
     prometheus_error_query: String,
     /// The window the queries average over (the `[5m]` in them).
     #[arg(long, env = "TAPIO_PROMETHEUS_WINDOW", default_value = "5m", value_parser = parse_duration)]
@@ -197,7 +197,7 @@ struct Args {
     #[arg(long, env = "TAPIO_BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     body_read_timeout: Duration,
     /// Heading of the public status page.
-    #[arg(long, env = "TAPIO_STATUS_TITLE", default_value = tapio_server::status_page::DEFAULT_TITLE)]
+    #[arg(long, env = "TAPIO_STATUS_TITLE", default_value = tapio_server::api::status_page::DEFAULT_TITLE)]
     status_title: String,
 }
 
@@ -224,7 +224,7 @@ fn store_location(args: &Args) -> anyhow::Result<StoreLocation> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    tapio_server::status_page::configure(tapio_server::status_page::StatusConfig::new(
+    tapio_server::api::status_page::configure(tapio_server::api::status_page::StatusConfig::new(
         &args.status_title,
         &args.status_namespaces,
     ));
@@ -309,7 +309,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         rules = tapio_core::correlate::rules::merge(rules, extra);
     }
     let (commands_tx, commands_rx) =
-        tokio::sync::mpsc::channel(tapio_server::correlator::COMMAND_QUEUE);
+        tokio::sync::mpsc::channel(tapio_server::pipeline::correlator::COMMAND_QUEUE);
     let dispatch_wake = Arc::new(tokio::sync::Notify::new());
     let silences: tapio_server::silences::Shared = Arc::new(std::sync::RwLock::new(
         tapio_server::silences::load(store.as_ref(), chrono::Utc::now()).await,
@@ -336,7 +336,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         _ => None,
     };
     let engine_depth = config_rx.borrow().config.correlation_depth;
-    let make_correlator: tapio_server::cluster::CorrelatorFactory = {
+    let make_correlator: tapio_server::pipeline::cluster::CorrelatorFactory = {
         let notify_cfg = notify_cfg.clone();
         let silences = silences.clone();
         let dispatch_wake = dispatch_wake.clone();
@@ -384,7 +384,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     format!("http://{}", args.listen)
                 }
             });
-            if !tapio_server::cluster::valid_prefix(&args.nats_prefix) {
+            if !tapio_server::pipeline::cluster::valid_prefix(&args.nats_prefix) {
                 bail!(
                     "--nats-prefix {:?}: use letters, digits, - and _ in dot-separated tokens (e.g. tapio or tapio.prod)",
                     args.nats_prefix
@@ -396,8 +396,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     args.lease_ttl
                 );
             }
-            let c = tapio_server::cluster::Cluster::connect(
-                tapio_server::cluster::ClusterConfig {
+            let c = tapio_server::pipeline::cluster::Cluster::connect(
+                tapio_server::pipeline::cluster::ClusterConfig {
                     nats_url: url.clone(),
                     replica_id,
                     address,
@@ -408,7 +408,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         .clone()
                         .unwrap_or_else(|| "default".into()),
                     nats_prefix: args.nats_prefix.clone(),
-                    bus_max_bytes: tapio_server::protect::parse_size(&args.bus_max_bytes)
+                    bus_max_bytes: tapio_server::security::protect::parse_size(&args.bus_max_bytes)
                         .ok_or_else(|| {
                             anyhow::anyhow!(
                                 "--bus-max-bytes {:?} is not a size: use bytes with an optional Ki/Mi/Gi suffix (e.g. 1Gi)",
@@ -463,7 +463,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    let auth = Arc::new(tapio_server::auth::Auth::new(
+    let auth = Arc::new(tapio_server::security::auth::Auth::new(
         args.auth_dir.clone(),
         !args.metrics_auth,
     ));
@@ -479,29 +479,54 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "authentication OFF (no --auth-dir): anyone who can reach the port can read and change incidents"
         );
     }
-    let (audit, mut audit_rx) = tapio_server::audit::Audit::new(config_rx.clone(), metrics.clone());
-    audit_rx.retention = tapio_server::audit::Retention {
+    let (audit, mut audit_rx) =
+        tapio_server::security::audit::Audit::new(config_rx.clone(), metrics.clone());
+    audit_rx.retention = tapio_server::security::audit::Retention {
         max_age: args.audit_retention,
         max_records: args.audit_max_records,
     };
-    let rate = Arc::new(tapio_server::ratelimit::RateState {
-        per_token: tapio_server::ratelimit::Limiter::new(args.rate_limit_token.max(0.0)),
-        per_client: tapio_server::ratelimit::Limiter::new(args.rate_limit_client.max(0.0)),
-        unauthenticated: tapio_server::ratelimit::Limiter::new(
+    let rate = Arc::new(tapio_server::security::ratelimit::RateState {
+        per_token: tapio_server::security::ratelimit::Limiter::new(args.rate_limit_token.max(0.0)),
+        per_client: tapio_server::security::ratelimit::Limiter::new(
+            args.rate_limit_client.max(0.0),
+        ),
+        unauthenticated: tapio_server::security::ratelimit::Limiter::new(
             args.rate_limit_unauthenticated.max(0.0),
         ),
         blocklist: Default::default(),
     });
     rate.blocklist.reload(&args.config_dir);
     let (memory_limit, memory_source) =
-        tapio_server::protect::memory_limit(&args.memory_limit).map_err(anyhow::Error::msg)?;
+        tapio_server::security::protect::memory_limit(&args.memory_limit)
+            .map_err(anyhow::Error::msg)?;
     if args.max_inflight == 0 {
         bail!("--max-inflight 0 would refuse every request: use at least 1 (default 256)");
     }
-    let protect = Arc::new(
-        tapio_server::protect::Protect::new(args.max_inflight, memory_limit, memory_source)
-            .with_body_read_timeout(args.body_read_timeout.max(Duration::from_secs(1))),
-    );
+    let protect = tapio_server::security::protect::Protect::new(
+        args.max_inflight,
+        memory_limit,
+        memory_source,
+    )
+    .with_body_read_timeout(args.body_read_timeout.max(Duration::from_secs(1)));
+    let protect = Arc::new(protect);
+    let ingest = Arc::new(tapio_server::pipeline::ingest::Ingest {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        status: Default::default(),
+        clocks: Default::default(),
+        cluster: cluster.clone(),
+        correlator: correlator_status.clone(),
+        stored: wake,
+        limits: limits.clone(),
+        load: tapio_server::security::protect::Load {
+            protect: protect.clone(),
+            correlator: correlator_status.clone(),
+            capacity: args.shed_capacity,
+            config: config_rx.clone(),
+        },
+    });
+    let kube_status = Arc::new(tapio_server::pipeline::kubewatch::KubeStatus::default());
+    let store_stats = Arc::new(health::StatsCache::default());
     let state = Arc::new(AppState {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -509,23 +534,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         config_dir: args.config_dir.display().to_string(),
         limits,
         max_body_bytes: args.max_body_bytes,
-        evidence_stored: wake,
         correlator: correlator_status,
-        ingest: Arc::new(health::IngestStatus::default()),
+        ingest: ingest.clone(),
         started: Instant::now(),
         shutting_down: Arc::new(AtomicBool::new(false)),
-        shed_capacity: args.shed_capacity,
         heartbeats: Default::default(),
         cluster: cluster.clone(),
         commands: commands_tx.clone(),
-        actions: tapio_server::lifecycle::Actions::new(args.action_wait),
+        actions: tapio_server::api::lifecycle::Actions::new(args.action_wait),
         silences: silences.clone(),
-        kube: Arc::new(tapio_server::kubewatch::KubeStatus::default()),
+        kube: kube_status.clone(),
         auth: auth.clone(),
-        protect,
-        store_stats: Default::default(),
-        clocks: Default::default(),
-        store_writes,
+        protect: protect.clone(),
+        store_stats: store_stats.clone(),
+        store_writes: store_writes.clone(),
         audit: Arc::new(audit),
         rate: rate.clone(),
     });
@@ -545,33 +567,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
         });
     }
     tokio::spawn(tapio_server::health::refresh_stats(
-        state.clone(),
+        store.clone(),
+        store_writes.clone(),
+        store_stats,
         shutdown_rx.clone(),
     ));
-    tokio::spawn(tapio_server::protect::sampler(
-        state.clone(),
+    tokio::spawn(tapio_server::security::protect::sampler(
+        protect,
+        metrics.clone(),
         shutdown_rx.clone(),
     ));
-    tokio::spawn(tapio_server::auth::reload_loop(
-        state.clone(),
+    tokio::spawn(tapio_server::security::auth::reload_loop(
+        auth.clone(),
+        metrics.clone(),
         shutdown_rx.clone(),
     ));
-    tokio::spawn(tapio_server::audit::run_writer(
+    tokio::spawn(tapio_server::security::audit::run_writer(
         store.clone(),
         audit_rx,
         metrics.clone(),
         shutdown_rx.clone(),
     ));
-    let kube_args = tapio_server::kubewatch::KubeArgs {
+    let kube_args = tapio_server::pipeline::kubewatch::KubeArgs {
         mode: args.kube.clone(),
         kubeconfig: args.kubeconfig.clone(),
         context: args.kube_context.clone(),
         cluster_name: args.cluster_name.clone(),
     };
-    let kube = match tapio_server::kubewatch::connect(&kube_args).await {
+    let kube = match tapio_server::pipeline::kubewatch::connect(&kube_args).await {
         Ok(Some((client, source, cluster_name))) => {
             tracing::info!(component = "kubernetes", source = %source, cluster = %cluster_name, "watching the cluster");
-            if let Ok(mut s) = state.kube.source.lock() {
+            if let Ok(mut s) = kube_status.source.lock() {
                 *s = source;
             }
             Some((client, cluster_name))
@@ -583,7 +609,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 "no kubeconfig and not in a cluster"
             };
             tracing::info!(component = "kubernetes", "not configured: {why}");
-            if let Ok(mut s) = state.kube.source.lock() {
+            if let Ok(mut s) = kube_status.source.lock() {
                 *s = why.to_owned();
             }
             None
@@ -596,8 +622,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .filter(|u| !u.trim().is_empty())
     {
         None => None,
-        Some(u) => Some(tapio_server::promsource::PromConfig {
-            url: tapio_server::promsource::PromConfig::parse_url(u)
+        Some(u) => Some(tapio_server::pipeline::promsource::PromConfig {
+            url: tapio_server::pipeline::promsource::PromConfig::parse_url(u)
                 .map_err(|e| anyhow::anyhow!(e))?,
             every: args
                 .prometheus_interval
@@ -611,8 +637,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     // Notifications and Kubernetes watches: here in one-node mode; on the leader only when
     // scaled out, so each notification has one sender and each change one watcher.
-    let leader_duties: tapio_server::cluster::LeaderDuties = {
-        let state = state.clone();
+    let leader_duties: tapio_server::pipeline::cluster::LeaderDuties = {
+        let ingest = ingest.clone();
         let notify_cfg = notify_cfg.clone();
         let store = store.clone();
         let dispatch_wake = dispatch_wake.clone();
@@ -623,15 +649,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let prom_cfg = prom_cfg.clone();
         Arc::new(move |stop: watch::Receiver<bool>| {
             if let Some(cfg) = prom_cfg.clone() {
-                tokio::spawn(tapio_server::promsource::run(
-                    state.clone(),
+                tokio::spawn(tapio_server::pipeline::promsource::run(
+                    ingest.clone(),
                     cfg,
                     stop.clone(),
                 ));
             }
             if let Some((client, cluster_name)) = &kube {
-                tapio_server::kubewatch::start(
-                    state.clone(),
+                tapio_server::pipeline::kubewatch::start(
+                    ingest.clone(),
+                    kube_status.clone(),
                     client.clone(),
                     cluster_name.clone(),
                     stop.clone(),
@@ -685,10 +712,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(cl)) => {
             // The hand-off starts at the signal, alongside the HTTP drain: ingest only
             // publishes to the bus, so the partitions can move while requests finish.
-            let (cl, state, shutdown) = (cl.clone(), state.clone(), handoff_rx.clone());
+            let (cl, ingest, shutdown) = (cl.clone(), ingest.clone(), handoff_rx.clone());
             let make = make_correlator.clone();
             tokio::spawn(async move {
-                tapio_server::cluster::run(cl, state, make, leader_duties, shutdown).await;
+                tapio_server::pipeline::cluster::run(cl, ingest, make, leader_duties, shutdown)
+                    .await;
                 let _ = correlator_done_tx.send(());
             });
         }
@@ -696,7 +724,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     tokio::spawn(config_source.run(args.config_poll, shutdown_rx.clone()));
     tokio::spawn(apply_log_level(config_rx.clone(), level_handle));
-    tokio::spawn(tapio_server::mttx::run(
+    tokio::spawn(tapio_server::pipeline::mttx::run(
         store.clone(),
         metrics.clone(),
         args.mttx_window,
@@ -712,10 +740,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
-            let certs =
-                tapio_server::tls::CertStore::open(cert, key).map_err(anyhow::Error::msg)?;
+            let certs = tapio_server::security::tls::CertStore::open(cert, key)
+                .map_err(anyhow::Error::msg)?;
             let cfg = certs.server_config().map_err(anyhow::Error::msg)?;
-            tokio::spawn(tapio_server::tls::reload_loop(
+            tokio::spawn(tapio_server::security::tls::reload_loop(
                 certs,
                 metrics.clone(),
                 shutdown_rx.clone(),
@@ -762,8 +790,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let router = app(state);
     match tls {
         Some(tls_config) => {
-            let tls_listener =
-                tapio_server::tls::TlsListener::spawn(listener, tls_config, metrics.clone());
+            let tls_listener = tapio_server::security::tls::TlsListener::spawn(
+                listener,
+                tls_config,
+                metrics.clone(),
+            );
             tapio_server::serve::serve(tls_listener, router, serve_cfg, metrics.clone(), graceful)
                 .await;
         }

@@ -98,9 +98,9 @@ pub struct Metrics {
     pub alerts_received: Family<AlertLabels, Counter>,
     /// Notification delivery attempts by receiver (from the config: bounded) and result.
     pub notifications: Family<NotificationLabels, Counter>,
-    /// MTTD / MTTA / MTTR / MTBF over the trailing window (crate::mttx), per severity.
+    /// MTTD / MTTA / MTTR / MTBF over the trailing window (crate::pipeline::mttx), per severity.
     pub mttx: Family<MttxLabels, FloatGauge>,
-    /// The same per service (the most frequent [`crate::mttx::MAX_SERVICES`] services).
+    /// The same per service (the most frequent [`crate::pipeline::mttx::MAX_SERVICES`] services).
     pub service_mttx: Family<ServiceMttxLabels, FloatGauge>,
     /// Share of measured incidents that met the runbook's MTTA / MTTR target.
     pub target_met: Family<MttxLabels, FloatGauge>,
@@ -119,7 +119,7 @@ pub struct Metrics {
     pub actions: Family<ReasonLabel, Counter>,
     /// Requests answered 429 by the rate limits, by scope (token, client).
     pub rate_limited_total: Family<ScopeLabel, Counter>,
-    /// Requests refused with 503 by admission control (crate::protect), by class and reason.
+    /// Requests refused with 503 by admission control (crate::security::protect), by class and reason.
     pub requests_shed: Family<ShedLabels, Counter>,
     /// Requests being served now (probes excepted).
     pub requests_in_flight: Gauge,

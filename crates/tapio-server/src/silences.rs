@@ -15,8 +15,8 @@ use tapio_store::Store;
 use ulid::Ulid;
 
 use crate::AppState;
+use crate::api::{PathId, read_body};
 use crate::error::ApiError;
-use crate::http::{PathId, read_body};
 
 pub type Shared = Arc<RwLock<Vec<Silence>>>;
 
@@ -75,7 +75,7 @@ pub async fn add(
     body: Body,
 ) -> Result<(StatusCode, Json<Silence>), ApiError> {
     let bytes = read_body(&headers, body, state.max_body_bytes).await?;
-    crate::bounds::check_body_text(&bytes, "silence")?;
+    crate::security::bounds::check_body_text(&bytes, "silence")?;
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     let b: AddBody = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -115,8 +115,8 @@ pub async fn add(
             ));
         }
     };
-    crate::bounds::check_silence_end(ends_at, now)?;
-    let by = crate::auth::actor(&headers, b.by);
+    crate::security::bounds::check_silence_end(ends_at, now)?;
+    let by = crate::security::auth::actor(&headers, b.by);
     tapio_core::lifecycle::check_by(&by).map_err(|e| bad("by", e.message))?;
     let s = Silence {
         id: Ulid::new(),

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::{Server, cli_bin, repo_root};
 
-/// Every route of `tapio_server::http::app`, with its methods. Keep in step with the
+/// Every route of `tapio_server::api::app`, with its methods. Keep in step with the
 /// router (the test below also reads the route list out of http.rs).
 const APP_ROUTES: &[(&str, &[&str])] = &[
     ("/health", &["get"]),
@@ -83,7 +83,7 @@ fn doc_routes(doc: &serde_json::Value) -> BTreeMap<String, BTreeSet<String>> {
 /// The route templates as written in `app` (src/http.rs): string literals and the
 /// OpenAPI path constant.
 fn routes_in_source() -> BTreeSet<String> {
-    let src = std::fs::read_to_string(repo_root().join("crates/tapio-server/src/http.rs"))
+    let src = std::fs::read_to_string(repo_root().join("crates/tapio-server/src/api/mod.rs"))
         .expect("read http.rs");
     let body = src
         .split("pub fn app(")
@@ -97,7 +97,7 @@ fn routes_in_source() -> BTreeSet<String> {
             let end = rest.find('"').expect("closing quote");
             out.insert(rest[..end].to_owned());
         } else if arg.starts_with("OPENAPI_PATH") {
-            out.insert(tapio_server::http::OPENAPI_PATH.to_owned());
+            out.insert(tapio_server::api::OPENAPI_PATH.to_owned());
         } else {
             panic!(
                 "a route in http.rs is neither a literal nor OPENAPI_PATH: {}",

@@ -284,7 +284,7 @@ fn three_replicas_lose_nothing_and_repeat_nothing_through_a_kill_and_a_restart()
 
     // The replica owning the scenario's cluster is the one to kill: its partition must
     // fail over mid-stream.
-    let part = tapio_server::cluster::partition_of("prod", PARTITIONS);
+    let part = tapio_server::pipeline::cluster::partition_of("prod", PARTITIONS);
     let view = cluster_view(&replicas[0]);
     let owner = view["partition_owners"][part as usize]["owner"]
         .as_str()

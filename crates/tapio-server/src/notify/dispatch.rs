@@ -25,7 +25,7 @@ pub struct Dispatcher {
     pub metrics: Arc<Metrics>,
     pub silences: crate::silences::Shared,
     /// To record escalations on the incident's timeline (through its single writer).
-    pub commands: tokio::sync::mpsc::Sender<crate::correlator::Command>,
+    pub commands: tokio::sync::mpsc::Sender<crate::pipeline::correlator::Command>,
 }
 
 /// A sliding one-minute window of sends per key (a PagerDuty routing key).
@@ -188,8 +188,8 @@ impl Dispatcher {
             };
             tracing::warn!(component = "notify", incident = %id, note = %note, "escalated");
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let cmd = crate::correlator::Command {
-                kind: crate::correlator::CommandKind::Act {
+            let cmd = crate::pipeline::correlator::Command {
+                kind: crate::pipeline::correlator::CommandKind::Act {
                     id,
                     action: tapio_core::lifecycle::Action::Note { text: note },
                     by: "tapio".into(),

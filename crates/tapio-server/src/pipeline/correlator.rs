@@ -331,7 +331,7 @@ impl Correlator {
                 let wall = Utc::now();
                 let bounded;
                 let ev = if ev.time
-                    > wall + chrono::Duration::milliseconds(crate::clock::TRUSTED_SKEW_MS)
+                    > wall + chrono::Duration::milliseconds(crate::pipeline::clock::TRUSTED_SKEW_MS)
                 {
                     let mut e = ev.clone();
                     e.time = wall;

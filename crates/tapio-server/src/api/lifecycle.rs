@@ -22,9 +22,9 @@ use tokio::sync::oneshot;
 use ulid::Ulid;
 
 use crate::AppState;
-use crate::correlator::{Command, CommandError, CommandKind};
+use crate::api::{PathId, read_body};
 use crate::error::ApiError;
-use crate::http::{PathId, read_body};
+use crate::pipeline::correlator::{Command, CommandError, CommandKind};
 
 /// Optional body of ack / mitigate / resolve / reopen.
 #[derive(Debug, Default, Deserialize)]
@@ -56,7 +56,7 @@ struct NoteBody {
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
-    crate::bounds::check_body_text(bytes, what)?;
+    crate::security::bounds::check_body_text(bytes, what)?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -302,7 +302,7 @@ async fn enqueue(
                     "busy",
                     format!(
                         "the correlator's queue is full ({} actions waiting); nothing was queued or changed, retry",
-                        crate::correlator::COMMAND_QUEUE
+                        crate::pipeline::correlator::COMMAND_QUEUE
                     ),
                 )
             });
@@ -439,7 +439,7 @@ async fn act(
     } else {
         parse(&bytes, action.name())?
     };
-    let by = crate::auth::actor(&headers, b.by);
+    let by = crate::security::auth::actor(&headers, b.by);
     let mut kinds = vec![CommandKind::Act {
         id,
         action,
@@ -503,7 +503,7 @@ pub async fn note(
     let kind = CommandKind::Act {
         id,
         action: Action::Note { text: b.text },
-        by: crate::auth::actor(&headers, b.by),
+        by: crate::security::auth::actor(&headers, b.by),
     };
     Ok(perform(&state, vec![kind], false).await)
 }
@@ -524,7 +524,7 @@ pub async fn severity(
             severity: b.severity,
             reason: b.reason,
         },
-        by: crate::auth::actor(&headers, b.by),
+        by: crate::security::auth::actor(&headers, b.by),
     };
     Ok(perform(&state, vec![kind], false).await)
 }
@@ -537,7 +537,7 @@ pub async fn declare(
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&headers, body, state.max_body_bytes).await?;
     let mut d: Declare = parse(&bytes, "declare")?;
-    d.by = Some(crate::auth::actor(&headers, d.by));
+    d.by = Some(crate::security::auth::actor(&headers, d.by));
     Ok(perform(&state, vec![CommandKind::Declare(d)], true).await)
 }
 

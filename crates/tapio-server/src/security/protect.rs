@@ -145,7 +145,7 @@ impl Protect {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
             receiving: AtomicUsize::new(0),
-            body_read_timeout: crate::http::BODY_READ_TIMEOUT,
+            body_read_timeout: crate::api::BODY_READ_TIMEOUT,
         }
     }
 
@@ -257,18 +257,31 @@ impl Drop for Slot<'_> {
     }
 }
 
-/// Pressure (0.0–1.0): the highest of correlator backlog, memory and concurrency.
-pub fn pressure(state: &AppState) -> f64 {
-    let lag = state.correlator.lag() as f64 / state.shed_capacity.max(1) as f64;
-    let p = &state.protect;
-    lag.max(p.memory_ratio())
-        .max(p.concurrency_ratio())
-        .clamp(0.0, 1.0)
+/// What load shedding reads: the correlator's backlog against its capacity, memory and
+/// concurrency, and whether the config turns shedding on.
+#[derive(Clone)]
+pub struct Load {
+    pub protect: Arc<Protect>,
+    pub correlator: Arc<crate::pipeline::correlator::CorrelatorStatus>,
+    /// Correlator lag (events) at which load shedding reaches full pressure.
+    pub capacity: u64,
+    pub config: tokio::sync::watch::Receiver<crate::runtime_config::Effective>,
 }
 
-/// Shedding is active: enabled by config, or forced by pressure.
-pub fn shedding_active(state: &AppState, pressure: f64) -> bool {
-    state.config.borrow().config.load_shedding_enabled || pressure >= AUTO_SHED_PRESSURE
+impl Load {
+    /// Pressure (0.0–1.0): the highest of correlator backlog, memory and concurrency.
+    pub fn pressure(&self) -> f64 {
+        let lag = self.correlator.lag() as f64 / self.capacity.max(1) as f64;
+        let p = &self.protect;
+        lag.max(p.memory_ratio())
+            .max(p.concurrency_ratio())
+            .clamp(0.0, 1.0)
+    }
+
+    /// Shedding is active: enabled by config, or forced by pressure.
+    pub fn shedding_active(&self, pressure: f64) -> bool {
+        self.config.borrow().config.load_shedding_enabled || pressure >= AUTO_SHED_PRESSURE
+    }
 }
 
 /// The middleware (outside authentication: an overloaded server refuses before any work).
@@ -290,8 +303,8 @@ pub async fn admit(State(state): State<Arc<AppState>>, req: Request, next: Next)
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let pressure = pressure(&state);
-    let active = shedding_active(&state, pressure);
+    let pressure = state.ingest.load.pressure();
+    let active = state.ingest.load.shedding_active(pressure);
     if let Err((reason, message)) = p.admit(class, pressure, active) {
         let idx = match class {
             Class::Debug => 0,
@@ -373,8 +386,8 @@ async fn receive_body(
         return Ok(req);
     }
     if state.auth.enabled() {
-        let need = crate::auth::need(req.method(), &route, state.auth.public_metrics);
-        if need != crate::auth::Need::Public {
+        let need = crate::security::auth::need(req.method(), &route, state.auth.public_metrics);
+        if need != crate::security::auth::Need::Public {
             let ok = req
                 .headers()
                 .get(axum::http::header::AUTHORIZATION)
@@ -382,7 +395,7 @@ async fn receive_body(
                 .and_then(|v| v.split_once(' '))
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
                 .and_then(|(_, t)| state.auth.authenticate(t.trim()))
-                .is_some_and(|c| crate::auth::allows(c.role, need));
+                .is_some_and(|c| crate::security::auth::allows(c.role, need));
             if !ok {
                 return Ok(req);
             }
@@ -413,7 +426,7 @@ async fn receive_body(
         return Err(e.into_response());
     }
     let (parts, body) = req.into_parts();
-    match crate::http::collect_timed(body, max, p.body_read_timeout).await {
+    match crate::api::collect_timed(body, max, p.body_read_timeout).await {
         Ok(bytes) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
         Err(e) => {
             state.metrics.refused(match e.code {
@@ -439,15 +452,19 @@ pub async fn cpu<T: Send + 'static>(state: &AppState, f: impl FnOnce() -> T + Se
 }
 
 /// Samples resident memory every second until shutdown.
-pub async fn sampler(state: Arc<AppState>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn sampler(
+    protect: Arc<Protect>,
+    metrics: Arc<crate::metrics::Metrics>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        state.protect.sample();
-        state.metrics.resident_bytes.set(state.protect.rss() as i64);
+        protect.sample();
+        metrics.resident_bytes.set(protect.rss() as i64);
     }
 }
 
@@ -519,10 +536,10 @@ fn cgroup_memory_max() -> Option<u64> {
 }
 
 /// The `load` component of `/health`.
-pub fn health(state: &AppState, now_ms: i64) -> tapio_proto::ComponentHealth {
-    let p = &state.protect;
-    let pressure = pressure(state);
-    let active = shedding_active(state, pressure);
+pub fn health(load: &Load, now_ms: i64) -> tapio_proto::ComponentHealth {
+    let p = &load.protect;
+    let pressure = load.pressure();
+    let active = load.shedding_active(pressure);
     let (status, message) = if p.shed_recently(now_ms) {
         (
             tapio_proto::HealthStatus::Degraded,
@@ -548,8 +565,8 @@ pub fn health(state: &AppState, now_ms: i64) -> tapio_proto::ComponentHealth {
             "resident_bytes": p.rss(),
             "memory_limit_bytes": p.memory_limit,
             "memory_limit_source": p.memory_source,
-            "correlator_backlog": state.correlator.lag(),
-            "shed_capacity": state.shed_capacity,
+            "correlator_backlog": load.correlator.lag(),
+            "shed_capacity": load.capacity,
             "refused": {
                 "critical": p.refused(Class::Critical),
                 "ingest": p.refused(Class::Ingest),

@@ -31,9 +31,9 @@ use tapio_core::config::AuditLevel;
 use tapio_store::Store;
 use tokio::sync::{mpsc, watch};
 
-use crate::auth::Caller;
 use crate::metrics::Metrics;
 use crate::runtime_config::Effective;
+use crate::security::auth::Caller;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

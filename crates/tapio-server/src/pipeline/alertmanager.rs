@@ -1,4 +1,5 @@
-//! The Alertmanager webhook receiver: `POST /api/v1/alertmanager`.
+//! Alertmanager's webhook payload, mapped to evidence (the handler is
+//! `crate::api::alertmanager`).
 //!
 //! Alertmanager posts a webhook payload (version `"4"`) per notification of an alert group.
 //! Every alert in it becomes one evidence event, `alert.prometheus.firing` or
@@ -7,31 +8,18 @@
 //! so the re-notifications Alertmanager sends every `repeat_interval` and on every group
 //! change are recognised by the store's event-id dedupe: one alert, one signal.
 //!
-//! The mapping ([`decode`], [`to_events`]) is pure; [`receive`] is the handler.
+//! The mapping ([`decode`], [`to_events`]) is pure.
 //! See "Alerts from Alertmanager" in docs/evidence-format.md.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::time::Instant;
 
-use axum::Json;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::HeaderMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tapio_proto::{
     AttrValue, DecodeError, Entity, Event, EventSeverity, EventType, Limits, WorkloadRef,
 };
-use tapio_store::IngestBatch;
 use ulid::Ulid;
-
-use crate::AppState;
-use crate::error::ApiError;
-use crate::http::{read_body, reject, shed, store_batch};
-use crate::metrics::AlertLabels;
 
 /// The only webhook payload version this receiver reads.
 pub const WEBHOOK_VERSION: &str = "4";
@@ -592,85 +580,6 @@ fn attributes(
 fn normalize_priority(p: &str) -> Option<String> {
     let p = p.trim().to_ascii_uppercase();
     matches!(p.as_str(), "P1" | "P2" | "P3" | "P4").then_some(p)
-}
-
-/// `POST /api/v1/alertmanager`: one evidence event per alert; 200 after durable storage
-/// with `{received, accepted, duplicates, shed}` (a re-notification is all duplicates).
-pub async fn receive(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let t = Instant::now();
-    let bytes = read_body(&headers, body, state.max_body_bytes)
-        .await
-        .map_err(|e| reject(&state, e))?;
-    let now = Utc::now();
-    let (hook, events) = decode(&bytes, &state.limits)
-        .and_then(|hook| {
-            let events = to_events(&hook, now, &state.limits)?;
-            Ok((hook, events))
-        })
-        .map_err(|e| reject(&state, e.into()))?;
-    state
-        .metrics
-        .observe_stage("decode", t.elapsed().as_secs_f64());
-    for a in &hook.alerts {
-        state
-            .metrics
-            .alerts_received
-            .get_or_create(&AlertLabels {
-                status: a.status.as_str().to_owned(),
-            })
-            .inc();
-        if alert_has_control(a) {
-            state.metrics.refused("alert_control_characters");
-        }
-    }
-    if hook.truncated_alerts > 0 {
-        tracing::warn!(
-            component = "alertmanager",
-            receiver = %hook.receiver,
-            truncated = hook.truncated_alerts,
-            "Alertmanager left alerts out of a notification (max_alerts); they are not evidence"
-        );
-    }
-    let received = events.len();
-    let first_event_id = events.first().map(|e| e.id);
-    let (events, shed) = shed(&state, events);
-    let (accepted, duplicates) = if events.is_empty() {
-        (0, 0)
-    } else {
-        let ack = store_batch(
-            &state,
-            IngestBatch {
-                agent_id: format!("{AGENT_PREFIX}{}", hook.receiver),
-                node: String::new(),
-                seq: None,
-                first_event_id,
-                events,
-                received_at: Utc::now(),
-            },
-        )
-        .await?;
-        (ack.accepted, ack.duplicate_events)
-    };
-    tracing::debug!(
-        component = "alertmanager",
-        receiver = %hook.receiver,
-        group_key = %hook.group_key,
-        received,
-        accepted,
-        duplicates,
-        shed,
-        "alert notification stored"
-    );
-    Ok(Json(json!({
-        "received": received,
-        "accepted": accepted,
-        "duplicates": duplicates,
-        "shed": shed,
-    })))
 }
 
 #[cfg(test)]

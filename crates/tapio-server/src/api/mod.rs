@@ -1,9 +1,14 @@
-//! The HTTP surface: routes, handlers, and request metrics.
+//! The HTTP surface: the router, its handlers (one module per resource) and request
+//! metrics. The top layer: handlers call the pipeline, security and the store; nothing
+//! below imports from here.
+
+pub mod alertmanager;
+pub mod lifecycle;
+pub mod status_page;
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use axum::Json;
@@ -25,7 +30,7 @@ use tapio_store::{IncidentFilter, IngestBatch};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::health;
-use crate::metrics::{HttpLabels, RouteLabel, SourceLabel};
+use crate::metrics::{HttpLabels, RouteLabel};
 
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
@@ -33,39 +38,45 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics))
         // Public, no login: API authentication must exempt these (see status_page).
-        .route("/status", get(crate::status_page::html))
-        .route("/status.json", get(crate::status_page::json))
+        .route("/status", get(crate::api::status_page::html))
+        .route("/status.json", get(crate::api::status_page::json))
         // This API described as OpenAPI 3.0 (public, like the status page).
         .route(OPENAPI_PATH, get(openapi))
         .route("/api/v1/evidence", post(post_evidence).get(list_evidence))
         .route("/api/v1/pods", get(node_pods))
         .route("/api/v1/events", post(post_event))
-        .route("/api/v1/alertmanager", post(crate::alertmanager::receive))
+        .route("/api/v1/alertmanager", post(alertmanager::receive))
         .route(
             "/api/v1/incidents",
-            get(list_incidents).post(crate::lifecycle::declare),
+            get(list_incidents).post(crate::api::lifecycle::declare),
         )
-        .route("/api/v1/incidents/{id}/ack", post(crate::lifecycle::ack))
+        .route(
+            "/api/v1/incidents/{id}/ack",
+            post(crate::api::lifecycle::ack),
+        )
         .route(
             "/api/v1/incidents/{id}/severity",
-            post(crate::lifecycle::severity),
+            post(crate::api::lifecycle::severity),
         )
         .route(
             "/api/v1/incidents/{id}/mitigate",
-            post(crate::lifecycle::mitigate),
+            post(crate::api::lifecycle::mitigate),
         )
         .route(
             "/api/v1/incidents/{id}/resolve",
-            post(crate::lifecycle::resolve),
+            post(crate::api::lifecycle::resolve),
         )
         .route(
             "/api/v1/incidents/{id}/reopen",
-            post(crate::lifecycle::reopen),
+            post(crate::api::lifecycle::reopen),
         )
-        .route("/api/v1/incidents/{id}/notes", post(crate::lifecycle::note))
+        .route(
+            "/api/v1/incidents/{id}/notes",
+            post(crate::api::lifecycle::note),
+        )
         .route(
             "/api/v1/incidents/{id}/timeline",
-            get(crate::lifecycle::timeline),
+            get(crate::api::lifecycle::timeline),
         )
         .route(
             "/api/v1/silences",
@@ -82,16 +93,19 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/config", get(get_config))
         .route("/api/v1/cluster", get(get_cluster))
         .route("/api/v1/audit", get(get_audit))
-        .route("/api/v1/operations/{id}", get(crate::lifecycle::operation))
+        .route(
+            "/api/v1/operations/{id}",
+            get(crate::api::lifecycle::operation),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::auth::guard,
+            crate::security::auth::guard,
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::protect::admit,
+            crate::security::protect::admit,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
@@ -160,8 +174,8 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     .to_owned();
     let t = Instant::now();
     let resp = next.run(req).await;
-    if let Some(r) = resp.extensions().get::<crate::bounds::Refused>()
-        && crate::bounds::COUNTED_CODES.contains(&r.0)
+    if let Some(r) = resp.extensions().get::<crate::security::bounds::Refused>()
+        && crate::security::bounds::COUNTED_CODES.contains(&r.0)
     {
         state.metrics.refused(r.0);
     }
@@ -225,7 +239,7 @@ pub async fn collect_body(
     body: Body,
     max: usize,
 ) -> Result<axum::body::Bytes, ApiError> {
-    crate::bounds::check_json_content_type(headers)?;
+    crate::security::bounds::check_json_content_type(headers)?;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -332,11 +346,9 @@ pub fn decode_body(encoding: Option<&str>, raw: &[u8], max: usize) -> Result<Vec
     }
 }
 
+/// A refused evidence body, counted (`Ingest::reject`).
 pub fn reject(state: &AppState, e: ApiError) -> ApiError {
-    state.metrics.rejected(e.code);
-    state.ingest.rejected.fetch_add(1, Ordering::Relaxed);
-    tracing::debug!(component = "ingest", code = e.code, message = %e.message, "body refused");
-    e
+    state.ingest.reject(e)
 }
 
 async fn post_evidence(
@@ -352,12 +364,12 @@ async fn post_evidence(
     // probes and people's requests stay responsive under a flood.
     let encoding = content_encoding(&headers);
     let st = state.clone();
-    let (batch, first_event_id, events, shed) = crate::protect::cpu(&state, move || {
+    let (batch, first_event_id, events, shed) = crate::security::protect::cpu(&state, move || {
         let bytes = decode_body(encoding.as_deref(), &raw, st.max_body_bytes)?;
         let mut batch = tapio_proto::decode_batch(&bytes, Utc::now(), &st.limits)?;
         // The batch's identity is its first event as sent, before any is shed.
         let first = batch.events.first().map(|e| e.id);
-        let (events, n) = shed(&st, std::mem::take(&mut batch.events));
+        let (events, n) = st.ingest.shed(std::mem::take(&mut batch.events));
         Ok::<_, ApiError>((batch, first, events, n))
     })
     .await
@@ -365,197 +377,17 @@ async fn post_evidence(
     state
         .metrics
         .observe_stage("decode", t.elapsed().as_secs_f64());
-    let agent_id = batch.agent_id.clone();
-    let seq = batch.seq;
-    let received_at = Utc::now();
-    // The sender's clock, estimated from its batches' sent_at: its evidence is moved onto
-    // the server's time line before anything reads it (`clock`).
-    let offset = batch
-        .sent_at
-        .map(|sent| state.clocks.observe(&batch.agent_id, sent, received_at));
-    let mut events = events;
-    let done = crate::clock::adjust(&mut events, offset, received_at);
-    note_time_adjusted(&state, &agent_id, offset, done);
-    let ack = store_batch(
-        &state,
-        IngestBatch {
-            agent_id: batch.agent_id,
-            node: batch.node,
-            seq: Some(seq),
-            first_event_id,
-            events,
-            received_at,
-        },
-    )
-    .await?;
+    let (agent_id, seq) = (batch.agent_id.clone(), batch.seq);
+    let ack = state
+        .ingest
+        .accept_batch(batch, first_event_id, events, Utc::now())
+        .await?;
     Ok(Json(IngestAck {
         agent_id,
         seq,
         shed,
         ..ack
     }))
-}
-
-/// Drop what load shedding allows, counting it. P1-class facts always pass.
-pub fn shed(state: &AppState, events: Vec<tapio_proto::Event>) -> (Vec<tapio_proto::Event>, usize) {
-    let pressure = crate::protect::pressure(state);
-    if !crate::protect::shedding_active(state, pressure) {
-        return (events, 0);
-    }
-    let before = events.len();
-    let kept: Vec<_> = events
-        .into_iter()
-        .filter(|e| !tapio_core::shed::should_shed(e, true, pressure))
-        .collect();
-    let n = before - kept.len();
-    if n > 0 {
-        state.metrics.dropped("load_shed", n as u64);
-        state.ingest.shed.fetch_add(n as u64, Ordering::Relaxed);
-        state
-            .ingest
-            .last_shed_ms
-            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
-    }
-    (kept, n)
-}
-
-/// Count (and log, at most once a minute per process) evidence moved in time.
-fn note_time_adjusted(
-    state: &AppState,
-    source: &str,
-    offset_ms: Option<i64>,
-    done: crate::clock::Adjusted,
-) {
-    static LAST_LOG_MS: AtomicI64 = AtomicI64::new(0);
-    if done.corrected > 0 {
-        state
-            .metrics
-            .evidence_time_corrected
-            .inc_by(done.corrected as u64);
-    }
-    if done.clamped > 0 {
-        state
-            .metrics
-            .evidence_time_clamped
-            .inc_by(done.clamped as u64);
-    }
-    if done.corrected + done.clamped > 0 {
-        let now = Utc::now().timestamp_millis();
-        let last = LAST_LOG_MS.load(Ordering::Relaxed);
-        if now - last >= 60_000
-            && LAST_LOG_MS
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            tracing::warn!(
-                component = "ingest",
-                source,
-                clock_offset_ms = offset_ms.unwrap_or(0),
-                corrected = done.corrected,
-                placed_at_arrival = done.clamped,
-                "evidence dated off the server's clock was moved onto it (a source's clock is wrong; see tapio_evidence_time_corrected_total)"
-            );
-        }
-    }
-}
-
-pub async fn store_batch(state: &AppState, mut batch: IngestBatch) -> Result<IngestAck, ApiError> {
-    let t = Instant::now();
-    // Nothing is believed to have happened after it arrived (alerts' startsAt, producers
-    // without sent_at): a future time would move the engine's clock.
-    let done = crate::clock::adjust(&mut batch.events, None, batch.received_at);
-    note_time_adjusted(state, &batch.agent_id, None, done);
-    let agent_id = batch.agent_id.clone();
-    let seq = batch.seq.unwrap_or(0);
-    if let Some(cluster) = &state.cluster {
-        // Scale-out: durable on the bus first; the partition's owner stores it.
-        let n_events = batch.events.len();
-        let accepted = cluster
-            .publish(batch, &state.metrics)
-            .await
-            .map_err(|e| {
-                tracing::warn!(component = "ingest", error = %e, "bus publish failed; the sender retries");
-                ApiError::new(
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "bus_unavailable",
-                    format!("{e}; nothing was stored, retry"),
-                )
-            })?;
-        state
-            .metrics
-            .observe_stage("store", t.elapsed().as_secs_f64());
-        state.metrics.batches_accepted.inc();
-        state.ingest.batches.fetch_add(1, Ordering::Relaxed);
-        return Ok(IngestAck {
-            agent_id,
-            seq,
-            accepted,
-            duplicate_events: n_events - accepted,
-            shed: 0,
-            duplicate_batch: accepted == 0 && n_events > 0,
-        });
-    }
-    let out = state.store.ingest(batch).await?;
-    state
-        .metrics
-        .observe_stage("store", t.elapsed().as_secs_f64());
-    if out.duplicate_batch {
-        state.metrics.batches_duplicate.inc();
-    } else {
-        state.metrics.batches_accepted.inc();
-        state.ingest.batches.fetch_add(1, Ordering::Relaxed);
-    }
-    if out.duplicate_events > 0 {
-        state
-            .metrics
-            .dropped("duplicate_event", out.duplicate_events as u64);
-    }
-    if out.new_missing > 0 {
-        state.metrics.sequence_gaps.inc_by(out.new_missing);
-        state
-            .ingest
-            .last_gap_ms
-            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
-        tracing::warn!(
-            component = "ingest",
-            agent_id = %agent_id,
-            seq,
-            missing = out.new_missing,
-            "evidence batches missing: the agent's sequence skipped ahead"
-        );
-    }
-    if out.sequence_jump {
-        state.metrics.sequence_resets.inc();
-        state.metrics.refused("sequence_jump");
-        tracing::warn!(component = "ingest", agent_id = %agent_id, seq, max_jump = tapio_store::MAX_SEQ_JUMP, "agent sequence jumped implausibly far: tracked as a sequence reset, the skipped batches are not counted missing");
-    }
-    if out.sequence_reset {
-        state.metrics.sequence_resets.inc();
-        tracing::warn!(component = "ingest", agent_id = %agent_id, seq, "agent restarted its batch sequence");
-    }
-    if let Some((pos, _)) = out.stored.last() {
-        state.correlator.head.fetch_max(*pos, Ordering::Relaxed);
-    }
-    for (_, ev) in &out.stored {
-        state
-            .metrics
-            .events_ingested
-            .get_or_create(&SourceLabel {
-                source: ev.kind.source_label().to_owned(),
-            })
-            .inc();
-    }
-    if !out.stored.is_empty() {
-        state.evidence_stored.notify_one();
-    }
-    Ok(IngestAck {
-        agent_id,
-        seq,
-        accepted: out.stored.len(),
-        duplicate_events: out.duplicate_events,
-        shed: 0,
-        duplicate_batch: out.duplicate_batch,
-    })
 }
 
 async fn post_event(
@@ -569,19 +401,18 @@ async fn post_event(
     let (ev, producer) = tapio_proto::decode_single_event(&bytes, Utc::now(), &state.limits)
         .map_err(|e| reject(&state, e.into()))?;
     let id = ev.id;
-    let (events, shed) = shed(&state, vec![ev]);
-    let ack = store_batch(
-        &state,
-        IngestBatch {
+    let (events, shed) = state.ingest.shed(vec![ev]);
+    let ack = state
+        .ingest
+        .store_batch(IngestBatch {
             agent_id: format!("api:{producer}"),
             node: String::new(),
             seq: None,
             first_event_id: Some(id),
             events,
             received_at: Utc::now(),
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({

@@ -40,7 +40,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
-use crate::AppState;
+use crate::pipeline::ingest::Ingest;
 
 /// Agent id under which the watcher's evidence is stored.
 pub const AGENT_ID: &str = "kube-watch";
@@ -595,7 +595,7 @@ fn map_event<K, F: Fn(K) -> Value>(ev: WatchEvent<K>, f: &F) -> WatchEvent<Value
 
 /// Store what the watchers send, in batches, through the same path as agent evidence.
 async fn sink(
-    state: Arc<AppState>,
+    ingest: Arc<Ingest>,
     cluster: String,
     mut rx: mpsc::Receiver<(&'static str, Out)>,
     status: Arc<KubeStatus>,
@@ -620,7 +620,7 @@ async fn sink(
                 .unwrap_or(usize::MAX);
             if size > tapio_proto::MAX_OBJECT_BYTES {
                 status.update(kind, |s| s.dropped_too_large += 1);
-                state.metrics.dropped("kube_object_too_large", 1);
+                ingest.metrics.dropped("kube_object_too_large", 1);
                 tracing::warn!(
                     component = "kubernetes",
                     kind,
@@ -644,10 +644,10 @@ async fn sink(
         let n = events.len();
         let body = json!({"version": 1, "agent_id": AGENT_ID, "node": cluster, "seq": 1, "events": events});
         let bytes = body.to_string().into_bytes();
-        let batch = match tapio_proto::decode_batch(&bytes, now, &state.limits) {
+        let batch = match tapio_proto::decode_batch(&bytes, now, &ingest.limits) {
             Ok(b) => b,
             Err(e) => {
-                state.metrics.dropped("kube_invalid", n as u64);
+                ingest.metrics.dropped("kube_invalid", n as u64);
                 tracing::error!(component = "kubernetes", error = %e, events = n, "watch events refused by the evidence format; dropped");
                 continue;
             }
@@ -663,7 +663,7 @@ async fn sink(
         // The store may be briefly unavailable: retry, holding the watchers back.
         let mut wait = Duration::from_millis(200);
         while let Some(b) = batch.take() {
-            match crate::http::store_batch(&state, b.clone()).await {
+            match ingest.store_batch(b.clone()).await {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(component = "kubernetes", error = %e.message, "storing watch events failed; retrying");
@@ -678,15 +678,15 @@ async fn sink(
 
 /// Start the watches (when a cluster is configured) and the sink.
 pub fn start(
-    state: Arc<AppState>,
+    ingest: Arc<Ingest>,
+    status: Arc<KubeStatus>,
     client: Client,
     cluster: String,
     shutdown: watch::Receiver<bool>,
 ) {
-    let status = state.kube.clone();
     status.configured.store(true, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(sink(state.clone(), cluster, rx, status.clone()));
+    tokio::spawn(sink(ingest, cluster, rx, status.clone()));
     macro_rules! spawn_kind {
         ($t:ty, $kind:expr, $av:expr) => {
             tokio::spawn(watch_kind::<$t>(

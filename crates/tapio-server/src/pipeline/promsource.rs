@@ -21,7 +21,7 @@ use tapio_proto::{AttrValue, Entity, Event, EventSeverity, EventType};
 use tokio::sync::watch;
 use ulid::Ulid;
 
-use crate::AppState;
+use crate::pipeline::ingest::Ingest;
 
 /// Sender identity of the evidence this source stores.
 pub const AGENT_ID: &str = "prometheus-source";
@@ -147,8 +147,11 @@ fn query(agent: &ureq::Agent, base: &str, q: &str) -> Result<Option<f64>, String
 }
 
 /// The Services open incidents are about or affect, bounded.
-async fn services_in_incidents(state: &AppState, max: usize) -> Vec<(String, String)> {
-    let Ok(incidents) = state.store.active_incidents().await else {
+async fn services_in_incidents(
+    store: &dyn tapio_store::Store,
+    max: usize,
+) -> Vec<(String, String)> {
+    let Ok(incidents) = store.active_incidents().await else {
         return Vec::new();
     };
     let mut out: BTreeSet<(String, String)> = BTreeSet::new();
@@ -172,11 +175,7 @@ async fn services_in_incidents(state: &AppState, max: usize) -> Vec<(String, Str
 }
 
 /// Ask Prometheus every `every` about the Services in open incidents; store the answers.
-pub async fn run(
-    state: std::sync::Arc<AppState>,
-    cfg: PromConfig,
-    mut stop: watch::Receiver<bool>,
-) {
+pub async fn run(ingest: std::sync::Arc<Ingest>, cfg: PromConfig, mut stop: watch::Receiver<bool>) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(cfg.timeout))
@@ -191,7 +190,7 @@ pub async fn run(
         if *stop.borrow() {
             break;
         }
-        let services = services_in_incidents(&state, cfg.max_services).await;
+        let services = services_in_incidents(ingest.store.as_ref(), cfg.max_services).await;
         if services.is_empty() {
             continue;
         }
@@ -233,7 +232,7 @@ pub async fn run(
             events,
             received_at: Utc::now(),
         };
-        if let Err(e) = crate::http::store_batch(&state, batch).await {
+        if let Err(e) = ingest.store_batch(batch).await {
             tracing::error!(component = "prometheus", error = %e.message, "storing Prometheus measurements failed");
         }
     }

@@ -39,8 +39,11 @@ use tapio_store::{IngestBatch, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
 use ulid::Ulid;
 
-use crate::correlator::{Command, CommandError, CommandKind, Correlator, CorrelatorStatus};
 use crate::metrics::{PartitionLabel, ReasonLabel};
+use crate::pipeline::correlator::{
+    Command, CommandError, CommandKind, Correlator, CorrelatorStatus,
+};
+use crate::pipeline::ingest::Ingest;
 
 /// The leader lease (notifications, Kubernetes watches) lives in the leases table too.
 pub const LEADER_PART: i32 = -1;
@@ -474,7 +477,7 @@ impl Worker {
 /// every partition off.
 pub async fn run(
     cluster: Arc<Cluster>,
-    state: Arc<crate::AppState>,
+    ingest: Arc<Ingest>,
     make_correlator: CorrelatorFactory,
     leader_duties: LeaderDuties,
     mut shutdown: watch::Receiver<bool>,
@@ -486,7 +489,7 @@ pub async fn run(
     let mut workers: BTreeMap<i32, Worker> = BTreeMap::new();
     let mut leader: Option<(Fence, watch::Sender<bool>, Instant)> = None;
     let mut ctl = None;
-    let metrics = state.metrics.clone();
+    let metrics = ingest.metrics.clone();
     let mut released = cluster
         .nats
         .subscribe(cluster.cfg.released_subject())
@@ -518,7 +521,7 @@ pub async fn run(
         let round = balance_round(
             c,
             &cluster,
-            &state,
+            &ingest,
             &me,
             ttl_ms,
             &mut workers,
@@ -665,7 +668,7 @@ async fn stop_all(
 async fn balance_round(
     c: &tapio_store::pg::Control,
     cluster: &Arc<Cluster>,
-    state: &Arc<crate::AppState>,
+    ingest: &Arc<Ingest>,
     me: &str,
     ttl_ms: i64,
     workers: &mut BTreeMap<i32, Worker>,
@@ -673,7 +676,7 @@ async fn balance_round(
     make_correlator: &CorrelatorFactory,
     leader_duties: &LeaderDuties,
 ) -> Result<(), StoreError> {
-    let metrics = &state.metrics;
+    let metrics = &ingest.metrics;
     c.heartbeat(me, &cluster.cfg.address, false).await?;
     // Renew what we hold; whatever was not renewed is no longer ours.
     let held: Vec<(i32, i64)> = workers
@@ -750,7 +753,7 @@ async fn balance_round(
             }
             if let Some(fence) = c.acquire(l.part, me, ttl_ms).await? {
                 let t = Instant::now();
-                match start_worker(cluster, state, fence.clone(), make_correlator).await {
+                match start_worker(cluster, ingest, fence.clone(), make_correlator).await {
                     Ok(w) => {
                         metrics
                             .cluster
@@ -803,18 +806,18 @@ async fn balance_round(
     } else {
         leases
     };
-    refresh_view(cluster, state, replicas, leases, workers).await;
+    refresh_view(cluster, ingest, replicas, leases, workers).await;
     Ok(())
 }
 
 async fn refresh_view(
     cluster: &Cluster,
-    state: &crate::AppState,
+    ingest: &Ingest,
     replicas: Vec<ReplicaRow>,
     leases: Vec<LeaseRow>,
     workers: &BTreeMap<i32, Worker>,
 ) {
-    let metrics = &state.metrics;
+    let metrics = &ingest.metrics;
     let stream = cluster.js.get_stream(cluster.cfg.stream()).await.ok();
     let mut parts = Vec::with_capacity(leases.len());
     let mut leader = None;
@@ -866,14 +869,14 @@ async fn refresh_view(
     // This replica's correlator status for /health: alive while the lease loop runs,
     // lag summed over its partitions.
     let now = Utc::now().timestamp_millis();
-    state.correlator.heartbeat_ms.store(now, Ordering::Relaxed);
+    ingest.correlator.heartbeat_ms.store(now, Ordering::Relaxed);
     let (mut cursor, mut head) = (0i64, 0i64);
     for w in workers.values() {
         cursor += w.status.cursor.load(Ordering::Relaxed);
         head += w.status.head.load(Ordering::Relaxed);
     }
-    state.correlator.cursor.store(cursor, Ordering::Relaxed);
-    state
+    ingest.correlator.cursor.store(cursor, Ordering::Relaxed);
+    ingest
         .correlator
         .head
         .store(head.max(cursor), Ordering::Relaxed);
@@ -890,7 +893,7 @@ async fn refresh_view(
 /// that stores its evidence, and the command subscription.
 async fn start_worker(
     cluster: &Arc<Cluster>,
-    state: &Arc<crate::AppState>,
+    ingest: &Arc<Ingest>,
     fence: Fence,
     make_correlator: &CorrelatorFactory,
 ) -> anyhow::Result<Worker> {
@@ -917,7 +920,7 @@ async fn start_worker(
         .await?;
     let status = Arc::new(CorrelatorStatus::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (cmd_tx, cmd_rx) = mpsc::channel(crate::correlator::COMMAND_QUEUE);
+    let (cmd_tx, cmd_rx) = mpsc::channel(crate::pipeline::correlator::COMMAND_QUEUE);
     let pstore: Arc<dyn tapio_store::Store> = Arc::new(PartitionStore {
         inner: cluster.store.clone(),
         fence: fence.clone(),
@@ -945,7 +948,7 @@ async fn start_worker(
     }
     let consume = tokio::spawn(consume(
         cluster.clone(),
-        state.clone(),
+        ingest.clone(),
         pull,
         fence.clone(),
         status.clone(),
@@ -992,7 +995,7 @@ async fn warm_up_then_run(mut correlator: Correlator, part: i32, stop: watch::Re
 /// Bus → store for one partition: pull, store (fenced, one group commit), then ack.
 async fn consume(
     cluster: Arc<Cluster>,
-    state: Arc<crate::AppState>,
+    ingest: Arc<Ingest>,
     pull: async_nats::jetstream::consumer::PullConsumer,
     fence: Fence,
     status: Arc<CorrelatorStatus>,
@@ -1034,10 +1037,12 @@ async fn consume(
             continue;
         }
         let mut batches = Vec::with_capacity(got.len());
+        let mut ids = Vec::with_capacity(got.len());
         let mut keep = Vec::with_capacity(got.len());
         for m in got {
             match serde_json::from_slice::<BusBatch>(&m.payload) {
                 Ok(b) => {
+                    ids.push((b.agent_id.clone(), b.seq.unwrap_or(0)));
                     batches.push(IngestBatch {
                         agent_id: b.agent_id,
                         node: b.node,
@@ -1050,7 +1055,7 @@ async fn consume(
                 }
                 Err(e) => {
                     tracing::error!(component = "cluster", partition = part, error = %e, "undecodable bus message dropped");
-                    state.metrics.cluster.bus_poison.inc();
+                    ingest.metrics.cluster.bus_poison.inc();
                     let _ = m.ack().await;
                 }
             }
@@ -1063,10 +1068,11 @@ async fn consume(
         )
         .await;
         let mut fenced = false;
-        for (m, r) in keep.into_iter().zip(results) {
+        for ((m, r), (agent_id, seq)) in keep.into_iter().zip(results).zip(ids) {
             match r {
                 Ok(out) => {
-                    record_ingest(&state, &out);
+                    // Counted as accepted by the replica that published it.
+                    ingest.record_outcome(&out, &agent_id, seq, false);
                     if let Some((pos, _)) = out.stored.last() {
                         status.head.fetch_max(*pos, Ordering::Relaxed);
                     }
@@ -1092,26 +1098,6 @@ async fn consume(
             );
             return;
         }
-    }
-}
-
-fn record_ingest(state: &crate::AppState, out: &tapio_store::IngestOutcome) {
-    if out.duplicate_batch {
-        state.metrics.batches_duplicate.inc();
-    }
-    if out.duplicate_events > 0 {
-        state
-            .metrics
-            .dropped("duplicate_event", out.duplicate_events as u64);
-    }
-    if out.new_missing > 0 {
-        state.metrics.sequence_gaps.inc_by(out.new_missing);
-    }
-    if out.sequence_reset || out.sequence_jump {
-        state.metrics.sequence_resets.inc();
-    }
-    if out.sequence_jump {
-        state.metrics.refused("sequence_jump");
     }
 }
 

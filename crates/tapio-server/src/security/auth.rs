@@ -32,8 +32,8 @@ use tokio::sync::watch;
 pub use tapio_core::auth::{Role, User, hash_token, parse_user, user_file, valid_user_name};
 
 use crate::AppState;
-use crate::audit::{AuditKind, AuditRecord};
 use crate::error::ApiError;
+use crate::security::audit::{AuditKind, AuditRecord};
 
 /// The authenticated caller, for handlers (`by` defaults to the user's name).
 #[derive(Debug, Clone)]
@@ -309,8 +309,12 @@ impl Auth {
 }
 
 /// Re-read the users every second until shutdown.
-pub async fn reload_loop(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
-    if !state.auth.enabled() {
+pub async fn reload_loop(
+    auth: Arc<Auth>,
+    metrics: Arc<crate::metrics::Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if !auth.enabled() {
         return;
     }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -319,13 +323,13 @@ pub async fn reload_loop(state: Arc<AppState>, mut shutdown: watch::Receiver<boo
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let auth = state.clone();
-        if let Ok(report) = tokio::task::spawn_blocking(move || auth.auth.reload()).await {
+        let a = auth.clone();
+        if let Ok(report) = tokio::task::spawn_blocking(move || a.reload()).await {
             for _ in 0..report.read_failures {
-                state.metrics.refused("auth_read_failed");
+                metrics.refused("auth_read_failed");
             }
             for _ in 0..report.duplicate_tokens {
-                state.metrics.refused("auth_duplicate_token");
+                metrics.refused("auth_duplicate_token");
             }
         }
     }
@@ -347,7 +351,7 @@ pub enum Need {
 pub fn need(method: &Method, route: &str, public_metrics: bool) -> Need {
     let read = method == Method::GET || method == Method::HEAD;
     match route {
-        "/health" | "/ready" | "/status" | "/status.json" | crate::http::OPENAPI_PATH => {
+        "/health" | "/ready" | "/status" | "/status.json" | crate::api::OPENAPI_PATH => {
             Need::Public
         }
         "/metrics" if public_metrics => Need::Public,
@@ -649,7 +653,7 @@ pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: N
                 st.actions.finish_key(
                     user,
                     k,
-                    crate::lifecycle::StoredAnswer {
+                    crate::api::lifecycle::StoredAnswer {
                         status,
                         headers,
                         body: bytes.clone(),
@@ -705,7 +709,7 @@ async fn idempotent(
         }
     };
     let (parts, body) = req.into_parts();
-    let bytes = match crate::http::collect_body(&parts.headers, body, state.max_body_bytes).await {
+    let bytes = match crate::api::collect_body(&parts.headers, body, state.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return Err((e.into_response(), "body not read".into())),
     };
@@ -726,7 +730,7 @@ async fn idempotent(
             })
             .inc_by(evicted);
     }
-    use crate::lifecycle::KeyCheck;
+    use crate::api::lifecycle::KeyCheck;
     match check {
         KeyCheck::New => Ok((
             Request::from_parts(parts, axum::body::Body::from(bytes)),

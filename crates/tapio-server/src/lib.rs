@@ -4,6 +4,7 @@
 //! without a socket; `main.rs` only parses flags, wires the tasks and serves.
 
 pub mod api;
+pub mod body;
 pub mod error;
 pub mod health;
 pub mod logging;
@@ -24,6 +25,9 @@ use tapio_store::Store;
 use tokio::sync::watch;
 
 pub use api::app;
+
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 
 /// Shared by every handler and task.
 pub struct AppState {

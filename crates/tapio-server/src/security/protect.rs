@@ -145,7 +145,7 @@ impl Protect {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
             receiving: AtomicUsize::new(0),
-            body_read_timeout: crate::api::BODY_READ_TIMEOUT,
+            body_read_timeout: crate::body::BODY_READ_TIMEOUT,
         }
     }
 
@@ -426,7 +426,7 @@ async fn receive_body(
         return Err(e.into_response());
     }
     let (parts, body) = req.into_parts();
-    match crate::api::collect_timed(body, max, p.body_read_timeout).await {
+    match crate::body::collect_timed(body, max, p.body_read_timeout).await {
         Ok(bytes) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
         Err(e) => {
             state.metrics.refused(match e.code {

@@ -455,40 +455,18 @@ async fn act(
     Ok(perform(&state, kinds, false).await)
 }
 
-pub async fn ack(
-    State(state): State<Arc<AppState>>,
-    PathId(id): PathId,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    act(state, id, headers, body, Action::Ack).await
-}
-
-pub async fn mitigate(
-    State(state): State<Arc<AppState>>,
-    PathId(id): PathId,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    act(state, id, headers, body, Action::Mitigate).await
-}
-
-pub async fn resolve(
-    State(state): State<Arc<AppState>>,
-    PathId(id): PathId,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    act(state, id, headers, body, Action::Resolve).await
-}
-
-pub async fn reopen(
-    State(state): State<Arc<AppState>>,
-    PathId(id): PathId,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    act(state, id, headers, body, Action::Reopen).await
+/// `POST /api/v1/incidents/{id}/ack|mitigate|resolve|reopen`: one handler shape for the
+/// four actions that take an optional note, the action fixed by the route.
+pub fn act_route(action: Action) -> axum::routing::MethodRouter<Arc<AppState>> {
+    axum::routing::post(
+        move |State(state): State<Arc<AppState>>,
+              PathId(id): PathId,
+              headers: HeaderMap,
+              body: Body| {
+            let action = action.clone();
+            async move { act(state, id, headers, body, action).await }
+        },
+    )
 }
 
 pub async fn note(

@@ -57,11 +57,23 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/api/v1/incidents",
             get(incidents::list_incidents).post(lifecycle::declare),
         )
-        .route("/api/v1/incidents/{id}/ack", post(lifecycle::ack))
+        .route(
+            "/api/v1/incidents/{id}/ack",
+            lifecycle::act_route(tapio_core::lifecycle::Action::Ack),
+        )
         .route("/api/v1/incidents/{id}/severity", post(lifecycle::severity))
-        .route("/api/v1/incidents/{id}/mitigate", post(lifecycle::mitigate))
-        .route("/api/v1/incidents/{id}/resolve", post(lifecycle::resolve))
-        .route("/api/v1/incidents/{id}/reopen", post(lifecycle::reopen))
+        .route(
+            "/api/v1/incidents/{id}/mitigate",
+            lifecycle::act_route(tapio_core::lifecycle::Action::Mitigate),
+        )
+        .route(
+            "/api/v1/incidents/{id}/resolve",
+            lifecycle::act_route(tapio_core::lifecycle::Action::Resolve),
+        )
+        .route(
+            "/api/v1/incidents/{id}/reopen",
+            lifecycle::act_route(tapio_core::lifecycle::Action::Reopen),
+        )
         .route("/api/v1/incidents/{id}/notes", post(lifecycle::note))
         .route("/api/v1/incidents/{id}/timeline", get(lifecycle::timeline))
         .route("/api/v1/silences", get(silences::list).post(silences::add))

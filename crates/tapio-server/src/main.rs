@@ -39,6 +39,22 @@ struct Args {
     /// replicas; needs a postgres:// --database-url (docs/scale-out.md).
     #[arg(long, env = "TAPIO_NATS_URL")]
     nats_url: Option<String>,
+    /// Require TLS to NATS (implied by a tls:// URL, --nats-ca or --nats-cert).
+    #[arg(long, env = "TAPIO_NATS_TLS")]
+    nats_tls: bool,
+    /// PEM CA bundle for the NATS server's certificate (default: the system's roots).
+    #[arg(long, env = "TAPIO_NATS_CA")]
+    nats_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for NATS servers that verify clients; with --nats-key.
+    #[arg(long, env = "TAPIO_NATS_CERT", requires = "nats_key")]
+    nats_cert: Option<PathBuf>,
+    /// Client key (PEM) for --nats-cert.
+    #[arg(long, env = "TAPIO_NATS_KEY", requires = "nats_cert")]
+    nats_key: Option<PathBuf>,
+    /// NATS credentials file (.creds: user JWT and NKey seed). User and password may
+    /// instead be given in the URL (nats://user:pass@host:4222).
+    #[arg(long, env = "TAPIO_NATS_CREDS")]
+    nats_creds: Option<PathBuf>,
     /// NATS subject prefix (stream `<PREFIX>_EVIDENCE`), so installations can share a NATS.
     #[arg(long, env = "TAPIO_NATS_PREFIX", default_value = "tapio")]
     nats_prefix: String,
@@ -408,6 +424,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         .clone()
                         .unwrap_or_else(|| "default".into()),
                     nats_prefix: args.nats_prefix.clone(),
+                    nats_security: tapio_server::pipeline::cluster::NatsSecurity {
+                        require_tls: args.nats_tls,
+                        ca: args.nats_ca.clone(),
+                        client_cert: args.nats_cert.clone().zip(args.nats_key.clone()),
+                        creds: args.nats_creds.clone(),
+                    },
                     bus_max_bytes: tapio_server::security::protect::parse_size(&args.bus_max_bytes)
                         .ok_or_else(|| {
                             anyhow::anyhow!(
@@ -420,7 +442,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             )
             .await?;
             tracing::info!(component = "cluster", replica = %c.cfg.replica_id, partitions = c.partitions,
-                nats = %url, "scale-out mode: evidence goes through the bus, partitions are leased");
+                nats = %tapio_server::pipeline::cluster::redact_nats_url(url), "scale-out mode: evidence goes through the bus, partitions are leased");
             Some(c)
         }
     };

@@ -76,6 +76,117 @@ pub struct ClusterConfig {
     /// Bound of the bus stream: past it publishes are refused with 503 (agents keep
     /// spooling), nothing is dropped. JetStream reserves it from its storage.
     pub bus_max_bytes: u64,
+    /// How to reach NATS securely (TLS, client certificate, credentials).
+    pub nats_security: NatsSecurity,
+}
+
+/// `user:pass` (or a lone token) from `nats://user:pass@host:4222`, percent-decoded.
+fn url_credentials(url: &str) -> Option<(String, Option<String>)> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let decode = |s: &str| {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if b[i] == b'%'
+                && i + 2 < b.len()
+                && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+            {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    match userinfo.split_once(':') {
+        Some((u, p)) => Some((decode(u), Some(decode(p)))),
+        None if !userinfo.is_empty() => Some((decode(userinfo), None)),
+        None => None,
+    }
+}
+
+/// The URL without its credentials, for logs and errors.
+pub fn redact_nats_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let shown = match rest[..end].rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}{}", &rest[end..]),
+        None => rest.to_owned(),
+    };
+    if scheme.is_empty() {
+        shown
+    } else {
+        format!("{scheme}://{shown}")
+    }
+}
+
+/// TLS and credentials for NATS. A `tls://` URL, a CA or a client certificate require
+/// TLS; user and password may also be in the URL (`nats://user:pass@host:4222`).
+#[derive(Debug, Clone, Default)]
+pub struct NatsSecurity {
+    /// Require TLS even with a `nats://` URL.
+    pub require_tls: bool,
+    /// PEM CA bundle that signed the NATS server's certificate (else the system roots).
+    pub ca: Option<std::path::PathBuf>,
+    /// Client certificate and key (PEM), for servers that verify clients (mutual TLS).
+    pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// A NATS credentials file (`.creds`: user JWT and NKey seed), as NGS and
+    /// operator-mode servers issue.
+    pub creds: Option<std::path::PathBuf>,
+}
+
+impl NatsSecurity {
+    /// Connect options carrying these settings; a file that cannot be read is an error
+    /// naming it.
+    pub async fn options(&self, url: &str) -> anyhow::Result<async_nats::ConnectOptions> {
+        use anyhow::Context;
+        let mut o = async_nats::ConnectOptions::new();
+        if let Some(path) = &self.creds {
+            o = o.credentials_file(path).await.with_context(|| {
+                format!(
+                    "cannot read the NATS credentials file {} (--nats-creds): give a .creds file with a user JWT and seed",
+                    path.display()
+                )
+            })?;
+        }
+        for (flag, path) in [("--nats-ca", self.ca.as_ref())].into_iter().chain(
+            self.client_cert
+                .iter()
+                .flat_map(|(c, k)| [("--nats-cert", Some(c)), ("--nats-key", Some(k))]),
+        ) {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                anyhow::bail!(
+                    "{flag} {}: no such file (a PEM file is expected)",
+                    p.display()
+                );
+            }
+        }
+        // async-nats does not read credentials from the URL itself.
+        match url_credentials(url) {
+            Some((user, Some(pass))) => o = o.user_and_password(user, pass),
+            Some((token, None)) => o = o.token(token),
+            None => {}
+        }
+        if let Some(ca) = &self.ca {
+            o = o.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            o = o.add_client_certificate(cert.clone(), key.clone());
+        }
+        let tls_url = url.trim_start().to_ascii_lowercase().starts_with("tls://");
+        if self.require_tls || tls_url || self.ca.is_some() || self.client_cert.is_some() {
+            o = o.require_tls(true);
+        }
+        Ok(o)
+    }
 }
 
 impl ClusterConfig {
@@ -213,12 +324,20 @@ impl Cluster {
     /// Connect to NATS, make sure the stream exists, and fix the partition count.
     pub async fn connect(cfg: ClusterConfig, store: Arc<PgStore>) -> anyhow::Result<Arc<Self>> {
         use anyhow::Context;
-        let nats = async_nats::ConnectOptions::new()
+        let nats = cfg
+            .nats_security
+            .options(&cfg.nats_url)
+            .await?
             .name(format!("tapio-server {}", cfg.replica_id))
             .retry_on_initial_connect()
             .connect(cfg.nats_url.as_str())
             .await
-            .with_context(|| format!("cannot connect to NATS at {} (--nats-url)", cfg.nats_url))?;
+            .with_context(|| {
+                format!(
+                    "cannot connect to NATS at {} (--nats-url)",
+                    redact_nats_url(&cfg.nats_url)
+                )
+            })?;
         let js = async_nats::jetstream::new(nats.clone());
         use async_nats::jetstream::stream;
         tokio::time::timeout(
@@ -238,7 +357,7 @@ impl Cluster {
         .map_err(|_| {
             anyhow::anyhow!(
                 "NATS at {} did not answer JetStream requests within 15 s: is JetStream enabled (nats-server -js)?",
-                cfg.nats_url
+                redact_nats_url(&cfg.nats_url)
             )
         })?
         .map_err(|e| anyhow::anyhow!("creating the JetStream stream {}: {e}", cfg.stream()))?;
@@ -423,6 +542,24 @@ pub type LeaderDuties = Arc<dyn Fn(watch::Receiver<bool>) + Send + Sync>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nats_url_credentials_are_read_and_never_shown() {
+        assert_eq!(
+            url_credentials("tls://tapio:s%40cret@nats:4222"),
+            Some(("tapio".into(), Some("s@cret".into())))
+        );
+        assert_eq!(
+            url_credentials("nats://TOKEN@nats:4222/x"),
+            Some(("TOKEN".into(), None))
+        );
+        assert_eq!(url_credentials("nats://nats:4222"), None);
+        assert_eq!(
+            redact_nats_url("tls://tapio:s3cret@nats:4222"),
+            "tls://***@nats:4222"
+        );
+        assert_eq!(redact_nats_url("nats://nats:4222"), "nats://nats:4222");
+    }
 
     #[test]
     fn partitions_are_stable_and_spread() {

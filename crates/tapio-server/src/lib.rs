@@ -15,6 +15,7 @@ pub mod runtime_config;
 pub mod security;
 pub mod serve;
 pub mod silences;
+pub mod topology;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

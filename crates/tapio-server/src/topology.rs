@@ -998,3 +998,68 @@ impl LeaderWork {
         })
     }
 }
+
+/// The API's state over `store` with the defaults of the flags and no background task:
+/// no correlator (people's actions answer that the server is shutting down), no audit
+/// writer (records are counted, not stored), authentication from `auth_dir` (off
+/// without one). For embedding the router — the HTTP contract tests drive it with
+/// `tower::ServiceExt::oneshot`, without a socket.
+pub fn embedded_state(
+    store: Arc<dyn Store>,
+    config_dir: PathBuf,
+    auth_dir: Option<PathBuf>,
+) -> Arc<AppState> {
+    let metrics = Arc::new(Metrics::new());
+    let (_source, config_rx) = ConfigSource::load(config_dir.clone(), metrics.clone());
+    let correlator = Arc::new(CorrelatorStatus::default());
+    let protect = Arc::new(crate::security::protect::Protect::new(256, 0, "off"));
+    let (commands, _) = tokio::sync::mpsc::channel(1);
+    let (audit, _queue) = crate::security::audit::Audit::new(config_rx.clone(), metrics.clone());
+    let limits = tapio_proto::Limits::default();
+    let ingest = Arc::new(crate::pipeline::ingest::Ingest {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        status: Default::default(),
+        clocks: Default::default(),
+        cluster: None,
+        correlator: correlator.clone(),
+        stored: Arc::new(Notify::new()),
+        limits: limits.clone(),
+        load: crate::security::protect::Load {
+            protect: protect.clone(),
+            correlator: correlator.clone(),
+            capacity: 100_000,
+            config: config_rx.clone(),
+        },
+    });
+    let auth = Arc::new(crate::security::auth::Auth::new(auth_dir, true));
+    Arc::new(AppState {
+        store,
+        metrics,
+        config: config_rx,
+        config_dir: config_dir.display().to_string(),
+        limits,
+        max_body_bytes: 4 * 1024 * 1024,
+        correlator,
+        ingest,
+        started: Instant::now(),
+        shutting_down: Arc::new(AtomicBool::new(false)),
+        heartbeats: Default::default(),
+        cluster: None,
+        commands,
+        actions: crate::api::lifecycle::Actions::new(Duration::from_secs(10)),
+        silences: Default::default(),
+        kube: Default::default(),
+        auth,
+        protect,
+        store_stats: Default::default(),
+        store_writes: Arc::new(health::StoreWrites::new(None, None)),
+        audit: Arc::new(audit),
+        rate: Arc::new(crate::security::ratelimit::RateState {
+            per_token: crate::security::ratelimit::Limiter::new(0.0),
+            per_client: crate::security::ratelimit::Limiter::new(0.0),
+            unauthenticated: crate::security::ratelimit::Limiter::new(0.0),
+            blocklist: Default::default(),
+        }),
+    })
+}

@@ -205,8 +205,7 @@ async fn a_missing_file_is_named() {
     let e = sec
         .options("nats://127.0.0.1:4222")
         .await
-        .err()
-        .expect("a missing CA file is an error");
+        .expect_err("a missing CA file is an error");
     let m = format!("{e:#}");
     assert!(
         m.contains("--nats-ca") && m.contains("/nonexistent/ca.pem"),
@@ -220,8 +219,7 @@ async fn a_missing_file_is_named() {
     let e = sec
         .options("nats://127.0.0.1:4222")
         .await
-        .err()
-        .expect("a missing creds file is an error");
+        .expect_err("a missing creds file is an error");
     let m = format!("{e:#}");
     assert!(
         m.contains("--nats-creds") && m.contains("/nonexistent/tapio.creds"),

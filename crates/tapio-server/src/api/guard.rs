@@ -109,99 +109,20 @@ pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: N
         ))
         .into_response();
     }
-    let mut caller = None;
-    if state.auth.enabled() {
-        let found = bearer(&req).map(|t| state.auth.authenticate(t));
-        let why = match found {
-            Some(Some(c)) => {
-                caller = Some(c);
-                None
-            }
-            Some(None) => Some("unknown or revoked token"),
-            None => Some("no bearer token"),
-        };
-        if let Some(why) = why {
-            // No valid token: strictly limited per address, on every route.
-            let fail = |status: u16| {
-                AuditRecord::new(
-                    AuditKind::AuthFailure,
-                    None,
-                    &client,
-                    &method,
-                    &route,
-                    &path,
-                    status,
-                    why,
-                )
-            };
-            if let Err(wait) = state.rate.unauthenticated.check(&client, now) {
-                state.metrics.rate_limited("unauthenticated");
-                state.audit.auth_failure(fail(429));
-                return ApiError::too_many(
-                    format!(
-                        "too many requests without a valid token from {client}; retry in {wait} s with Authorization: Bearer TOKEN"
-                    ),
-                    wait,
-                )
-                .into_response();
-            }
-            state.audit.auth_failure(fail(401));
-            return ApiError::unauthorized(if why == "no bearer token" {
-                "this API needs a token: Authorization: Bearer TOKEN (tapio --token / TAPIO_TOKEN)"
-            } else {
-                "the token is not valid (unknown, or its user was removed)"
-            })
-            .into_response();
-        }
-    }
-    let agent = caller.as_ref().is_some_and(|c| c.role == Role::Agent);
-    // Evidence ingest is bounded by load shedding instead (a node's agent must never be
-    // told to come back later for evidence it has spooled).
-    if need != Need::Ingest
-        && !agent
-        && let Err(wait) = state.rate.per_client.check(&client, now)
-    {
-        state.metrics.rate_limited("client");
-        return ApiError::too_many(
-            format!("too many requests from {client}; retry in {wait} s"),
-            wait,
-        )
-        .into_response();
+    let who = Who {
+        client: &client,
+        method: &method,
+        route: &route,
+        path: &path,
+    };
+    let caller = match authenticate(&state, &req, &who, now) {
+        Ok(c) => c,
+        Err(refused) => return refused.into_response(),
+    };
+    if let Err(refused) = limit_and_authorize(&state, &who, need, caller.as_ref(), now) {
+        return refused.into_response();
     }
     if let Some(c) = &caller {
-        if c.role != Role::Agent
-            && let Err(wait) = state.rate.per_token.check(&c.name, now)
-        {
-            state.metrics.rate_limited("token");
-            return ApiError::too_many(
-                format!("too many requests for user {}; retry in {wait} s", c.name),
-                wait,
-            )
-            .into_response();
-        }
-        if !allows(c.role, need) {
-            let why = match need {
-                Need::Ingest => "needs an agent or admin token".to_owned(),
-                Need::Role(r) => format!("needs role {} or above", r.as_str()),
-                Need::Public => String::new(),
-            };
-            state.audit.record(AuditRecord::new(
-                AuditKind::Denied,
-                Some(c),
-                &client,
-                &method,
-                &route,
-                &path,
-                403,
-                &why,
-            ));
-            return ApiError::forbidden(format!(
-                "user {} (role {}) may not {method} {route}: {why}",
-                c.name,
-                c.role.as_str()
-            ))
-            .into_response();
-        }
         req.extensions_mut().insert(c.clone());
         if let Ok(v) = axum::http::HeaderValue::from_str(&c.name) {
             req.headers_mut().insert(USER_HEADER, v);
@@ -402,4 +323,121 @@ async fn idempotent(
             Err((e.into_response(), "Idempotency-Key in progress".into()))
         }
     }
+}
+
+/// Who asks for what: the parts of a request its audit record names.
+struct Who<'a> {
+    client: &'a str,
+    method: &'a Method,
+    route: &'a str,
+    path: &'a str,
+}
+
+/// The caller behind the request's token (`None` with authentication off), or the
+/// answer for a missing or invalid token: 401, or 429 past the per-address limit for
+/// requests without a valid token — each failure folded into the audit.
+fn authenticate(
+    state: &AppState,
+    req: &Request,
+    who: &Who<'_>,
+    now: std::time::Instant,
+) -> Result<Option<crate::security::auth::Caller>, ApiError> {
+    if !state.auth.enabled() {
+        return Ok(None);
+    }
+    let why = match bearer(req).map(|t| state.auth.authenticate(t)) {
+        Some(Some(c)) => return Ok(Some(c)),
+        Some(None) => "unknown or revoked token",
+        None => "no bearer token",
+    };
+    // No valid token: strictly limited per address, on every route.
+    let fail = |status: u16| {
+        AuditRecord::new(
+            AuditKind::AuthFailure,
+            None,
+            who.client,
+            who.method,
+            who.route,
+            who.path,
+            status,
+            why,
+        )
+    };
+    if let Err(wait) = state.rate.unauthenticated.check(who.client, now) {
+        state.metrics.rate_limited("unauthenticated");
+        state.audit.auth_failure(fail(429));
+        return Err(ApiError::too_many(
+            format!(
+                "too many requests without a valid token from {}; retry in {wait} s with Authorization: Bearer TOKEN",
+                who.client
+            ),
+            wait,
+        ));
+    }
+    state.audit.auth_failure(fail(401));
+    Err(ApiError::unauthorized(if why == "no bearer token" {
+        "this API needs a token: Authorization: Bearer TOKEN (tapio --token / TAPIO_TOKEN)"
+    } else {
+        "the token is not valid (unknown, or its user was removed)"
+    }))
+}
+
+/// The per-client and per-user rate limits of people's routes (agents are bounded by load
+/// shedding only), then the role: `Err` is the refusal (429 or 403, audited).
+fn limit_and_authorize(
+    state: &AppState,
+    who: &Who<'_>,
+    need: Need,
+    caller: Option<&crate::security::auth::Caller>,
+    now: std::time::Instant,
+) -> Result<(), ApiError> {
+    let agent = caller.is_some_and(|c| c.role == Role::Agent);
+    // Evidence ingest is bounded by load shedding instead (a node's agent must never be
+    // told to come back later for evidence it has spooled).
+    if need != Need::Ingest
+        && !agent
+        && let Err(wait) = state.rate.per_client.check(who.client, now)
+    {
+        state.metrics.rate_limited("client");
+        return Err(ApiError::too_many(
+            format!("too many requests from {}; retry in {wait} s", who.client),
+            wait,
+        ));
+    }
+    if let Some(c) = caller {
+        if c.role != Role::Agent
+            && let Err(wait) = state.rate.per_token.check(&c.name, now)
+        {
+            state.metrics.rate_limited("token");
+            return Err(ApiError::too_many(
+                format!("too many requests for user {}; retry in {wait} s", c.name),
+                wait,
+            ));
+        }
+        if !allows(c.role, need) {
+            let why = match need {
+                Need::Ingest => "needs an agent or admin token".to_owned(),
+                Need::Role(r) => format!("needs role {} or above", r.as_str()),
+                Need::Public => String::new(),
+            };
+            state.audit.record(AuditRecord::new(
+                AuditKind::Denied,
+                Some(c),
+                who.client,
+                who.method,
+                who.route,
+                who.path,
+                403,
+                &why,
+            ));
+            return Err(ApiError::forbidden(format!(
+                "user {} (role {}) may not {} {}: {why}",
+                c.name,
+                c.role.as_str(),
+                who.method,
+                who.route
+            )));
+        }
+    }
+    Ok(())
 }

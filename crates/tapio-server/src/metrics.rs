@@ -193,6 +193,9 @@ pub const DROP_REASONS: &[&str] = &["load_shed", "duplicate_event"];
 pub const STAGES: &[&str] = &["decode", "store", "correlate"];
 
 impl Metrics {
+    /// Every metric, registered once. Long (about 360 lines) on purpose: it is the
+    /// catalogue of what `/metrics` exports, one registration with its help text each, in
+    /// the order listed; split across functions it would no longer read as one list.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tapio");
         let events_ingested = Family::<SourceLabel, Counter>::default();

@@ -248,7 +248,10 @@ fn store_location(args: &Args) -> anyhow::Result<StoreLocation> {
 }
 
 /// Run the server with `args` until SIGTERM or Ctrl-C: open the store, start every
-/// component, serve, then drain.
+/// component, serve, then drain. Longer than most (about 240 lines) because it is the
+/// start-up order itself: each step hands its handles to the next, and reading it top to
+/// bottom is reading how the server starts; the steps with logic of their own are the
+/// functions below.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     // Logging starts at INFO so config loading is itself logged, then takes the

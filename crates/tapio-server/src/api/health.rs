@@ -50,6 +50,9 @@ fn component(
     }
 }
 
+/// The health report: one component after the other (store, ingest, load, correlator,
+/// config, Kubernetes, cluster). About 200 lines because each component's rule sits next
+/// to the figures it shows; the module docs list the rules.
 pub async fn report(state: &AppState) -> HealthReport {
     let now_ms = Utc::now().timestamp_millis();
     let mut components = BTreeMap::new();

@@ -66,6 +66,7 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    // One argument per column of the record; every caller names each of them.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         kind: AuditKind,

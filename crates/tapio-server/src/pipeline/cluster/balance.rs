@@ -14,6 +14,9 @@ pub(super) fn preference(replica: &str, part: i32) -> u64 {
     h
 }
 
+/// One round of the lease loop: heartbeat, renew, take free partitions, give up surplus.
+// Many arguments: the lease loop's own state (workers, the leader lease) is borrowed
+// mutably for the round; bundling it would only move the same fields into a struct.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn balance_round(
     c: &tapio_store::pg::Control,

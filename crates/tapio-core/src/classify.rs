@@ -1,8 +1,8 @@
 //! The runbook's P1–P4, applied to one fact at a time.
 //!
-//! This is the first incident path's knowledge: which single signals the runbook
-//! classifies on their own. Each rule gives a severity, the runbook reason with the
-//! numbers that decided it, a title, and the stable identity the incident is keyed on.
+//! Which single signals the runbook classifies on their own (load shedding ranks facts by
+//! it; the correlation engine shares its thresholds). Each rule gives a severity, the
+//! runbook reason with the numbers that decided it, a title, and the stable identity.
 //! The table is documented in `docs/classification.md`; keep the two in step.
 
 use tapio_proto::{Entity, Event, EventSeverity};

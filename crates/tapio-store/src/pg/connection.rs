@@ -4,6 +4,7 @@ use chrono::Utc;
 use tokio_postgres::{Client, NoTls};
 
 use super::ms;
+use super::tls::ConnectOptions;
 use crate::StoreError;
 use crate::migrations;
 
@@ -38,20 +39,52 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-pub(super) async fn connect(
-    cfg: &tokio_postgres::Config,
-    location: &str,
-) -> Result<Client, StoreError> {
-    let (client, conn) = cfg.connect(NoTls).await.map_err(|e| StoreError::Open {
+/// Open one connection (with TLS when the URL's `sslmode` asks for it, see [`super::tls`])
+/// and run its protocol task in the background.
+pub(super) async fn connect(opts: &ConnectOptions, location: &str) -> Result<Client, StoreError> {
+    let open_err = |e: tokio_postgres::Error| StoreError::Open {
         path: location.to_owned(),
-        detail: format!("cannot connect to PostgreSQL: {e}"),
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::warn!(error = %e, "PostgreSQL connection ended");
+        detail: format!("cannot connect to PostgreSQL: {}", with_causes(&e)),
+    };
+    // The two connection types differ (plain or TLS stream), so each is spawned on its own.
+    let client = match &opts.tls {
+        None => {
+            let (client, conn) = opts.config.connect(NoTls).await.map_err(open_err)?;
+            tokio::spawn(drive(conn));
+            client
         }
-    });
+        Some(tls) => {
+            let (client, conn) = opts.config.connect(tls.clone()).await.map_err(open_err)?;
+            tokio::spawn(drive(conn));
+            client
+        }
+    };
     Ok(client)
+}
+
+/// An error and its causes: tokio-postgres' own text ("error performing TLS handshake")
+/// leaves out why, which is in its source (the certificate check that failed).
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// A connection's protocol task: runs until the connection ends.
+async fn drive<C>(conn: C)
+where
+    C: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+{
+    if let Err(e) = conn.await {
+        tracing::warn!(error = %e, "PostgreSQL connection ended");
+    }
 }
 
 pub(super) async fn migrate(client: &mut Client, location: &str) -> Result<i64, StoreError> {

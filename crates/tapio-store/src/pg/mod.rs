@@ -29,6 +29,7 @@
 
 mod cluster;
 mod connection;
+mod tls;
 mod writer;
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ use crate::{
 pub use cluster::{Control, Fence, LeaseRow, PartitionStore, ReplicaRow};
 pub use connection::redact;
 use connection::{connect, migrate};
+use tls::ConnectOptions;
 pub use writer::FENCE_CHECK_SQL;
 use writer::{Op, Out, Reply, writer_loop};
 
@@ -68,7 +70,7 @@ pub struct PgStore {
     tx: mpsc::Sender<(Op, Reply)>,
     queued: Arc<AtomicUsize>,
     readers: Vec<RwLock<Client>>,
-    config: tokio_postgres::Config,
+    config: ConnectOptions,
     next_reader: AtomicUsize,
 }
 
@@ -82,14 +84,13 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 
 impl PgStore {
     /// Connect, migrate and start the writer. `url` is a libpq-style URL
-    /// (`postgres://user:password@host:port/db?…`).
+    /// (`postgres://user:password@host:port/db?…`); `sslmode` and `sslrootcert` choose TLS
+    /// (see the `tls` module: without `sslmode` the connection is plain text, as before).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let location = redact(url);
-        let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Open {
+        let config = ConnectOptions::parse(url).map_err(|detail| StoreError::Open {
             path: location.clone(),
-            detail: format!(
-                "not a PostgreSQL URL ({e}); expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
-            ),
+            detail,
         })?;
         let mut writer = connect(&config, &location).await?;
         migrate(&mut writer, &location).await?;

@@ -14,6 +14,7 @@ use tokio_postgres::{Client, Transaction};
 use ulid::Ulid;
 
 use super::connection::{connect, db};
+use super::tls::ConnectOptions;
 use super::{Fence, MAX_GROUP, PRUNE_CHUNK, ms};
 use crate::{IngestBatch, IngestOutcome, OutboxItem, OutboxUpdate, StoreError};
 
@@ -43,7 +44,7 @@ pub(super) type Reply = oneshot::Sender<Result<Out, StoreError>>;
 
 pub(super) async fn writer_loop(
     client: Client,
-    cfg: tokio_postgres::Config,
+    cfg: ConnectOptions,
     location: String,
     mut rx: mpsc::Receiver<(Op, Reply)>,
     queued: Arc<AtomicUsize>,

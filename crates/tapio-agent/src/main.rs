@@ -193,7 +193,7 @@ fn real_main() -> anyhow::Result<()> {
                 path.display()
             )
         })?;
-        let token = tapio_core::auth::agent_token(&text).ok_or_else(|| {
+        let token = tapio_proto::auth::agent_token(&text).ok_or_else(|| {
             anyhow::anyhow!(
                 "--token-file {} holds no token: give the file `tapio auth add-user NAME --role agent` wrote (a `token:` line), or just the token",
                 path.display()

@@ -7,6 +7,7 @@ pub mod bpf;
 pub mod client;
 pub mod detect;
 pub mod enrich;
+pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod node;

@@ -29,6 +29,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tapio_proto::{Entity, WorkloadRef};
 
+use crate::mountinfo;
+
 /// At most this many pods are indexed from one `PodList`; the rest are counted as skipped.
 pub const MAX_PODS: usize = 10_000;
 /// A `PodList` document larger than this is refused (file or HTTP body).
@@ -899,7 +901,7 @@ impl Enricher {
     pub fn new(node: impl Into<String>, pods: SharedPods) -> Self {
         let cgroup2_root = std::fs::read_to_string("/proc/self/mountinfo")
             .ok()
-            .and_then(|m| detect_cgroup2_root(&m));
+            .and_then(|m| mountinfo::cgroup2_root(&mountinfo::parse_mountinfo(&m)));
         Self {
             proc_root: PathBuf::from("/proc"),
             pods,
@@ -1033,55 +1035,6 @@ fn build(node: &str, pods: &SharedPods, found: Option<&(String, CgroupInfo)>) ->
         attrs.push(("systemd_unit".to_owned(), unit.clone()));
     }
     Enriched { entity, attrs }
-}
-
-/// The cgroup2 mount point in a `/proc/<pid>/mountinfo`, preferring one that shows the
-/// whole hierarchy (root `/`).
-fn detect_cgroup2_root(mountinfo: &str) -> Option<PathBuf> {
-    let mut fallback = None;
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        if post.split_whitespace().next() != Some("cgroup2") {
-            continue;
-        }
-        let fields: Vec<&str> = pre.split_whitespace().collect();
-        let (Some(root), Some(mount_point)) = (fields.get(3), fields.get(4)) else {
-            continue;
-        };
-        let mount_point = PathBuf::from(unescape_mountinfo(mount_point));
-        if *root == "/" {
-            return Some(mount_point);
-        }
-        fallback.get_or_insert(mount_point);
-    }
-    fallback
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space, …).
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            let digits = &b[i + 1..i + 4];
-            if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
-                let value = digits
-                    .iter()
-                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
-                if let Ok(byte) = u8::try_from(value) {
-                    out.push(byte);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 type PidKey = (u32, u64);
@@ -1998,28 +1951,5 @@ mod tests {
             assert!(enricher.cache.len() <= PID_CACHE_ENTRIES);
         }
         assert!(enricher.cache.len() >= PID_CACHE_ENTRIES / 2);
-    }
-
-    #[test]
-    fn cgroup2_mount_detection() {
-        let hybrid = "\
-25 30 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
-32 25 0:27 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
-33 32 0:28 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
-35 32 0:31 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,memory
-";
-        assert_eq!(
-            detect_cgroup2_root(hybrid),
-            Some(PathBuf::from("/sys/fs/cgroup/unified"))
-        );
-        let v2 = "\
-1200 1100 0:30 /kubepods.slice/x /sys/fs/cgroup ro,nosuid - cgroup2 cgroup rw
-1201 1100 0:30 / /host/sys/fs\\040cgroup rw,nosuid - cgroup2 cgroup rw,nsdelegate
-";
-        assert_eq!(
-            detect_cgroup2_root(v2),
-            Some(PathBuf::from("/host/sys/fs cgroup"))
-        );
-        assert_eq!(detect_cgroup2_root("garbage\n"), None);
     }
 }

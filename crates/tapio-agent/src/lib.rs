@@ -10,6 +10,7 @@ pub mod enrich;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod mountinfo;
 pub mod node;
 pub mod run;
 pub mod ship;

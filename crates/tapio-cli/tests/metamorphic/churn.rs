@@ -10,6 +10,9 @@ use super::*;
 /// the scenario and back to two two thirds in, with its ReplicaSet, pods, Service,
 /// EndpointSlice and the Normal events a real scale-up and scale-down produce. Its pods
 /// run on a node the scenario does not have (so no scenario's node failure touches them).
+// Kept whole (~300 lines): one timeline (already running, scale up, scale down) whose
+// steps share the same app, clock and object versions, written in the order a real
+// cluster emits them.
 pub(crate) fn churn(sc: &Scenario) -> Option<Variant> {
     let batches = sc.batches();
     let times: Vec<DateTime<Utc>> = batches

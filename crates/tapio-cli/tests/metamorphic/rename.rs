@@ -307,6 +307,8 @@ pub(crate) fn split_entity(e: &str) -> (String, Option<String>, String) {
 
 /// Build a consistent renaming of the scenario's application namespaces, objects and
 /// nodes. `reverse`: hand out the new names in the reverse order of the old ones.
+// Kept whole (~180 lines): collecting the names, blocking the ones never renamed and
+// handing out new ones all work on the same sets, each step commented where it is.
 pub(crate) fn renamer_for(batches: &[Value], expected: &Value, reverse: bool) -> Renamer {
     let kept_ns = |ns: &str| KEPT_NAMESPACES.contains(&ns);
     let mut namespaces = BTreeSet::new();

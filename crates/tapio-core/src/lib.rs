@@ -22,7 +22,6 @@ pub mod engine;
 pub mod eval;
 pub mod incident;
 pub mod lifecycle;
-pub mod notify;
 pub mod report;
 pub mod shed;
 pub mod silence;

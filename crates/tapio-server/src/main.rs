@@ -330,7 +330,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Template overrides are compiled and test-rendered now: an error names file and line.
     let templates = match &notify_cfg {
         Some(cfg) if !cfg.templates.is_empty() => Some(
-            tapio_core::notify::Templates::load(&cfg.templates)
+            tapio_server::notify::Templates::load(&cfg.templates)
                 .map_err(|e| anyhow::anyhow!("notification template {e}"))?,
         ),
         _ => None,
@@ -644,7 +644,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     templates: Arc::new(
                         templates
                             .clone()
-                            .unwrap_or_else(tapio_core::notify::Templates::defaults),
+                            .unwrap_or_else(tapio_server::notify::Templates::defaults),
                     ),
                     wake: dispatch_wake.clone(),
                     metrics: metrics.clone(),

@@ -8,7 +8,7 @@ use tapio_core::{Incident, Severity, Status};
 use tapio_store::OutboxItem;
 use ulid::Ulid;
 
-use super::config::NotifyConfig;
+use crate::config::NotifyConfig;
 
 #[derive(Debug, Default)]
 pub struct Scheduled {
@@ -142,7 +142,7 @@ receivers = ["pd", "slack"]
 
     #[test]
     fn an_unacknowledged_p1_escalates_after_five_minutes_once() {
-        let cfg = super::super::config::parse(CFG, "n").expect("config");
+        let cfg = crate::config::parse(CFG, "n").expect("config");
         let inc = p1(t(0));
         assert!(
             scheduled(std::slice::from_ref(&inc), &cfg, t(4))
@@ -170,7 +170,7 @@ receivers = ["pd", "slack"]
 
     #[test]
     fn open_p1s_get_an_update_every_fifteen_minutes_on_chat_only() {
-        let cfg = super::super::config::parse(CFG, "n").expect("config");
+        let cfg = crate::config::parse(CFG, "n").expect("config");
         let mut inc = p1(t(0));
         apply(&mut inc, &Action::Ack, "bob", t(1)).expect("ack");
         assert!(

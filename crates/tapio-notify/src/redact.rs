@@ -106,12 +106,9 @@ fn secret_key(k: &str) -> bool {
 /// [`MAX_BODY_EXCERPT`] bytes, control characters escaped (`\n`, `\u{1b}`), URLs
 /// redacted, and the full size said when cut.
 pub fn body_excerpt(body: &str) -> String {
-    let mut end = body.len().min(MAX_BODY_EXCERPT);
-    while !body.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut out = String::with_capacity(end + 32);
-    for c in body[..end].chars() {
+    let kept = tapio_proto::text::cut_bytes(body, MAX_BODY_EXCERPT);
+    let mut out = String::with_capacity(kept.len() + 32);
+    for c in kept.chars() {
         if c.is_control() {
             out.extend(c.escape_default());
         } else {
@@ -119,7 +116,7 @@ pub fn body_excerpt(body: &str) -> String {
         }
     }
     let mut out = redact_urls(&out);
-    if end < body.len() {
+    if kept.len() < body.len() {
         out.push_str(&format!("… ({} bytes)", body.len()));
     }
     out

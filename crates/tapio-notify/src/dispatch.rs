@@ -3,6 +3,10 @@
 //! minute per key), a bounded number of attempts, then the receiver's fallback. A pager
 //! only ever gets the newest state of an incident: an older undelivered state is
 //! superseded, so nothing pages after an acknowledgement.
+//!
+//! It also enqueues what time brings ([`crate::schedule`]: escalations, cadence updates).
+//! What it needs from the program that runs it (counting outcomes, writing an escalation
+//! onto the incident's timeline) comes through [`Host`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,22 +14,34 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tapio_core::Incident;
-use tapio_core::notify::{NotificationKind, RenderContext, Templates};
 use tapio_store::{OutboxItem, OutboxRow, OutboxUpdate, Store};
 use tokio::sync::{Notify, watch};
+use ulid::Ulid;
 
-use super::config::{Kind, NotifyConfig, Receiver};
-use crate::metrics::Metrics;
+use crate::Silences;
+use crate::channel::{self, Message, Sent};
+use crate::config::{NotifyConfig, Receiver};
+use crate::templates::{NotificationKind, RenderContext, Templates};
+
+/// What the dispatcher needs from the program around it.
+#[async_trait::async_trait]
+pub trait Host: Send + Sync {
+    /// Count one outcome for `receiver`: `delivered`, `retry`, `failed`, `superseded`,
+    /// `deferred` or `in_doubt`.
+    fn count(&self, receiver: &str, result: &str);
+    /// Record `note` on the incident's timeline (an escalation), returning once it is
+    /// recorded or could not be.
+    async fn note(&self, incident: Ulid, note: String);
+}
 
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
     pub cfg: Arc<NotifyConfig>,
     pub templates: Arc<Templates>,
     pub wake: Arc<Notify>,
-    pub metrics: Arc<Metrics>,
-    pub silences: crate::silences::Shared,
-    /// To record escalations on the incident's timeline (through its single writer).
-    pub commands: tokio::sync::mpsc::Sender<crate::correlator::Command>,
+    /// Silenced incidents get no escalations or cadence updates.
+    pub silences: Silences,
+    pub host: Arc<dyn Host>,
 }
 
 /// A sliding one-minute window of sends per key (a PagerDuty routing key).
@@ -65,13 +81,6 @@ impl RateWindow {
     }
 }
 
-pub(super) enum Sent {
-    Ok,
-    Retry(String, Option<Duration>),
-    /// The receiver refuses this message for good (4xx other than 408/429).
-    Refused(String),
-}
-
 fn kind_of(s: &str) -> NotificationKind {
     match s {
         // The escalation target hears about the incident for the first time.
@@ -107,7 +116,7 @@ impl Dispatcher {
                 }
             };
             // Pagers get only the newest state of each incident.
-            let mut newest: HashMap<(ulid::Ulid, String), i64> = HashMap::new();
+            let mut newest: HashMap<(Ulid, String), i64> = HashMap::new();
             for r in &due {
                 if self
                     .cfg
@@ -175,7 +184,7 @@ impl Dispatcher {
             .into_iter()
             .filter(|i| tapio_core::silence::silenced_by(&silences, i, now).is_none())
             .collect();
-        let s = super::schedule::scheduled(&active, &self.cfg, now);
+        let s = crate::schedule::scheduled(&active, &self.cfg, now);
         for (item, note) in s.items.into_iter().zip(s.notes) {
             let id = item.incident;
             let new = self.store.outbox_enqueue(vec![item]).await.unwrap_or(0) > 0;
@@ -187,23 +196,12 @@ impl Dispatcher {
                 continue;
             };
             tracing::warn!(component = "notify", incident = %id, note = %note, "escalated");
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let cmd = crate::correlator::Command {
-                kind: crate::correlator::CommandKind::Act {
-                    id,
-                    action: tapio_core::lifecycle::Action::Note { text: note },
-                    by: "tapio".into(),
-                },
-                reply: tx,
-            };
-            if self.commands.send(cmd).await.is_ok() {
-                let _ = rx.await;
-            }
+            self.host.note(id, note).await;
         }
     }
 
     fn count(&self, receiver: &str, result: &str) {
-        self.metrics.notification(receiver, result);
+        self.host.count(receiver, result);
     }
 
     async fn deliver(&self, agent: &ureq::Agent, row: &OutboxRow) {
@@ -324,111 +322,22 @@ impl Dispatcher {
         let agent = agent.clone();
         let rcv = rcv.clone();
         let inc = inc.clone();
-        let idempotency_key = item.key.clone();
+        let key = item.key.clone();
         let timeout = self.cfg.timeout;
         let job = move || -> Sent {
-            match rcv.kind {
-                Kind::Slack => post_json(
-                    &agent,
-                    &rcv.url,
-                    &tapio_core::notify::slack_payload(kind, &inc, &text, link.as_deref()),
-                    &[],
-                ),
-                Kind::PagerDuty => post_json(
-                    &agent,
-                    &rcv.url,
-                    &tapio_core::notify::pagerduty_payload_with_link(
-                        kind,
-                        &inc,
-                        rcv.routing_key.as_deref().unwrap_or(""),
-                        "tapio",
-                        link.as_deref(),
-                    ),
-                    &[],
-                ),
-                Kind::Webhook => post_json(
-                    &agent,
-                    &rcv.url,
-                    &tapio_core::notify::webhook_payload(kind, &inc, &text),
-                    &[("idempotency-key".to_owned(), idempotency_key)],
-                ),
-                Kind::Email => {
-                    let Some(cfg) = &rcv.email else {
-                        return Sent::Refused("email receiver without SMTP settings".into());
-                    };
-                    let msg = tapio_core::notify::email_message(
-                        kind,
-                        &inc,
-                        &text,
-                        &cfg.from,
-                        &cfg.to,
-                        Utc::now(),
-                    );
-                    match super::smtp::send(cfg, timeout, &msg) {
-                        Ok(()) => Sent::Ok,
-                        Err(super::smtp::SmtpError::Temporary(e)) => Sent::Retry(e, None),
-                        Err(super::smtp::SmtpError::Permanent(e)) => Sent::Refused(e),
-                    }
-                }
-                Kind::Jira => match &rcv.jira {
-                    Some(cfg) => super::jira::send(&agent, &rcv.url, cfg, kind, &inc, &text),
-                    None => Sent::Refused("jira receiver without project settings".into()),
-                },
-            }
+            let msg = Message {
+                kind,
+                incident: &inc,
+                text: &text,
+                link: link.as_deref(),
+                key: &key,
+            };
+            channel::deliver(&agent, &rcv, timeout, &msg)
         };
         tokio::task::spawn_blocking(job)
             .await
             .unwrap_or_else(|e| Sent::Retry(e.to_string(), None))
     }
-}
-
-/// What one HTTP exchange means for the outbox: 2xx delivered; 408, 429 and 5xx retried
-/// (honouring Retry-After); other answers refused for good.
-pub(super) fn outcome(
-    res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-) -> (Sent, String) {
-    match res {
-        Err(e) => (
-            Sent::Retry(super::redact::redact_urls(&e.to_string()), None),
-            String::new(),
-        ),
-        Ok(mut r) => {
-            let status = r.status().as_u16();
-            let retry_after = r
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let text = r
-                .body_mut()
-                .with_config()
-                .limit(64 * 1024)
-                .read_to_string()
-                .unwrap_or_default();
-            // The receiver's words, bounded and escaped: they end up in logs and the outbox.
-            let shown = super::redact::body_excerpt(&text);
-            let sent = match status {
-                200..=299 => Sent::Ok,
-                408 | 429 | 500..=599 => Sent::Retry(format!("{status}: {shown}"), retry_after),
-                _ => Sent::Refused(format!("{status}: {shown}")),
-            };
-            (sent, text)
-        }
-    }
-}
-
-fn post_json(
-    agent: &ureq::Agent,
-    url: &str,
-    body: &serde_json::Value,
-    headers: &[(String, String)],
-) -> Sent {
-    let mut req = agent.post(url).header("content-type", "application/json");
-    for (k, v) in headers {
-        req = req.header(k, v);
-    }
-    outcome(req.send(body.to_string().as_bytes())).0
 }
 
 #[cfg(test)]
@@ -453,42 +362,5 @@ mod tests {
         // A minute after the first send there is room for one more.
         assert!(w.admit("key", t0 + Duration::from_secs(60)).is_ok());
         assert!(w.admit("key", t0 + Duration::from_secs(60)).is_err());
-    }
-
-    /// A receiver's error answer reaches logs and the outbox bounded and escaped.
-    #[test]
-    fn receiver_error_bodies_are_bounded_and_escaped() {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let body = format!("\u{1b}]0;owned\u{7}\u{1b}[2J{}", "E".repeat(10_000));
-        let server = std::thread::spawn(move || {
-            let (mut c, _) = listener.accept().expect("accept");
-            let mut buf = [0u8; 4096];
-            let _ = c.read(&mut buf);
-            let head = format!(
-                "HTTP/1.1 400 Bad Request\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = c.write_all(head.as_bytes());
-            let _ = c.write_all(body.as_bytes());
-        });
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let sent = post_json(
-            &agent,
-            &format!("http://127.0.0.1:{port}/hook"),
-            &serde_json::json!({"a": 1}),
-            &[],
-        );
-        server.join().expect("server");
-        let Sent::Refused(m) = sent else {
-            panic!("400 is refused for good");
-        };
-        assert!(m.len() < 400, "{} bytes: {m}", m.len());
-        assert!(!m.chars().any(char::is_control), "{m:?}");
-        assert!(m.starts_with("400: \\u{1b}]0;owned"), "{m}");
     }
 }

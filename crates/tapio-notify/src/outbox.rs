@@ -10,7 +10,7 @@ use tapio_core::{Incident, Severity, Status};
 use tapio_store::OutboxItem;
 use ulid::Ulid;
 
-use super::config::NotifyConfig;
+use crate::config::NotifyConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct State {
@@ -37,12 +37,12 @@ const MAX_REMEMBERED: usize = 100_000;
 
 pub struct Notifier {
     pub cfg: Arc<NotifyConfig>,
-    pub silences: crate::silences::Shared,
+    pub silences: crate::Silences,
     last: HashMap<Ulid, State>,
 }
 
 impl Notifier {
-    pub fn new(cfg: Arc<NotifyConfig>, silences: crate::silences::Shared) -> Self {
+    pub fn new(cfg: Arc<NotifyConfig>, silences: crate::Silences) -> Self {
         Self {
             cfg,
             silences,
@@ -89,7 +89,7 @@ impl Notifier {
             .route(level, inc)
             .into_iter()
             // Jira tracks P1/P2 incidents only (the runbook's tracking rule).
-            .filter(|r| r.kind != super::config::Kind::Jira || level <= Severity::P2)
+            .filter(|r| r.kind != crate::config::Kind::Jira || level <= Severity::P2)
             .map(|r| OutboxItem {
                 key: format!(
                     "{}:{}:{}:{}:{}",

@@ -111,7 +111,7 @@ pub struct NotifyConfig {
     /// Acknowledgement deadline per severity (the runbook's response times).
     pub response: [Duration; 4],
     /// Template files replacing the runbook defaults.
-    pub templates: Vec<(tapio_core::notify::NotificationKind, std::path::PathBuf)>,
+    pub templates: Vec<(crate::templates::NotificationKind, std::path::PathBuf)>,
 }
 
 #[derive(Deserialize)]
@@ -313,189 +313,22 @@ fn duration(v: Option<&str>, default: Duration, field: &str) -> Result<Duration,
 /// Parse and validate a notification configuration. Errors never show a URL's password
 /// or secret query values (they are logged and shown by `tapio check`).
 pub fn parse(text: &str, origin: &str) -> Result<NotifyConfig, String> {
-    parse_unredacted(text, origin).map_err(|e| super::redact::redact_urls(&e))
+    parse_unredacted(text, origin).map_err(|e| crate::redact::redact_urls(&e))
 }
 
 fn parse_unredacted(text: &str, origin: &str) -> Result<NotifyConfig, String> {
-    let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let at = e
-            .span()
-            .map(|sp| {
-                let upto = &text[..sp.start.min(text.len())];
-                format!(
-                    "line {}, column {}",
-                    upto.matches('\n').count() + 1,
-                    upto.len() - upto.rfind('\n').map_or(0, |i| i + 1) + 1
-                )
-            })
-            .unwrap_or_else(|| "file".into());
-        format!("{origin}: {at}: {}", e.message())
-    })?;
+    let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
     let err = |m: String| format!("{origin}: {m}");
     let mut names = BTreeSet::new();
     let mut receivers = Vec::new();
     for r in &raw.receiver {
-        let at =
-            |field: &str, m: String| err(format!("receiver {:?}, field {field:?}: {m}", r.name));
         if r.name.trim().is_empty() || !names.insert(r.name.clone()) {
             return Err(err(format!(
                 "receiver name {:?} is empty or used twice",
                 r.name
             )));
         }
-        let kind = match r.kind.as_str() {
-            "slack" => Kind::Slack,
-            "pagerduty" => Kind::PagerDuty,
-            "webhook" => Kind::Webhook,
-            "email" => Kind::Email,
-            "jira" => Kind::Jira,
-            other => {
-                return Err(at(
-                    "kind",
-                    format!("{other:?} is not one of slack, pagerduty, webhook, email, jira"),
-                ));
-            }
-        };
-        // Fields that belong to one kind only are refused on the others.
-        for (field, set, kinds) in [
-            (
-                "routing_key",
-                r.routing_key.is_some(),
-                &[Kind::PagerDuty][..],
-            ),
-            ("from", r.from.is_some(), &[Kind::Email][..]),
-            ("to", !r.to.is_empty(), &[Kind::Email][..]),
-            ("tls", r.tls.is_some(), &[Kind::Email][..]),
-            ("password_env", r.password_env.is_some(), &[Kind::Email][..]),
-            (
-                "password_file",
-                r.password_file.is_some(),
-                &[Kind::Email][..],
-            ),
-            (
-                "username",
-                r.username.is_some(),
-                &[Kind::Email, Kind::Jira][..],
-            ),
-            ("project", r.project.is_some(), &[Kind::Jira][..]),
-            ("issue_type", r.issue_type.is_some(), &[Kind::Jira][..]),
-            ("token_env", r.token_env.is_some(), &[Kind::Jira][..]),
-            ("token_file", r.token_file.is_some(), &[Kind::Jira][..]),
-        ] {
-            if set && !kinds.contains(&kind) {
-                return Err(at(
-                    field,
-                    format!("is not used by a {} receiver", kind.as_str()),
-                ));
-            }
-        }
-        let url = match (&r.url, kind) {
-            (Some(u), _) => u.clone(),
-            (None, Kind::PagerDuty) => PAGERDUTY_EVENTS_URL.to_owned(),
-            (None, _) => return Err(at("url", "is required for this kind".into())),
-        };
-        let mut email = None;
-        let mut jira = None;
-        if kind == Kind::Email {
-            let (host, port, mut tls) = smtp_endpoint(&url).map_err(|m| at("url", m))?;
-            match r.tls.as_deref() {
-                None => {}
-                Some("none") => tls = SmtpTls::None,
-                Some("starttls") => tls = SmtpTls::StartTls,
-                Some("tls") => tls = SmtpTls::Implicit,
-                Some(other) => {
-                    return Err(at(
-                        "tls",
-                        format!("{other:?} is not one of starttls, tls, none"),
-                    ));
-                }
-            }
-            let from = r
-                .from
-                .clone()
-                .ok_or_else(|| at("from", "an email receiver needs a sender address".into()))?;
-            if !plain_address(&from) {
-                return Err(at("from", format!("{from:?} is not an email address")));
-            }
-            if r.to.is_empty() {
-                return Err(at(
-                    "to",
-                    "an email receiver needs at least one recipient".into(),
-                ));
-            }
-            if let Some(bad) = r.to.iter().find(|a| !plain_address(a)) {
-                return Err(at("to", format!("{bad:?} is not an email address")));
-            }
-            let password = secret(
-                r.password_env.as_deref(),
-                r.password_file.as_deref(),
-                "password",
-            )
-            .map_err(|(f, m)| at(&f, m))?;
-            if password.is_some() != r.username.is_some() {
-                return Err(at(
-                    "username",
-                    "SMTP authentication needs both username and password_env or password_file"
-                        .into(),
-                ));
-            }
-            email = Some(EmailCfg {
-                host,
-                port,
-                tls,
-                from,
-                to: r.to.clone(),
-                username: r.username.clone(),
-                password,
-            });
-        } else if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(at(
-                "url",
-                format!("{url:?} must be an http:// or https:// URL"),
-            ));
-        }
-        if kind == Kind::Jira {
-            let project = r
-                .project
-                .clone()
-                .filter(|p| !p.trim().is_empty())
-                .ok_or_else(|| {
-                    at(
-                        "project",
-                        "a Jira receiver needs the project key, e.g. \"OPS\"".into(),
-                    )
-                })?;
-            let token = secret(r.token_env.as_deref(), r.token_file.as_deref(), "token")
-                .map_err(|(f, m)| at(&f, m))?;
-            if token.is_none() {
-                return Err(at(
-                    "token_env",
-                    "a Jira receiver needs an API token (token_env or token_file)".into(),
-                ));
-            }
-            jira = Some(JiraCfg {
-                project,
-                issue_type: r.issue_type.clone().unwrap_or_else(|| "Task".into()),
-                username: r.username.clone(),
-                token,
-            });
-        }
-        if kind == Kind::PagerDuty && r.routing_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
-            return Err(at(
-                "routing_key",
-                "a PagerDuty receiver needs its integration's routing key".into(),
-            ));
-        }
-        receivers.push(Receiver {
-            name: r.name.clone(),
-            kind,
-            url,
-            routing_key: r.routing_key.clone(),
-            fallback: r.fallback.clone(),
-            escalate_to: r.escalate_to.clone(),
-            email,
-            jira,
-        });
+        receivers.push(receiver(r).map_err(&err)?);
     }
     for r in &receivers {
         for (field, v) in [("fallback", &r.fallback), ("escalate_to", &r.escalate_to)] {
@@ -511,63 +344,268 @@ fn parse_unredacted(text: &str, origin: &str) -> Result<NotifyConfig, String> {
     }
     let mut routes = Vec::new();
     for (i, r) in raw.route.iter().enumerate() {
-        let at = |field: &str, m: String| err(format!("route {}, field {field:?}: {m}", i + 1));
-        if r.receivers.is_empty() {
-            return Err(at("receivers", "needs at least one receiver".into()));
-        }
-        for name in &r.receivers {
-            if !names.contains(name) {
-                return Err(at("receivers", format!("{name:?} is not a receiver")));
-            }
-        }
-        let severity = r
-            .severity
-            .iter()
-            .map(|s| s.parse::<Severity>().map_err(|e| at("severity", e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(w) = r.workloads.iter().find(|w| {
-            w.trim().is_empty() || w.split('/').count() > 2 || w.split('/').any(str::is_empty)
-        }) {
-            return Err(at(
-                "workloads",
-                format!("{w:?} is not a workload: name or kind/name, e.g. deployment/checkout"),
-            ));
-        }
-        if let Some(c) = r.causes.iter().find(|c| {
-            c.is_empty()
-                || !c
-                    .chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
-        }) {
-            return Err(at(
-                "causes",
-                format!("{c:?} is not a cause kind (lower_snake_case, as in rules/default.toml)"),
-            ));
-        }
-        routes.push(Route {
-            receivers: r.receivers.clone(),
-            severity,
-            namespaces: r.namespaces.clone(),
-            workloads: r.workloads.clone(),
-            causes: r.causes.clone(),
-        });
+        routes.push(route(i, r, &names).map_err(&err)?);
     }
+    dispatch(&raw, receivers, routes).map_err(err)
+}
+
+/// A TOML syntax or shape error, with its line and column.
+fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> String {
+    let at = e
+        .span()
+        .map(|sp| {
+            let upto = &text[..sp.start.min(text.len())];
+            format!(
+                "line {}, column {}",
+                upto.matches('\n').count() + 1,
+                upto.len() - upto.rfind('\n').map_or(0, |i| i + 1) + 1
+            )
+        })
+        .unwrap_or_else(|| "file".into());
+    format!("{origin}: {at}: {}", e.message())
+}
+
+/// One `[[receiver]]`, checked (its name already is). Errors name the receiver and field.
+fn receiver(r: &RawReceiver) -> Result<Receiver, String> {
+    let at = |field: &str, m: String| format!("receiver {:?}, field {field:?}: {m}", r.name);
+    let kind = match r.kind.as_str() {
+        "slack" => Kind::Slack,
+        "pagerduty" => Kind::PagerDuty,
+        "webhook" => Kind::Webhook,
+        "email" => Kind::Email,
+        "jira" => Kind::Jira,
+        other => {
+            return Err(at(
+                "kind",
+                format!("{other:?} is not one of slack, pagerduty, webhook, email, jira"),
+            ));
+        }
+    };
+    // Fields that belong to one kind only are refused on the others.
+    for (field, set, kinds) in [
+        (
+            "routing_key",
+            r.routing_key.is_some(),
+            &[Kind::PagerDuty][..],
+        ),
+        ("from", r.from.is_some(), &[Kind::Email][..]),
+        ("to", !r.to.is_empty(), &[Kind::Email][..]),
+        ("tls", r.tls.is_some(), &[Kind::Email][..]),
+        ("password_env", r.password_env.is_some(), &[Kind::Email][..]),
+        (
+            "password_file",
+            r.password_file.is_some(),
+            &[Kind::Email][..],
+        ),
+        (
+            "username",
+            r.username.is_some(),
+            &[Kind::Email, Kind::Jira][..],
+        ),
+        ("project", r.project.is_some(), &[Kind::Jira][..]),
+        ("issue_type", r.issue_type.is_some(), &[Kind::Jira][..]),
+        ("token_env", r.token_env.is_some(), &[Kind::Jira][..]),
+        ("token_file", r.token_file.is_some(), &[Kind::Jira][..]),
+    ] {
+        if set && !kinds.contains(&kind) {
+            return Err(at(
+                field,
+                format!("is not used by a {} receiver", kind.as_str()),
+            ));
+        }
+    }
+    let url = match (&r.url, kind) {
+        (Some(u), _) => u.clone(),
+        (None, Kind::PagerDuty) => PAGERDUTY_EVENTS_URL.to_owned(),
+        (None, _) => return Err(at("url", "is required for this kind".into())),
+    };
+    let mut email = None;
+    let mut jira = None;
+    if kind == Kind::Email {
+        email = Some(email_cfg(r, &url, &at)?);
+    } else if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(at(
+            "url",
+            format!("{url:?} must be an http:// or https:// URL"),
+        ));
+    }
+    if kind == Kind::Jira {
+        jira = Some(jira_cfg(r, &at)?);
+    }
+    if kind == Kind::PagerDuty && r.routing_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
+        return Err(at(
+            "routing_key",
+            "a PagerDuty receiver needs its integration's routing key".into(),
+        ));
+    }
+    Ok(Receiver {
+        name: r.name.clone(),
+        kind,
+        url,
+        routing_key: r.routing_key.clone(),
+        fallback: r.fallback.clone(),
+        escalate_to: r.escalate_to.clone(),
+        email,
+        jira,
+    })
+}
+
+/// The SMTP settings of an email receiver.
+fn email_cfg(
+    r: &RawReceiver,
+    url: &str,
+    at: &dyn Fn(&str, String) -> String,
+) -> Result<EmailCfg, String> {
+    let (host, port, mut tls) = smtp_endpoint(url).map_err(|m| at("url", m))?;
+    match r.tls.as_deref() {
+        None => {}
+        Some("none") => tls = SmtpTls::None,
+        Some("starttls") => tls = SmtpTls::StartTls,
+        Some("tls") => tls = SmtpTls::Implicit,
+        Some(other) => {
+            return Err(at(
+                "tls",
+                format!("{other:?} is not one of starttls, tls, none"),
+            ));
+        }
+    }
+    let from = r
+        .from
+        .clone()
+        .ok_or_else(|| at("from", "an email receiver needs a sender address".into()))?;
+    if !plain_address(&from) {
+        return Err(at("from", format!("{from:?} is not an email address")));
+    }
+    if r.to.is_empty() {
+        return Err(at(
+            "to",
+            "an email receiver needs at least one recipient".into(),
+        ));
+    }
+    if let Some(bad) = r.to.iter().find(|a| !plain_address(a)) {
+        return Err(at("to", format!("{bad:?} is not an email address")));
+    }
+    let password = secret(
+        r.password_env.as_deref(),
+        r.password_file.as_deref(),
+        "password",
+    )
+    .map_err(|(f, m)| at(&f, m))?;
+    if password.is_some() != r.username.is_some() {
+        return Err(at(
+            "username",
+            "SMTP authentication needs both username and password_env or password_file".into(),
+        ));
+    }
+    Ok(EmailCfg {
+        host,
+        port,
+        tls,
+        from,
+        to: r.to.clone(),
+        username: r.username.clone(),
+        password,
+    })
+}
+
+/// The project settings of a Jira receiver.
+fn jira_cfg(r: &RawReceiver, at: &dyn Fn(&str, String) -> String) -> Result<JiraCfg, String> {
+    let project = r
+        .project
+        .clone()
+        .filter(|p| !p.trim().is_empty())
+        .ok_or_else(|| {
+            at(
+                "project",
+                "a Jira receiver needs the project key, e.g. \"OPS\"".into(),
+            )
+        })?;
+    let token = secret(r.token_env.as_deref(), r.token_file.as_deref(), "token")
+        .map_err(|(f, m)| at(&f, m))?;
+    if token.is_none() {
+        return Err(at(
+            "token_env",
+            "a Jira receiver needs an API token (token_env or token_file)".into(),
+        ));
+    }
+    Ok(JiraCfg {
+        project,
+        issue_type: r.issue_type.clone().unwrap_or_else(|| "Task".into()),
+        username: r.username.clone(),
+        token,
+    })
+}
+
+/// Route number `i` (0-based), checked against the receiver `names`.
+fn route(i: usize, r: &RawRoute, names: &BTreeSet<String>) -> Result<Route, String> {
+    let at = |field: &str, m: String| format!("route {}, field {field:?}: {m}", i + 1);
+    if r.receivers.is_empty() {
+        return Err(at("receivers", "needs at least one receiver".into()));
+    }
+    for name in &r.receivers {
+        if !names.contains(name) {
+            return Err(at("receivers", format!("{name:?} is not a receiver")));
+        }
+    }
+    let severity = r
+        .severity
+        .iter()
+        .map(|s| s.parse::<Severity>().map_err(|e| at("severity", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(w) = r.workloads.iter().find(|w| {
+        w.trim().is_empty() || w.split('/').count() > 2 || w.split('/').any(str::is_empty)
+    }) {
+        return Err(at(
+            "workloads",
+            format!("{w:?} is not a workload: name or kind/name, e.g. deployment/checkout"),
+        ));
+    }
+    if let Some(c) = r.causes.iter().find(|c| {
+        c.is_empty()
+            || !c
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+    }) {
+        return Err(at(
+            "causes",
+            format!("{c:?} is not a cause kind (lower_snake_case, as in rules/default.toml)"),
+        ));
+    }
+    Ok(Route {
+        receivers: r.receivers.clone(),
+        severity,
+        namespaces: r.namespaces.clone(),
+        workloads: r.workloads.clone(),
+        causes: r.causes.clone(),
+    })
+}
+
+/// The `[dispatch]`, `[escalation]` and `[templates]` sections around the checked
+/// receivers and routes.
+fn dispatch(
+    raw: &RawFile,
+    receivers: Vec<Receiver>,
+    routes: Vec<Route>,
+) -> Result<NotifyConfig, String> {
     let d = &raw.dispatch;
     let max_attempts = d.max_attempts.unwrap_or(6);
     if !(1..=50).contains(&max_attempts) {
-        return Err(err(format!(
+        return Err(format!(
             "dispatch: field \"max_attempts\": {max_attempts} must be 1-50"
-        )));
+        ));
     }
     let pager_events_per_minute = d.pager_events_per_minute.unwrap_or(100);
     if !(1..=120).contains(&pager_events_per_minute) {
-        return Err(err(format!(
+        return Err(format!(
             "dispatch: field \"pager_events_per_minute\": {pager_events_per_minute} must be 1-120 (PagerDuty refuses more than about 120 a minute per key)"
-        )));
+        ));
     }
     Ok(NotifyConfig {
         pager_events_per_minute,
-        base_url: raw.base_url.map(|u| u.trim_end_matches('/').to_owned()),
+        base_url: raw
+            .base_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_owned()),
         receivers,
         routes,
         max_attempts,
@@ -575,49 +613,21 @@ fn parse_unredacted(text: &str, origin: &str) -> Result<NotifyConfig, String> {
             d.backoff_min.as_deref(),
             Duration::from_secs(2),
             "backoff_min",
-        )
-        .map_err(&err)?,
+        )?,
         backoff_max: duration(
             d.backoff_max.as_deref(),
             Duration::from_secs(300),
             "backoff_max",
-        )
-        .map_err(&err)?,
-        timeout: duration(d.timeout.as_deref(), Duration::from_secs(10), "timeout")
-            .map_err(&err)?,
+        )?,
+        timeout: duration(d.timeout.as_deref(), Duration::from_secs(10), "timeout")?,
         update_every: duration(
             d.update_every.as_deref(),
             Duration::from_secs(15 * 60),
             "update_every",
-        )
-        .map_err(&err)?,
-        response: {
-            let e = &raw.escalation;
-            let mut out = [Duration::ZERO; 4];
-            for (i, (name, v)) in [("P1", &e.p1), ("P2", &e.p2), ("P3", &e.p3), ("P4", &e.p4)]
-                .into_iter()
-                .enumerate()
-            {
-                let default = tapio_core::Severity::ALL[i]
-                    .response_time()
-                    .to_std()
-                    .unwrap_or(Duration::from_secs(3600));
-                out[i] =
-                    match v {
-                        None => default,
-                        Some(s) => parse_duration(s).ok().filter(|d| !d.is_zero()).ok_or_else(
-                            || {
-                                err(format!(
-                                    "escalation: field {name:?}: {s:?} is not a duration like 5m"
-                                ))
-                            },
-                        )?,
-                    };
-            }
-            out
-        },
+        )?,
+        response: response_times(&raw.escalation)?,
         templates: {
-            use tapio_core::notify::NotificationKind as K;
+            use crate::templates::NotificationKind as K;
             let t = &raw.templates;
             [
                 (K::Initial, &t.initial),
@@ -629,6 +639,30 @@ fn parse_unredacted(text: &str, origin: &str) -> Result<NotifyConfig, String> {
             .collect()
         },
     })
+}
+
+/// The acknowledgement deadline per severity (`[escalation]`), the runbook's by default.
+fn response_times(e: &RawEscalation) -> Result<[Duration; 4], String> {
+    let mut out = [Duration::ZERO; 4];
+    for (i, (name, v)) in [("P1", &e.p1), ("P2", &e.p2), ("P3", &e.p3), ("P4", &e.p4)]
+        .into_iter()
+        .enumerate()
+    {
+        let default = tapio_core::Severity::ALL[i]
+            .response_time()
+            .to_std()
+            .unwrap_or(Duration::from_secs(3600));
+        out[i] = match v {
+            None => default,
+            Some(s) => parse_duration(s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    format!("escalation: field {name:?}: {s:?} is not a duration like 5m")
+                })?,
+        };
+    }
+    Ok(out)
 }
 
 impl NotifyConfig {

@@ -9,10 +9,7 @@ use tapio_store::Store;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use ulid::Ulid;
 
-pub use tapio_notify::{
-    NotificationKind, RenderContext, TemplateError, Templates, channel, config, outbox, redact,
-    schedule,
-};
+pub use tapio_notify::{Templates, config, outbox};
 
 use crate::correlator::{Command, CommandKind};
 use crate::metrics::Metrics;
@@ -49,8 +46,6 @@ pub mod dispatch {
     //! The dispatcher as the server starts it (see [`tapio_notify::dispatch`]).
 
     use super::*;
-
-    pub use tapio_notify::dispatch::RateWindow;
 
     pub struct Dispatcher {
         pub store: Arc<dyn Store>,

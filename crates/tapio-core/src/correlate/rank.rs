@@ -14,6 +14,8 @@ impl CorrelationEngine {
             .map_or(w.inc.started_at, |s| s.at)
             .min(w.inc.started_at);
         let present: BTreeSet<Symptom> = w.signals.iter().map(|s| s.symptom).collect();
+        // A local scratch list of (rule, cause entity, score, supporting signals, change);
+        // a named type would be used only here.
         #[allow(clippy::type_complexity)]
         let mut cands: Vec<(&Rule, EntityKey, f64, Vec<&Signal>, Option<Change>)> = Vec::new();
         let mut onsets: BTreeMap<(String, String), DateTime<Utc>> = BTreeMap::new();

@@ -30,6 +30,7 @@ fn entry(at: DateTime<Utc>, kind: TimelineKind, msg: &str, by: Option<&str>) -> 
 
 /// An incident on `Kind/ns/name` with `affected`, detected `ttd` minutes after it
 /// started, acknowledged / resolved `tta` / `ttr` minutes after detection.
+// A fixture builder: each argument is one figure the hand computations use.
 #[allow(clippy::too_many_arguments)]
 fn inc(
     n: u16,

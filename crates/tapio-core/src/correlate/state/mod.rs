@@ -253,6 +253,7 @@ struct Ctx {
 }
 
 impl Ctx {
+    // Every call site names each part of a signal; a builder would only rename the list.
     #[allow(clippy::too_many_arguments)]
     fn signal(
         &mut self,

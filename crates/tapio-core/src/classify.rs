@@ -103,6 +103,9 @@ fn destination_identity(ev: &Event, problem: &str) -> Identity {
 }
 
 /// Classify one fact. `None`: the fact is evidence only and opens nothing on its own.
+///
+/// One function on purpose: the numbered rules are tried in order and the first match
+/// wins (the table in docs/classification.md), so it reads top to bottom like that table.
 pub fn classify(ev: &Event) -> Option<Classification> {
     let who = ev.entity.display_name();
     let t = ev.kind.as_str();

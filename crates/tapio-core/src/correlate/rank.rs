@@ -5,6 +5,11 @@
 use super::*;
 
 impl CorrelationEngine {
+    /// The incident's root-cause hypotheses, best first, and the changes they cite.
+    ///
+    /// Long by nature: for every rule it finds where the cause sits, the change it needs
+    /// and its confidence, then ranks the candidates and renders the best; the steps share
+    /// scratch lists and are commented in place.
     pub(super) fn hypotheses(&self, w: &Working) -> (Vec<Hypothesis>, Vec<ChangeNote>) {
         let mut hyps: Vec<Hypothesis> = Vec::new();
         let mut notes: Vec<ChangeNote> = Vec::new();

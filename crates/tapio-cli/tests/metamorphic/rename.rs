@@ -142,15 +142,21 @@ pub(crate) fn engine_tokens() -> &'static BTreeSet<String> {
         let mut literals = Vec::new();
         let src = repo().join("crates/tapio-core/src");
         let mut files: Vec<PathBuf> = ENGINE_SOURCES.iter().map(|f| src.join(f)).collect();
-        for e in std::fs::read_dir(src.join("correlate"))
-            .expect("tapio-core/src/correlate")
-            .flatten()
-        {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "rs")
-                && p.file_name().is_some_and(|n| n != "tests.rs")
+        // correlate/ and its subfolders (state/).
+        let mut dirs = vec![src.join("correlate")];
+        while let Some(dir) = dirs.pop() {
+            for e in std::fs::read_dir(&dir)
+                .expect("tapio-core/src/correlate")
+                .flatten()
             {
-                files.push(p);
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs")
+                    && p.file_name().is_some_and(|n| n != "tests.rs")
+                {
+                    files.push(p);
+                }
             }
         }
         for p in files {

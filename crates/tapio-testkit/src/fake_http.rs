@@ -143,6 +143,30 @@ pub fn serve(mut handler: impl FnMut(Request) -> Option<Reply> + Send + 'static)
     port
 }
 
+/// Like [`serve`], each connection on a thread of its own (for a peer that several clients
+/// call at once, like exporters Prometheus scrapes in parallel); a request that does not
+/// arrive within 5 s is dropped.
+pub fn serve_concurrent(handler: impl Fn(Request) -> Option<Reply> + Send + Sync + 'static) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handler = Arc::new(handler);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let handler = handler.clone();
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let Some(req) = read_request(&conn) else {
+                    return;
+                };
+                if let Some(reply) = handler(req) {
+                    let _ = respond(&conn, &reply);
+                }
+            });
+        }
+    });
+    port
+}
+
 /// A webhook receiver: records every JSON request body and answers with `status` (which
 /// the test may change while it runs).
 #[derive(Clone)]

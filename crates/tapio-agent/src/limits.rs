@@ -26,7 +26,8 @@ use serde::Serialize;
 use tapio_proto::{AttrValue, Event, EventSeverity};
 
 use crate::enrich::{self, SharedPods, parse_cgroup_path};
-use crate::node::{NodeConfig, int, node_event, round4, seconds, unescape_mountinfo};
+use crate::mountinfo;
+use crate::node::{NodeConfig, int, node_event, round4, seconds};
 
 /// Open files (allocated file handles) near `fs.file-max`.
 pub const EVENT_FILE_DESCRIPTORS: &str = "node.limits.file_descriptors";
@@ -545,39 +546,10 @@ pub fn read_cpu_limit_cores(dir: &Path) -> Option<f64> {
     (quota > 0 && period > 0).then(|| quota as f64 / period as f64)
 }
 
-/// Mounts that may carry the `cpu` controller, from a mountinfo table: cgroup2 mount points
-/// (whether `cpu` is enabled is in their `cgroup.controllers`), and the cgroup v1 mount
-/// whose super options name `cpu`.
-pub fn cpu_cgroup_mounts(mountinfo: &str) -> (Vec<PathBuf>, Option<PathBuf>) {
-    let mut v2 = Vec::new();
-    let mut v1 = None;
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split_whitespace();
-        let fs_type = post.next().unwrap_or("");
-        let _source = post.next();
-        let super_opts = post.next().unwrap_or("");
-        let Some(mount_point) = pre.split_whitespace().nth(4) else {
-            continue;
-        };
-        let mount_point = PathBuf::from(unescape_mountinfo(mount_point));
-        match fs_type {
-            "cgroup2" => v2.push(mount_point),
-            "cgroup" if v1.is_none() && super_opts.split(',').any(|o| o == "cpu") => {
-                v1 = Some(mount_point)
-            }
-            _ => {}
-        }
-    }
-    (v2, v1)
-}
-
 /// The hierarchy holding the `cpu` controller: a cgroup2 mount whose `cgroup.controllers`
 /// lists `cpu` (unified), else the cgroup v1 `cpu` mount (legacy and hybrid).
 pub fn detect_cpu_cgroup_root(mountinfo: &str) -> Option<PathBuf> {
-    let (v2, v1) = cpu_cgroup_mounts(mountinfo);
+    let (v2, v1) = mountinfo::cpu_cgroup_mounts(&mountinfo::parse_mountinfo(mountinfo));
     for root in v2 {
         let has_cpu = std::fs::read_to_string(root.join("cgroup.controllers"))
             .is_ok_and(|c| c.split_whitespace().any(|x| x == "cpu"));
@@ -1107,26 +1079,6 @@ mod tests {
         assert_eq!(parse_cpu_max("250000 100000\n"), Some(2.5));
         assert_eq!(parse_cpu_max("max 100000\n"), None);
         assert_eq!(parse_cpu_max(""), None);
-    }
-
-    #[test]
-    fn cpu_cgroup_mount_detection() {
-        let hybrid = "\
-25 20 0:22 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
-26 25 0:23 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate
-30 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
-31 25 0:28 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset
-";
-        let (v2, v1) = cpu_cgroup_mounts(hybrid);
-        assert_eq!(v2, vec![PathBuf::from("/sys/fs/cgroup/unified")]);
-        assert_eq!(v1, Some(PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")));
-        let unified = "35 24 0:30 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
-        let (v2, v1) = cpu_cgroup_mounts(unified);
-        assert_eq!(v2, vec![PathBuf::from("/sys/fs/cgroup")]);
-        assert_eq!(v1, None);
-        // cpuset alone is not cpu.
-        let (_, v1) = cpu_cgroup_mounts("31 25 0:28 / /x rw - cgroup cgroup rw,cpuset\n");
-        assert_eq!(v1, None);
     }
 
     const CID: &str = "4246283da53772d9520fb37c388a11f14a5c1953e02e5d27932e9166e7b3672f";

@@ -7,16 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use clap::Parser;
 use serde::Deserialize;
 use tapio_agent::bpf::{self, LoadOptions};
 use tapio_agent::detect::{Detector, Thresholds};
 use tapio_agent::enrich::{Enricher, PodIndex, PodSource, SharedPods};
+use tapio_agent::http::{self, Response};
 use tapio_agent::metrics::{Metrics, ProgramLabel};
 use tapio_agent::node::{NodeConfig, NodeObserver, SourceStatus as NodeSource};
 use tapio_agent::run::{self, Out, Sink, Status};
@@ -193,7 +189,7 @@ fn real_main() -> anyhow::Result<()> {
                 path.display()
             )
         })?;
-        let token = tapio_core::auth::agent_token(&text).ok_or_else(|| {
+        let token = tapio_proto::auth::agent_token(&text).ok_or_else(|| {
             anyhow::anyhow!(
                 "--token-file {} holds no token: give the file `tapio auth add-user NAME --role agent` wrote (a `token:` line), or just the token",
                 path.display()
@@ -519,43 +515,30 @@ fn heartbeat_loop(
     }
 }
 
+/// Serves `/metrics` and `/health` until SIGINT or SIGTERM.
 async fn serve(listener: std::net::TcpListener, status: Arc<Status>) -> anyhow::Result<()> {
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(|State(s): State<Arc<Status>>| async move {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    s.metrics.encode(),
-                )
-            }),
-        )
-        .route(
-            "/health",
-            get(|State(s): State<Arc<Status>>| async move {
-                let h = s.health();
-                let code = if h["status"] == "unhealthy" {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::OK
-                };
-                (code, axum::Json(h)).into_response()
-            }),
-        )
-        .with_state(status);
+    let route = move |path: &str| match path {
+        "/metrics" => Some(Response::new(
+            200,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            status.metrics.encode(),
+        )),
+        "/health" => {
+            let h = status.health();
+            let code = if h["status"] == "unhealthy" { 503 } else { 200 };
+            Some(Response::json(code, &h))
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-            }
-        })
-        .await?;
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+    };
+    http::serve(listener, http::Limits::default(), route, shutdown).await?;
     Ok(())
 }

@@ -260,10 +260,7 @@ impl Shipper {
     fn post(&self, batch: EvidenceBatch) -> Outcome {
         // A batch holding a P1-class fact goes in the server's critical lane: admitted
         // while ordinary ingest is refused for load (the same ranking the server sheds by).
-        let critical = batch
-            .events
-            .iter()
-            .any(|e| tapio_core::shed::rank(e) == tapio_core::shed::NEVER_SHED);
+        let critical = batch.events.iter().any(tapio_proto::shed::is_never_shed);
         let json = match serde_json::to_vec(&batch) {
             Ok(j) => j,
             Err(e) => return Outcome::Refused(format!("cannot encode the batch: {e}")),

@@ -16,6 +16,17 @@ fn config() -> serde_json::Value {
     json!({"node": {"kmsg_enabled": false}})
 }
 
+/// A person's entry as `tapio auth add-user NAME --role admin` writes it: the role and the
+/// token's SHA-256 (people's files never hold the token itself).
+fn admin_file(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest: String = Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("role: admin\ntoken-sha256: {digest}\n")
+}
+
 #[test]
 fn an_agent_with_its_token_file_is_let_in_and_one_without_is_not() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -25,13 +36,13 @@ fn an_agent_with_its_token_file_is_let_in_and_one_without_is_not() {
     let agent_token = "tapio_agent_token_for_the_test";
     std::fs::write(
         auth.join("tapio-agent"),
-        tapio_core::auth::agent_file(agent_token),
+        tapio_proto::auth::agent_file(agent_token),
     )
     .expect("agent entry");
     let admin_token = "tapio_admin_token_for_the_test";
     std::fs::write(
         auth.join("admin"),
-        tapio_core::auth::user_file(tapio_core::auth::Role::Admin, admin_token),
+        admin_file(admin_token),
     )
     .expect("admin entry");
 

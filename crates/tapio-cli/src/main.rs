@@ -342,6 +342,8 @@ fn actor(by: Option<String>) -> String {
         .unwrap_or_else(|| "cli".into())
 }
 
+// One arm per subcommand, each only handing its arguments to the function that runs it
+// and mapping the result to an exit code: long, but a flat table to read, not logic.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let explicit_server = cli.server.is_some();
@@ -350,6 +352,12 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
     let client = Client::new(&server, cli.timeout).with_token(cli.token.clone());
+    let cli_target = Target {
+        server,
+        explicit: explicit_server,
+        timeout: cli.timeout,
+        token: cli.token.clone(),
+    };
     let code = match cli.cmd {
         Cmd::Check { all, output } => check::run(&client, all, output),
         Cmd::Incidents { cmd } => match incidents(&client, cmd) {
@@ -381,34 +389,7 @@ fn main() -> ExitCode {
             max_speed: _,
             depth,
             output,
-        } => {
-            let r = if explicit_server {
-                if speed.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
-                    Err(format!(
-                        "--speed {} must be a number above 0 (e.g. 10 for ten times faster)",
-                        speed.unwrap_or(0.0)
-                    ))
-                } else {
-                    let clients: Vec<Client> = server
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| Client::new(s, cli.timeout).with_token(cli.token.clone()))
-                        .collect();
-                    analyze::replay_to_server(&clients, &file, speed)
-                }
-            } else {
-                tapio_core::eval::parse_depth(Some(&depth))
-                    .and_then(|d| analyze::replay_in_process(&file, d, output))
-            };
-            match r {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("tapio replay: {e}");
-                    1
-                }
-            }
-        }
+        } => replay(&cli_target, &file, speed, &depth, output),
         Cmd::Auth {
             cmd:
                 AuthCmd::AddUser {
@@ -530,6 +511,45 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(code)
+}
+
+/// Where the CLI talks to: the `--server` address(es), whether one was given, and how.
+struct Target {
+    server: String,
+    explicit: bool,
+    timeout: Duration,
+    token: Option<String>,
+}
+
+/// `tapio replay`: to the server(s) when `--server` is given, else in process.
+fn replay(target: &Target, file: &str, speed: Option<f64>, depth: &str, output: Output) -> u8 {
+    let r = if target.explicit {
+        if speed.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+            Err(format!(
+                "--speed {} must be a number above 0 (e.g. 10 for ten times faster)",
+                speed.unwrap_or(0.0)
+            ))
+        } else {
+            let clients: Vec<Client> = target
+                .server
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Client::new(s, target.timeout).with_token(target.token.clone()))
+                .collect();
+            analyze::replay_to_server(&clients, file, speed)
+        }
+    } else {
+        tapio_core::eval::parse_depth(Some(depth))
+            .and_then(|d| analyze::replay_in_process(file, d, output))
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("tapio replay: {e}");
+            1
+        }
+    }
 }
 
 fn fail(e: &ClientError) -> u8 {

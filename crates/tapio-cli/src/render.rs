@@ -260,7 +260,11 @@ pub fn check(
                     );
                 }
                 if !hb.last_error.is_empty() {
-                    let _ = writeln!(out, "  ! last delivery error: {}", cut_chars(&hb.last_error, 120));
+                    let _ = writeln!(
+                        out,
+                        "  ! last delivery error: {}",
+                        cut_chars(&hb.last_error, 120)
+                    );
                 }
             }
         }

@@ -18,10 +18,7 @@ use serde_json::{Value, json};
 const NS: &str = "tapio-system";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository root")
+    tapio_testkit::repo_root()
 }
 
 fn read(rel: &str) -> String {

@@ -1,12 +1,21 @@
 //! The scenario suite (tests/scenarios, docs/scenarios.md) scored by `tapio eval`, in CI.
 //! The build fails below the bar; the figures are in README.md.
 
+use std::path::PathBuf;
 use std::process::Command;
 
+use tapio_testkit::{cli_bin, repo_root};
+
+/// The scenario suite's directory.
+fn suite() -> PathBuf {
+    repo_root().join("tests/scenarios")
+}
+
 fn eval(extra: &[&str]) -> (i32, serde_json::Value) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/scenarios");
-    let out = Command::new(env!("CARGO_BIN_EXE_tapio"))
-        .args(["eval", dir, "-o", "json"])
+    let out = Command::new(cli_bin())
+        .arg("eval")
+        .arg(suite())
+        .args(["-o", "json"])
         .args(extra)
         .output()
         .expect("run tapio eval");
@@ -67,6 +76,15 @@ fn the_scenario_suite_meets_the_bar() {
 fn evaluation_is_deterministic() {
     let (_, a) = eval(&[]);
     let (_, b) = eval(&[]);
+    // Two empty answers would be equal too: the runs scored the whole suite and found
+    // incidents.
+    let scored = a["scenarios"].as_array().map_or(0, Vec::len);
+    assert!(scored >= 81, "{scored} scenarios scored: {}", a["summary"]);
+    assert!(
+        a["summary"]["incidents"].as_u64().unwrap_or(0) > 0,
+        "no incidents: {}",
+        a["summary"]
+    );
     assert_eq!(a, b);
 }
 
@@ -81,12 +99,10 @@ fn a_bar_above_the_score_fails_the_run() {
 
 #[test]
 fn the_day_of_routine_churn_pages_no_one() {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/scenarios/81-routine-churn-day"
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_tapio"))
-        .args(["eval", dir, "-o", "json", "--max-noise-pages", "0"])
+    let out = Command::new(cli_bin())
+        .arg("eval")
+        .arg(suite().join("81-routine-churn-day"))
+        .args(["-o", "json", "--max-noise-pages", "0"])
         .output()
         .expect("run tapio eval");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -110,9 +126,9 @@ fn the_day_of_routine_churn_pages_no_one() {
 /// by hand, and a generator change shows up as a diff), and they validate.
 #[test]
 fn the_scenarios_are_what_their_generators_write_and_they_validate() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/scenarios");
+    let dir = suite();
     let out = Command::new("python3")
-        .arg(format!("{dir}/generate.py"))
+        .arg(dir.join("generate.py"))
         .arg("--check")
         .output()
         .expect("python3 (Debian package python3) runs tests/scenarios/generate.py");
@@ -123,7 +139,7 @@ fn the_scenarios_are_what_their_generators_write_and_they_validate() {
         String::from_utf8_lossy(&out.stderr)
     );
     let out = Command::new("python3")
-        .arg(format!("{dir}/validate.py"))
+        .arg(dir.join("validate.py"))
         .output()
         .expect("python3 runs tests/scenarios/validate.py");
     assert!(

@@ -85,27 +85,9 @@ pub fn user_file(role: Role, token: &str) -> String {
     )
 }
 
-/// The content of an agent's file: the token itself, not its digest, because the agents
-/// (a DaemonSet) mount the same `tapio-auth` key to present it. People's files never
-/// carry a plaintext token.
-pub fn agent_file(token: &str) -> String {
-    format!("role: agent\ntoken: {token}\n")
-}
-
-/// The token in an agent's token file: the `token:` line of an [`agent_file`], or the
-/// whole trimmed content of a file that holds only the token.
-pub fn agent_token(text: &str) -> Option<String> {
-    let from_line = text.lines().find_map(|l| {
-        let (k, v) = l.trim().split_once(':')?;
-        (k.trim() == "token").then(|| v.trim().to_owned())
-    });
-    let t = match from_line {
-        Some(t) => t,
-        None if !text.contains(':') => text.trim().to_owned(),
-        None => return None,
-    };
-    (!t.is_empty()).then_some(t)
-}
+// The agent's token file (written here for the CLI, read by the agent) is defined in
+// tapio-proto so the agent needs no tapio-core.
+pub use tapio_proto::auth::{agent_file, agent_token};
 
 /// Whether `name` can be a user (and a Secret key): 1–63 of `[a-z0-9._-]`, starting with
 /// a letter or digit.

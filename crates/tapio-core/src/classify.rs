@@ -1,8 +1,8 @@
 //! The runbook's P1–P4, applied to one fact at a time.
 //!
-//! This is the first incident path's knowledge: which single signals the runbook
-//! classifies on their own. Each rule gives a severity, the runbook reason with the
-//! numbers that decided it, a title, and the stable identity the incident is keyed on.
+//! Which single signals the runbook classifies on their own (load shedding ranks facts by
+//! it; the correlation engine shares its thresholds). Each rule gives a severity, the
+//! runbook reason with the numbers that decided it, a title, and the stable identity.
 //! The table is documented in `docs/classification.md`; keep the two in step.
 
 use tapio_proto::{Entity, Event, EventSeverity};
@@ -103,6 +103,9 @@ fn destination_identity(ev: &Event, problem: &str) -> Identity {
 }
 
 /// Classify one fact. `None`: the fact is evidence only and opens nothing on its own.
+///
+/// One function on purpose: the numbered rules are tried in order and the first match
+/// wins (the table in docs/classification.md), so it reads top to bottom like that table.
 pub fn classify(ev: &Event) -> Option<Classification> {
     let who = ev.entity.display_name();
     let t = ev.kind.as_str();

@@ -161,7 +161,7 @@ fn is_one(n: &u64) -> bool {
     *n == 1
 }
 
-/// A candidate root cause (filled by the correlation engine; empty on the simple path).
+/// A candidate root cause (filled by the correlation engine).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hypothesis {
     pub cause: String,

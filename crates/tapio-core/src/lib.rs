@@ -2,8 +2,9 @@
 //!
 //! - [`incident`]: the incident record (what the API returns and the store keeps).
 //! - [`classify`]: the runbook's P1–P4 applied to single facts, with the reason.
-//! - [`engine`]: the seam the server drives (`IncidentEngine`) and the first, simple
-//!   implementation (one incident per stable fingerprint).
+//! - [`engine`]: the seam the server drives (`IncidentEngine`, `IncidentChange`).
+//! - [`correlate`]: the live engine behind that seam (`CorrelationEngine`): signals grouped
+//!   into incidents, root-cause hypotheses, severity, storms.
 //! - [`config`]: the four live runtime keys of the `tapio-config` ConfigMap.
 //! - [`shed`]: which evidence load shedding may drop, and which it never drops.
 //! - [`report`]: MTTD/MTTA/MTTR/MTBF per period, severity and service, target compliance,
@@ -21,12 +22,11 @@ pub mod engine;
 pub mod eval;
 pub mod incident;
 pub mod lifecycle;
-pub mod notify;
 pub mod report;
 pub mod shed;
 pub mod silence;
 
 pub use classify::{Classification, classify};
 pub use correlate::CorrelationEngine;
-pub use engine::{IncidentChange, IncidentEngine, SimpleIncidentPath};
+pub use engine::{IncidentChange, IncidentEngine};
 pub use incident::*;

@@ -17,8 +17,9 @@ use tapio_proto::{Event, EventSeverity};
 use crate::classify::classify;
 use crate::incident::Severity;
 
-/// The rank of P1-class facts: never shed.
-pub const NEVER_SHED: u8 = 4;
+/// The rank of P1-class facts: never shed. Defined in tapio-proto beside
+/// [`tapio_proto::shed::is_never_shed`], the agent's copy of the P1 rule.
+pub use tapio_proto::shed::NEVER_SHED;
 
 pub fn rank(ev: &Event) -> u8 {
     if let Some(c) = classify(ev) {
@@ -98,5 +99,72 @@ mod tests {
         assert!(!should_shed(&p3, true, 0.6));
         assert!(should_shed(&p3, true, 0.8));
         assert!(!should_shed(&noise, false, 1.0));
+    }
+
+    /// The agent decides the critical lane with `tapio_proto::shed::is_never_shed`, without
+    /// the classifier: it must name exactly the facts ranked `NEVER_SHED` here.
+    #[test]
+    fn the_agents_p1_rule_agrees_with_the_rank() {
+        use tapio_proto::shed::is_never_shed;
+        let types = [
+            "kubernetes.workload.unavailable",
+            "kernel.security.exec",
+            "falco.security.shell",
+            "kernel.container.oom_kill",
+            "kernel.network.connection_refused",
+            "alert.prometheus.firing",
+            "change.deploy.rollout",
+            "node.pressure.cpu",
+        ];
+        let severities = [
+            EventSeverity::Critical,
+            EventSeverity::Error,
+            EventSeverity::Warning,
+            EventSeverity::Info,
+        ];
+        let attr_sets: Vec<Vec<(&str, AttrValue)>> = vec![
+            vec![],
+            vec![("priority", AttrValue::String(" p1 ".into()))],
+            vec![("priority", AttrValue::String("P2".into()))],
+            vec![("priority", AttrValue::String("urgent".into()))],
+            vec![
+                ("desired_replicas", AttrValue::Int(3)),
+                ("available_replicas", AttrValue::Int(0)),
+            ],
+            vec![
+                ("desired_replicas", AttrValue::Int(3)),
+                ("available_replicas", AttrValue::Int(1)),
+            ],
+            vec![("error_ratio", AttrValue::Float(0.2))],
+            vec![("error_ratio", AttrValue::Float(0.01))],
+            vec![("error_ratio", AttrValue::Float(0.009))],
+            vec![
+                ("attempts", AttrValue::Int(20)),
+                ("refused", AttrValue::Int(1)),
+            ],
+            vec![
+                ("attempts", AttrValue::Int(19)),
+                ("timed_out", AttrValue::Int(19)),
+            ],
+            vec![
+                ("attempts", AttrValue::Int(1000)),
+                ("timed_out", AttrValue::Int(9)),
+            ],
+            vec![("latency_seconds", AttrValue::Float(5.5))],
+            vec![("p99_latency_seconds", AttrValue::String("7".into()))],
+            vec![("latency_seconds", AttrValue::Float(5.0))],
+        ];
+        for t in types {
+            for sev in severities {
+                for attrs in &attr_sets {
+                    let e = ev(t, sev, attrs);
+                    assert_eq!(
+                        is_never_shed(&e),
+                        rank(&e) == NEVER_SHED,
+                        "{t} {sev:?} {attrs:?}"
+                    );
+                }
+            }
+        }
     }
 }

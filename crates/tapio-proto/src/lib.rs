@@ -9,8 +9,10 @@
 //! newer can still talk to this server within the same envelope version.
 
 mod api;
+pub mod auth;
 pub mod bounds;
 mod envelope;
+pub mod shed;
 pub mod text;
 mod validate;
 

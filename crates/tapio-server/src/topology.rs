@@ -625,7 +625,7 @@ fn load_notifications(
     args: &Args,
 ) -> anyhow::Result<(
     Option<Arc<crate::notify::config::NotifyConfig>>,
-    Option<tapio_core::notify::Templates>,
+    Option<crate::notify::Templates>,
 )> {
     let notify_cfg = match &args.notify {
         None => None,
@@ -643,7 +643,7 @@ fn load_notifications(
     // Template overrides are compiled and test-rendered now: an error names file and line.
     let templates = match &notify_cfg {
         Some(cfg) if !cfg.templates.is_empty() => Some(
-            tapio_core::notify::Templates::load(&cfg.templates)
+            crate::notify::Templates::load(&cfg.templates)
                 .map_err(|e| anyhow::anyhow!("notification template {e}"))?,
         ),
         _ => None,
@@ -954,7 +954,7 @@ struct LeaderWork {
     kube: Option<(kube::Client, String)>,
     prom_cfg: Option<crate::pipeline::promsource::PromConfig>,
     notify_cfg: Option<Arc<crate::notify::config::NotifyConfig>>,
-    templates: Option<tapio_core::notify::Templates>,
+    templates: Option<crate::notify::Templates>,
     store: Arc<dyn Store>,
     dispatch_wake: Arc<Notify>,
     metrics: Arc<Metrics>,
@@ -989,7 +989,7 @@ impl LeaderWork {
                     templates: Arc::new(
                         self.templates
                             .clone()
-                            .unwrap_or_else(tapio_core::notify::Templates::defaults),
+                            .unwrap_or_else(crate::notify::Templates::defaults),
                     ),
                     wake: self.dispatch_wake.clone(),
                     metrics: self.metrics.clone(),

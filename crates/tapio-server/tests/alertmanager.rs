@@ -2,13 +2,11 @@
 //! Alertmanager (Debian package `prometheus-alertmanager`, installed by `.ci/run`) delivers
 //! alerts that arrive as evidence.
 
-mod common;
-
 use std::io::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::{Daemon, Server, require};
 use serde_json::{Value, json};
+use tapio_testkit::{Daemon, Server, require};
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)

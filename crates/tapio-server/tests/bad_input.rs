@@ -1,11 +1,9 @@
 //! Every class of bad input gets a 4xx with `{error: {code, message}}` naming the
 //! offending field or value, and nothing already stored is lost or changed.
 
-mod common;
-
 use std::io::Write;
 
-use common::{Server, example};
+use tapio_testkit::{Server, example};
 
 fn assert_error(
     s: &Server,

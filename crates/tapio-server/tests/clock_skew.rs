@@ -1,10 +1,8 @@
 //! Time nobody outside can move: one source's fast clock, or an alert dated in the future,
 //! must not advance the engine's "now" and resolve every open incident early.
 
-mod common;
-
 use chrono::{Duration, Utc};
-use common::{Server, oom_batch};
+use tapio_testkit::{Server, oom_batch};
 
 /// One batch from an agent whose clock runs `skew` ahead: its events and `sent_at` both
 /// read that clock.

@@ -1,11 +1,9 @@
 //! The real server binary and CLI, end to end.
 
-mod common;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{Server, example, oom_batch};
+use tapio_testkit::{Server, example, oom_batch};
 
 fn check_json(s: &Server, extra: &[&str]) -> (i32, serde_json::Value) {
     let mut args = vec!["check", "-o", "json"];
@@ -82,7 +80,7 @@ fn example_batch_opens_an_incident_seen_by_api_and_check() {
 #[test]
 fn replay_file_gives_one_incident_per_problem() {
     let s = Server::start(&[]);
-    let path = common::repo_root().join("examples/replay.jsonl");
+    let path = tapio_testkit::repo_root().join("examples/replay.jsonl");
     let out = s.cli(&["replay", path.to_str().expect("path")]);
     assert!(
         out.status.success(),
@@ -271,8 +269,8 @@ fn load_shedding_drops_low_priority_never_p1() {
 #[test]
 fn check_exit_codes_unreachable_and_timeout() {
     // Nothing listens: exit 3 at once.
-    let port = common::free_port();
-    let out = std::process::Command::new(common::cli_bin())
+    let port = tapio_testkit::free_port();
+    let out = std::process::Command::new(tapio_testkit::cli_bin())
         .args(["--server", &format!("http://127.0.0.1:{port}"), "check"])
         .output()
         .expect("run");
@@ -283,7 +281,7 @@ fn check_exit_codes_unreachable_and_timeout() {
     let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = hung.local_addr().expect("addr");
     let t = Instant::now();
-    let out = std::process::Command::new(common::cli_bin())
+    let out = std::process::Command::new(tapio_testkit::cli_bin())
         .args([
             "--server",
             &format!("http://{addr}"),

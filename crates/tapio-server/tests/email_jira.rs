@@ -3,14 +3,13 @@
 //! document, one per state change, threads and comments tied to the incident, and no
 //! duplicate issue when Jira's answer to a create is lost.
 
-mod common;
-
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Server, open_p1, wait};
+use tapio_testkit::fake_http::{self, Reply};
+use tapio_testkit::{Server, open_p1, wait};
 
 fn act(s: &Server, id: &str, what: &str) {
     let (st, v) = s.post(
@@ -264,16 +263,11 @@ fn email_never_goes_out_in_plain_text_unless_asked_then_the_fallback_hears() {
     // The server offers no STARTTLS; the receiver (default: STARTTLS required) must refuse
     // to send the credentials and the incident in the clear, and give up at once.
     let smtp = Smtp::start(false, false);
-    let hook = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let hook_port = hook.local_addr().expect("addr").port();
     let got = Arc::new(Mutex::new(Vec::<String>::new()));
     let g = got.clone();
-    std::thread::spawn(move || {
-        for conn in hook.incoming().flatten() {
-            let body = read_http(&conn).map(|r| r.2).unwrap_or_default();
-            g.lock().expect("lock").push(body);
-            let _ = respond(&conn, 200, "{}");
-        }
+    let hook_port = fake_http::serve(move |req| {
+        g.lock().expect("lock").push(req.body_text());
+        Some(Reply::json(200, "{}"))
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("notify.toml");
@@ -317,48 +311,6 @@ receivers = ["oncall-email"]
 // A local Jira REST API
 // ---------------------------------------------------------------------------------------
 
-/// Method, path with query, body, headers (names lower-cased).
-type HttpRequest = (String, String, String, Vec<(String, String)>);
-
-fn read_http(conn: &TcpStream) -> Option<HttpRequest> {
-    let mut r = BufReader::new(conn.try_clone().ok()?);
-    let mut first = String::new();
-    r.read_line(&mut first).ok()?;
-    let mut parts = first.split_whitespace();
-    let method = parts.next()?.to_owned();
-    let path = parts.next()?.to_owned();
-    let mut len = 0;
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).ok()? == 0 {
-            break;
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-            headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
-        }
-    }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).ok()?;
-    let body = String::from_utf8_lossy(&body).into_owned();
-    Some((method, path, body, headers))
-}
-
-fn respond(mut conn: &TcpStream, status: u16, body: &str) -> std::io::Result<()> {
-    write!(
-        conn,
-        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
 #[derive(Default)]
 struct JiraState {
     /// (key, create body)
@@ -370,72 +322,63 @@ struct JiraState {
 }
 
 fn jira() -> (u16, Arc<Mutex<JiraState>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
     let state = Arc::new(Mutex::new(JiraState {
         lose_first_create_answer: true,
         ..JiraState::default()
     }));
     let st = state.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let Some((method, path, body, headers)) = read_http(&conn) else {
-                continue;
-            };
-            let mut s = st.lock().expect("lock");
-            if let Some((_, a)) = headers.iter().find(|(k, _)| k == "authorization") {
-                s.auth.push(a.clone());
-            }
-            let (status, answer) = if method == "GET" && path.starts_with("/rest/api/2/search/jql?")
-            {
-                // Like Jira Data Center: only the classic search exists here.
-                (404, r#"{"errorMessages":["not found"]}"#.to_owned())
-            } else if method == "GET" && path.starts_with("/rest/api/2/search?") {
-                let found: Vec<serde_json::Value> = s
-                    .issues
-                    .iter()
-                    .filter(|(_, b)| {
-                        b["fields"]["labels"].as_array().is_some_and(|ls| {
-                            ls.iter().any(|l| {
-                                l.as_str()
-                                    .is_some_and(|l| path.contains(&format!("%22{l}%22")))
-                            })
+    let port = fake_http::serve(move |req| {
+        let (method, path, body) = (req.method.as_str(), req.path.as_str(), req.body_text());
+        let mut s = st.lock().expect("lock");
+        if let Some(a) = req.header("authorization") {
+            s.auth.push(a.to_owned());
+        }
+        let (status, answer) = if method == "GET" && path.starts_with("/rest/api/2/search/jql?") {
+            // Like Jira Data Center: only the classic search exists here.
+            (404, r#"{"errorMessages":["not found"]}"#.to_owned())
+        } else if method == "GET" && path.starts_with("/rest/api/2/search?") {
+            let found: Vec<serde_json::Value> = s
+                .issues
+                .iter()
+                .filter(|(_, b)| {
+                    b["fields"]["labels"].as_array().is_some_and(|ls| {
+                        ls.iter().any(|l| {
+                            l.as_str()
+                                .is_some_and(|l| path.contains(&format!("%22{l}%22")))
                         })
                     })
-                    .map(|(k, _)| serde_json::json!({"key": k}))
-                    .collect();
-                (200, serde_json::json!({"issues": found}).to_string())
-            } else if method == "POST" && path == "/rest/api/2/issue" {
-                let key = format!("OPS-{}", s.issues.len() + 1);
-                s.issues
-                    .push((key.clone(), serde_json::from_str(&body).unwrap_or_default()));
-                if s.lose_first_create_answer {
-                    // Created, but the answer never arrives.
-                    s.lose_first_create_answer = false;
-                    drop(s);
-                    drop(conn);
-                    continue;
-                }
-                (
-                    201,
-                    serde_json::json!({"key": key, "id": "10001"}).to_string(),
-                )
-            } else if method == "POST"
-                && let Some(key) = path
-                    .strip_prefix("/rest/api/2/issue/")
-                    .and_then(|p| p.strip_suffix("/comment"))
-            {
-                s.comments.push((
-                    key.to_owned(),
-                    serde_json::from_str(&body).unwrap_or_default(),
-                ));
-                (201, r#"{"id":"1"}"#.to_owned())
-            } else {
-                (404, "{}".to_owned())
-            };
-            drop(s);
-            let _ = respond(&conn, status, &answer);
-        }
+                })
+                .map(|(k, _)| serde_json::json!({"key": k}))
+                .collect();
+            (200, serde_json::json!({"issues": found}).to_string())
+        } else if method == "POST" && path == "/rest/api/2/issue" {
+            let key = format!("OPS-{}", s.issues.len() + 1);
+            s.issues
+                .push((key.clone(), serde_json::from_str(&body).unwrap_or_default()));
+            if s.lose_first_create_answer {
+                // Created, but the answer never arrives.
+                s.lose_first_create_answer = false;
+                return None;
+            }
+            (
+                201,
+                serde_json::json!({"key": key, "id": "10001"}).to_string(),
+            )
+        } else if method == "POST"
+            && let Some(key) = path
+                .strip_prefix("/rest/api/2/issue/")
+                .and_then(|p| p.strip_suffix("/comment"))
+        {
+            s.comments.push((
+                key.to_owned(),
+                serde_json::from_str(&body).unwrap_or_default(),
+            ));
+            (201, r#"{"id":"1"}"#.to_owned())
+        } else {
+            (404, "{}".to_owned())
+        };
+        drop(s);
+        Some(Reply::json(status, answer))
     });
     (port, state)
 }

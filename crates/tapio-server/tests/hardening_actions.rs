@@ -8,15 +8,13 @@
 //!   and neither a valid agent nor a responder is refused or loses a record meanwhile;
 //! - `tapio audit export` pages through more than 50,000 records.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, add_user, http_agent, oom_batch};
+use tapio_testkit::{Server, add_user, http_agent, oom_batch};
 
 fn agent() -> ureq::Agent {
     http_agent(Duration::from_secs(30))
@@ -580,7 +578,7 @@ fn audit_retention_deletes_by_age_and_count_and_nothing_else_may_delete() {
 
 /// Try to delete an audit row with the sqlite3 shell; its error text.
 fn rusqlite_delete(dir: &std::path::Path) -> String {
-    let Some(sqlite3) = common::which("sqlite3") else {
+    let Some(sqlite3) = tapio_testkit::which("sqlite3") else {
         return "append-only (sqlite3 not installed; not checked)".into();
     };
     let out = std::process::Command::new(sqlite3)

@@ -3,14 +3,13 @@
 //! limit, body-read timeout, bounded shutdown), a full disk fails `/ready`, and public
 //! `/health` shows statuses only.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, add_user, free_port, http_agent};
+use tapio_testkit::server::ServerOptions;
+use tapio_testkit::{Server, add_user, http_agent};
 
 fn agent() -> ureq::Agent {
     http_agent(Duration::from_secs(10))
@@ -217,24 +216,17 @@ fn slowloris_connections_are_closed_and_health_keeps_answering() {
 
 #[test]
 fn idle_connections_at_the_file_limit_leave_health_answering() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
-    let mut child = Command::new("prlimit")
-        .arg("--nofile=256:256")
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_tapio-server"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--kube", "off"])
-        .arg("--data-dir")
-        .arg(dir.path().join("db"))
-        .arg("--config-dir")
-        .arg(dir.path().join("config"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("prlimit tapio-server");
-    let url = format!("http://127.0.0.1:{port}");
-    assert!(health_answers(&url, 20), "did not start");
+    let mut s = Server::start_with(ServerOptions {
+        args: vec!["--kube".into(), "off".into()],
+        wrapper: vec!["prlimit".into(), "--nofile=256:256".into(), "--".into()],
+        // Started means /health answers 200 (as `health_answers` asks below).
+        ready: Some(Box::new(|url: &str| {
+            matches!(get(&format!("{url}/health"), None), Ok((200, _)))
+        })),
+        ..ServerOptions::default()
+    });
+    let port = s.port;
+    let url = s.url();
     let idle: Vec<TcpStream> = (0..600)
         .filter_map(|_| TcpStream::connect(format!("127.0.0.1:{port}")).ok())
         .collect();
@@ -245,8 +237,7 @@ fn idle_connections_at_the_file_limit_leave_health_answering() {
     let metrics = get(&format!("{url}/metrics"), None)
         .map(|r| r.1)
         .unwrap_or_default();
-    let _ = child.kill();
-    let _ = child.wait();
+    s.kill9();
     drop(idle);
     assert!(
         ok,
@@ -355,7 +346,7 @@ fn a_full_disk_fails_ready_and_health_says_why() {
     for seq in 1..=400 {
         let (status, _) = s.post(
             "/api/v1/evidence",
-            common::oom_batch("fill", seq, "api", 200).as_bytes(),
+            tapio_testkit::oom_batch("fill", seq, "api", 200).as_bytes(),
             &[],
         );
         if status == 503 {
@@ -380,7 +371,7 @@ fn a_full_disk_fails_ready_and_health_says_why() {
     for seq in 500..520 {
         let _ = s.post(
             "/api/v1/evidence",
-            common::oom_batch("tiny", seq, "api", 1).as_bytes(),
+            tapio_testkit::oom_batch("tiny", seq, "api", 1).as_bytes(),
             &[],
         );
         let (code, ready) = get(&format!("{}/ready", s.url()), None).expect("ready");
@@ -393,7 +384,7 @@ fn a_full_disk_fails_ready_and_health_says_why() {
     });
     let (status, v) = s.post(
         "/api/v1/evidence",
-        common::oom_batch("fill", 1000, "api", 5).as_bytes(),
+        tapio_testkit::oom_batch("fill", 1000, "api", 5).as_bytes(),
         &[],
     );
     assert_eq!(status, 200, "{v}");

@@ -4,11 +4,9 @@
 //! implausible sequence jump is a reset, not 9.2e18 missing batches; out-of-range values
 //! and control characters are refused; a non-JSON Content-Type is 415.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Server, add_user, http_agent};
+use tapio_testkit::{Server, add_user, http_agent};
 
 const OVERFLOW: &str = "8ZZZZZZZZZZZZZZZZZZZZZZZZZ";
 
@@ -182,7 +180,7 @@ fn overflowing_ulids_are_refused() {
 #[test]
 fn implausible_sequence_jump_is_a_reset() {
     let s = Server::start(&[]);
-    let batch = |seq: u64| common::oom_batch("jumper", seq, "api", 1);
+    let batch = |seq: u64| tapio_testkit::oom_batch("jumper", seq, "api", 1);
     for seq in [1, i64::MAX as u64] {
         let (status, v) = s.post("/api/v1/evidence", batch(seq).as_bytes(), &[]);
         assert_eq!(status, 200, "{v}");
@@ -200,7 +198,7 @@ fn implausible_sequence_jump_is_a_reset() {
     // An ordinary gap (3 batches) is still missing evidence.
     let (status, _) = s.post("/api/v1/evidence", batch(1).as_bytes(), &[]);
     assert_eq!(status, 200);
-    let other = |seq: u64| common::oom_batch("gappy", seq, "api", 1);
+    let other = |seq: u64| tapio_testkit::oom_batch("gappy", seq, "api", 1);
     for seq in [1, 5] {
         let (status, v) = s.post("/api/v1/evidence", other(seq).as_bytes(), &[]);
         assert_eq!(status, 200, "{v}");
@@ -323,7 +321,7 @@ fn non_json_content_type_is_415() {
     assert_eq!(status, 415);
     let (status, _) = s.post(
         "/api/v1/evidence",
-        &common::example("evidence-batch.json"),
+        &tapio_testkit::example("evidence-batch.json"),
         &[("content-type", "application/x-www-form-urlencoded")],
     );
     assert_eq!(status, 415);

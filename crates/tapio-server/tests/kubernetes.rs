@@ -3,8 +3,6 @@
 //! throttling 429. Asserts the watcher's state and that relists duplicate no evidence,
 //! and that a crash-looping rollout seen live gives the same incident as its replay file.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,8 +11,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use common::Server;
 use serde_json::{Value, json};
+use tapio_testkit::Server;
 
 /// One step of a watch stream.
 #[derive(Clone, Debug)]
@@ -500,9 +498,11 @@ fn events_v1(o: &Value) -> Value {
            "deprecatedCount": o["count"].as_i64().unwrap_or(1)})
 }
 
+// One test (~150 lines) on purpose: the live run and its replay are compared with each
+// other, so both belong to the same test.
 #[test]
 fn a_crash_looping_rollout_seen_live_gives_the_incident_of_its_replay() {
-    let root = common::repo_root();
+    let root = tapio_testkit::repo_root();
     let scenario = root.join("tests/scenarios/01-bad-rollout-checkout-crashloop/stream.jsonl");
     // The Kubernetes part of the scenario: (offset seconds, verb, object).
     let mut watch: Vec<(i64, String, Value)> = Vec::new();
@@ -612,7 +612,7 @@ fn a_crash_looping_rollout_seen_live_gives_the_incident_of_its_replay() {
         );
     }
     std::fs::write(&replay, lines.join("\n")).expect("write replay");
-    let out = std::process::Command::new(common::cli_bin())
+    let out = std::process::Command::new(tapio_testkit::cli_bin())
         .args(["replay", "--max-speed", "-o", "json"])
         .arg(&replay)
         .output()

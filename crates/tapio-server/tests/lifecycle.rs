@@ -2,9 +2,7 @@
 //! note, mitigate, resolve, reopen; invalid transitions refused clearly; detection never
 //! overwrites what people did.
 
-mod common;
-
-use common::{Server, example};
+use tapio_testkit::{Server, example};
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -1,14 +1,12 @@
 //! MTTA / MTTR / MTBF and target compliance on `/metrics`, checked against figures computed
 //! by hand from a fixed incident history written into the server's store.
 
-mod common;
-
 use chrono::{Duration, Utc};
-use common::Server;
 use tapio_core::Severity;
 use tapio_core::lifecycle::{Action, Declare, apply, declare};
 use tapio_store::Store;
 use tapio_store::sqlite::{Durability, SqliteStore};
+use tapio_testkit::Server;
 
 /// A declared incident (so detection = start) acknowledged and resolved after the given
 /// minutes.

@@ -3,12 +3,10 @@
 //! receiver (also across a kill -9), bounded retries then the fallback, and nothing that
 //! pages after an acknowledgement.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Receiver, Server, open_p1, wait};
+use tapio_testkit::{Receiver, Server, open_p1, wait};
 
 fn config(
     dir: &std::path::Path,

@@ -5,11 +5,9 @@
 //! document that did not answer as it says — a dropped connection (a panic in the
 //! handler), a plain-text 400 — now the JSON error.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{Server, cli_bin, repo_root};
+use tapio_testkit::{Server, cli_bin, repo_root};
 
 /// Every route of `tapio_server::api::app`, with its methods. Keep in step with the
 /// router (the test below also reads the route list out of http.rs).

@@ -2,10 +2,8 @@
 //! reads and ingest with 503, a reason and Retry-After, but still takes people's actions
 //! and P1 evidence, keeps answering probes, and shows and counts what it shed.
 
-mod common;
-
-use common::Server;
 use serde_json::json;
+use tapio_testkit::Server;
 
 fn batch(seq: u64, events: Vec<serde_json::Value>) -> Vec<u8> {
     json!({

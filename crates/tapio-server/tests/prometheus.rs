@@ -1,9 +1,7 @@
 //! A real Prometheus (Debian package `prometheus`, installed by `.ci/run`) scrapes
 //! `/metrics`, and a query returns what was posted.
 
-mod common;
-
-use common::{Daemon, Server, example, require};
+use tapio_testkit::{Daemon, Server, example, require};
 
 fn query(port: u16, q: &str) -> Option<f64> {
     let url = format!("http://127.0.0.1:{port}/api/v1/query");

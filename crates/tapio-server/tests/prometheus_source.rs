@@ -2,43 +2,28 @@
 //! counters this test serves; Tapio asks it for the request rate and error ratio of the
 //! Services in open incidents, and severity follows the measured impact and traffic.
 
-mod common;
-
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Server, wait};
+use tapio_testkit::fake_http::{self, Reply};
+use tapio_testkit::{Daemon, Server, wait};
 
 /// Serve `http_requests_total` counters that grow with time: checkout takes 10 requests/s
 /// of which 20 % fail; report-admin is called once every 100 s and always fails.
 fn serve_counters() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
     let start = Instant::now();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut c) = conn else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = c.read(&mut buf);
-            let t = start.elapsed().as_secs_f64();
-            let body = format!(
-                "# TYPE http_requests_total counter\n\
-                 http_requests_total{{namespace=\"shop\",service=\"checkout\",code=\"200\"}} {}\n\
-                 http_requests_total{{namespace=\"shop\",service=\"checkout\",code=\"500\"}} {}\n\
-                 http_requests_total{{namespace=\"backoffice\",service=\"report-admin\",code=\"500\"}} {}\n",
-                (8.0 * t).floor(),
-                (2.0 * t).floor(),
-                1.0 + (0.01 * t).floor(),
-            );
-            let _ = write!(
-                c,
-                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
+    fake_http::serve(move |_| {
+        let t = start.elapsed().as_secs_f64();
+        let body = format!(
+            "# TYPE http_requests_total counter\n\
+             http_requests_total{{namespace=\"shop\",service=\"checkout\",code=\"200\"}} {}\n\
+             http_requests_total{{namespace=\"shop\",service=\"checkout\",code=\"500\"}} {}\n\
+             http_requests_total{{namespace=\"backoffice\",service=\"report-admin\",code=\"500\"}} {}\n",
+            (8.0 * t).floor(),
+            (2.0 * t).floor(),
+            1.0 + (0.01 * t).floor(),
+        );
+        Some(Reply::with_type(200, "text/plain; version=0.0.4", body))
+    })
 }
 
 /// A critical alert about a Service (what opens an incident on it before Prometheus is

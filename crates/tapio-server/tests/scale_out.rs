@@ -6,7 +6,6 @@
 //! again). The result must equal a one-node run of the same stream: the same incidents,
 //! no duplicate incident, no duplicate notification, and every acknowledged event stored.
 
-mod common;
 #[path = "../../tapio-store/tests/support/services.rs"]
 mod services;
 
@@ -14,7 +13,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Receiver, Server, cli_bin, repo_root, wait};
+use tapio_testkit::{Receiver, Server, cli_bin, repo_root, wait};
 
 const SCENARIO: &str = "tests/scenarios/27-twin-node-failure-and-bad-rollout/stream.jsonl";
 const PARTITIONS: i32 = 8;
@@ -237,6 +236,8 @@ fn all_owned(v: &serde_json::Value, live_replicas: usize) -> bool {
         && v["leader"].is_string()
 }
 
+// One test (~220 lines) on purpose: a single run of three replicas, a kill and a restart,
+// each check reading the state the steps before it left.
 #[test]
 fn three_replicas_lose_nothing_and_repeat_nothing_through_a_kill_and_a_restart() {
     services::services();

@@ -3,12 +3,10 @@
 //! within 5 seconds without a restart, audit records per class and level, exported by the
 //! CLI and kept across a restart, and no token ever in the logs.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Server, add_user, cli_bin, example, http_agent};
+use tapio_testkit::{Server, add_user, cli_bin, example, http_agent};
 
 fn agent() -> ureq::Agent {
     http_agent(Duration::from_secs(20))
@@ -57,6 +55,8 @@ fn setup() -> Setup {
     Setup { s, dir, tokens }
 }
 
+// One test (~220 lines) on purpose: one server and its users, then the table of routes
+// and roles checked in turn; split, each part would start its own server.
 #[test]
 fn every_route_refuses_the_roles_it_must_and_people_act_as_themselves() {
     let Setup {

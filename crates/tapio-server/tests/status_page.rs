@@ -2,13 +2,11 @@
 //! `/status` and `/status.json`, then the page rendered in headless Chromium at phone and
 //! desktop width (screenshots kept as CI artifacts in `target/`).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, oom_batch};
+use tapio_testkit::{Server, oom_batch};
 
 const TITLE: &str = "Checkout <b>down</b> for EU";
 

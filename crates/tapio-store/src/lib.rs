@@ -16,6 +16,7 @@ use tapio_core::{Incident, Severity, Status};
 use tapio_proto::{AgentStatus, Event};
 use ulid::Ulid;
 
+mod migrations;
 pub mod pg;
 pub mod sqlite;
 

@@ -20,6 +20,7 @@ use tapio_proto::{AgentStatus, Event};
 use tokio::sync::oneshot;
 use ulid::Ulid;
 
+use crate::migrations;
 use crate::{IncidentFilter, IngestBatch, IngestOutcome, Store, StoreError, StoreStats};
 
 /// Most write commands committed in one transaction.
@@ -28,114 +29,6 @@ const MAX_GROUP: usize = 256;
 const WRITE_QUEUE: usize = 1024;
 const READERS: usize = 3;
 const PRUNE_CHUNK: i64 = 20_000;
-
-/// Migrations, applied in order; each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (
-        1,
-        r#"
-CREATE TABLE evidence (
-    pos          INTEGER PRIMARY KEY AUTOINCREMENT, -- storage order, never reused; the correlator's cursor
-    id           TEXT NOT NULL UNIQUE,  -- event ULID
-    time_ms      INTEGER NOT NULL,
-    received_ms  INTEGER NOT NULL,
-    type         TEXT NOT NULL,
-    agent_id     TEXT NOT NULL,
-    body         TEXT NOT NULL          -- the event as JSON
-);
-CREATE INDEX evidence_received ON evidence (received_ms);
-CREATE TABLE batches (
-    agent_id        TEXT NOT NULL,
-    seq             INTEGER NOT NULL,
-    received_ms     INTEGER NOT NULL,
-    events          INTEGER NOT NULL,
-    first_event_id  TEXT,
-    PRIMARY KEY (agent_id, seq)
-) WITHOUT ROWID;
-CREATE INDEX batches_received ON batches (received_ms);
-CREATE TABLE agents (
-    agent_id      TEXT PRIMARY KEY,
-    node          TEXT NOT NULL,
-    max_seq       INTEGER NOT NULL,
-    last_seen_ms  INTEGER NOT NULL,
-    batches       INTEGER NOT NULL,
-    events        INTEGER NOT NULL,
-    missing       INTEGER NOT NULL
-);
-CREATE TABLE incidents (
-    id           TEXT PRIMARY KEY,
-    fingerprint  TEXT NOT NULL,
-    status       TEXT NOT NULL,
-    severity     TEXT NOT NULL,
-    namespace    TEXT,
-    detected_ms  INTEGER NOT NULL,
-    updated_ms   INTEGER NOT NULL,
-    body         TEXT NOT NULL
-);
-CREATE INDEX incidents_status ON incidents (status, severity);
-CREATE INDEX incidents_updated ON incidents (updated_ms);
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"#,
-    ),
-    (
-        2,
-        r#"
-CREATE TABLE outbox (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    key           TEXT NOT NULL UNIQUE,      -- incident:state:receiver: one per state change per receiver
-    incident      TEXT NOT NULL,
-    receiver      TEXT NOT NULL,
-    kind          TEXT NOT NULL,
-    body          TEXT NOT NULL,
-    created_ms    INTEGER NOT NULL,
-    status        TEXT NOT NULL DEFAULT 'pending',  -- pending, delivered, failed, superseded
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    next_ms       INTEGER NOT NULL,
-    done_ms       INTEGER,
-    last_error    TEXT
-);
-CREATE INDEX outbox_due ON outbox (status, next_ms);
-"#,
-    ),
-    (
-        3,
-        r#"
-CREATE TABLE silences (
-    id       TEXT PRIMARY KEY,
-    ends_ms  INTEGER NOT NULL,
-    body     TEXT NOT NULL       -- the silence as JSON (matchers, times, who, expiry)
-);
-"#,
-    ),
-    (
-        4,
-        r#"
--- Security audit records: append-only (the triggers refuse changes and deletions).
-CREATE TABLE audit (
-    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms  INTEGER NOT NULL,
-    body   TEXT NOT NULL         -- the record as JSON
-);
-CREATE INDEX audit_at ON audit (at_ms);
-CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
-CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
-"#,
-    ),
-    (
-        5,
-        r#"
--- Audit retention: deletions stay refused, except while the retention's own transaction
--- holds the gate row (audit_prune).
-CREATE TABLE audit_prune_gate (open INTEGER NOT NULL);
-DROP TRIGGER audit_no_delete;
-CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-WHEN NOT EXISTS (SELECT 1 FROM audit_prune_gate)
-BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
-"#,
-    ),
-];
 
 /// How hard commits are flushed. `Full` fsyncs every commit (survives power loss);
 /// `Normal` survives a process kill but not a power cut.
@@ -208,25 +101,26 @@ fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
         [],
         |r| r.get(0),
     )?;
-    let newest = MIGRATIONS.last().map_or(0, |m| m.0);
+    let newest = migrations::newest(migrations::SQLITE);
     if current > newest {
         return Err(StoreError::Open {
             path: conn.path().unwrap_or("?").to_owned(),
-            detail: format!(
-                "database schema version {current} is newer than this build knows ({newest}); \
-                 run the newer tapio-server or restore a backup"
-            ),
+            detail: migrations::too_new(current, newest),
         });
     }
-    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+    for m in migrations::SQLITE.iter().filter(|m| m.version > current) {
         let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
+        tx.execute_batch(m.sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)",
-            params![version, ms(Utc::now())],
+            params![m.version, ms(Utc::now())],
         )?;
         tx.commit()?;
-        tracing::info!(version, "store migration applied");
+        tracing::info!(
+            version = m.version,
+            file = m.file,
+            "store migration applied"
+        );
     }
     Ok(newest)
 }

@@ -4,7 +4,8 @@
 mod support;
 
 use chrono::{DateTime, Duration, Utc};
-use tapio_core::{IncidentEngine, Severity, SimpleIncidentPath, Status};
+use tapio_core::config::CorrelationDepth;
+use tapio_core::{CorrelationEngine, IncidentEngine, Severity, Status};
 use tapio_proto::{Entity, Event, EventSeverity, EventType, WorkloadRef};
 use tapio_store::pg::PgStore;
 use tapio_store::sqlite::{Durability, SqliteStore};
@@ -181,7 +182,7 @@ async fn incidents_and_cursor_commit_together_and_filter() {
             ))
             .await
             .expect("ingest");
-        let mut engine = SimpleIncidentPath::default();
+        let mut engine = CorrelationEngine::with_defaults(CorrelationDepth::Standard);
         let mut changes = Vec::new();
         let mut cursor = 0;
         for (pos, ev) in &o.stored {
@@ -208,7 +209,7 @@ async fn incidents_and_cursor_commit_together_and_filter() {
             .await
             .expect("list");
         assert_eq!(p2.len(), 1);
-        assert!(p2[0].title.contains("crash-looping"));
+        assert!(p2[0].title.contains("Crash loop"), "{}", p2[0].title);
         let all_open = s
             .list_incidents(IncidentFilter {
                 status: vec![Status::Open],

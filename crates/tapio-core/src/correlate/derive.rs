@@ -98,6 +98,11 @@ fn target_of(ev: &Event, state: &ClusterState) -> (Option<EntityKey>, bool) {
 }
 
 /// Signals, changes and recoveries one non-state evidence event stands for.
+///
+/// Long by nature: one match arm per evidence type (kernel, network, application metrics,
+/// node, Kubernetes, alerts), each naming the symptom and its subject. It is a dispatch
+/// table over event types; the shared work (subject, destination) lives in the helpers
+/// above.
 pub fn from_event(ev: &Event, state: &ClusterState, min_traffic: f64) -> Vec<Derived> {
     let mut out = Vec::new();
     let t = ev.kind.as_str();

@@ -432,6 +432,8 @@ impl CorrelationEngine {
             return Vec::new();
         }
         // Unexplained workload incidents and the nodes their failing pods ran on.
+        // A local scratch list, built and consumed in this function; a named type would be
+        // used only here.
         #[allow(clippy::type_complexity)]
         let mut cands: Vec<(
             u64,

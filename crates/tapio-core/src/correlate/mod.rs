@@ -5,13 +5,16 @@
 //!   `kubernetes.watch.*` events) and the entity graph.
 //! - [`derive`]: evidence of every source → signals (symptoms), changes and recoveries.
 //! - [`rules`]: causal knowledge as data (`rules/default.toml`, docs/rules.md).
-//! - this module: routing each signal to the incident of its causal chain (per
-//!   `correlation-depth`), severity, hypotheses, flap damping.
+//! - this module: the engine loop: routing each signal to the incident of its causal
+//!   chain (per `correlation-depth`), merging chains, reporting changes; `route`, `group`,
+//!   `rank` and `severity` hold the decisions it calls, `bounds` the storm grouping, the
+//!   cap on open incidents and the held-back outages and downgrades.
 //!
 //! Event time is the clock: the same stream gives the same incidents, live or replayed.
 //! State is bounded: objects per kind, incidents, signals per incident, changes per entity.
 
 pub mod alerts;
+mod bounds;
 pub mod derive;
 pub mod entity;
 mod group;
@@ -292,67 +295,6 @@ impl CorrelationEngine {
         }
     }
 
-    /// Whether a state-derived outage condition still holds.
-    fn outage_holds(&self, s: &Signal) -> bool {
-        match s.symptom {
-            Symptom::NoReadyEndpoints => self
-                .state
-                .ready_endpoints(&s.subject)
-                .is_some_and(|(ready, _)| ready == 0),
-            Symptom::WorkloadUnavailable => self
-                .state
-                .workloads
-                .get(&s.subject)
-                .is_some_and(|w| w.desired.unwrap_or(0) > 0 && w.available.unwrap_or(0) == 0),
-            _ => true,
-        }
-    }
-
-    /// Deferred outage signals whose grace period has passed at `now` and that still
-    /// hold; the others that are due are dropped as damped.
-    fn release_deferred(&mut self, now: DateTime<Utc>) -> Vec<Derived> {
-        let mut out = Vec::new();
-        while self.deferred.front().is_some_and(|(due, _)| *due <= now) {
-            let Some((_, s)) = self.deferred.pop_front() else {
-                break;
-            };
-            if self.outage_holds(&s) {
-                out.push(Derived::Signal(s));
-            } else {
-                self.damped += 1;
-            }
-        }
-        out
-    }
-
-    /// Whether `s` is a state-derived outage that would open a new incident now: it waits.
-    fn defer(&mut self, s: &Signal) -> bool {
-        if self.depth == CorrelationDepth::Basic
-            || !s.strong
-            || s.priority.is_some()
-            || !matches!(
-                s.symptom,
-                Symptom::NoReadyEndpoints | Symptom::WorkloadUnavailable
-            )
-            || self.deferred.len() >= MAX_DEFERRED
-        {
-            return false;
-        }
-        let mut anchor = self.anchor(s);
-        for _ in 0..8 {
-            match self.alias.get(&anchor) {
-                Some(a) if self.active.contains_key(a) => anchor = a.clone(),
-                _ => break,
-            }
-        }
-        if self.active.contains_key(&anchor) {
-            return false;
-        }
-        self.deferred
-            .push_back((s.at + Duration::seconds(OUTAGE_GRACE_SECONDS), s.clone()));
-        true
-    }
-
     pub fn with_defaults(depth: CorrelationDepth) -> Self {
         Self::new(EngineConfig::default(), rules::default_rules(), depth)
     }
@@ -437,124 +379,6 @@ impl CorrelationEngine {
 
     fn uses_config(&self, workload: &EntityKey, config: &EntityKey) -> bool {
         self.state.configs_of(workload).contains(config)
-    }
-
-    /// Incidents whose held-back downgrade is due at `now`: the quiet period has passed
-    /// since the higher level was last justified, and the incident is not about to
-    /// resolve (a downgrade first would be one more notification saying nothing).
-    fn due_downgrades(&mut self, now: DateTime<Utc>) -> Vec<EntityKey> {
-        let quiet = self.cfg.quiet;
-        let mut due = Vec::new();
-        let mut later = Vec::new();
-        while self.downgrading.first().is_some_and(|(t, _)| *t <= now) {
-            let Some((_, k)) = self.downgrading.pop_first() else {
-                break;
-            };
-            let Some(w) = self.active.get(&k) else {
-                continue;
-            };
-            if !w.pending_downgrade {
-                continue;
-            }
-            let at = w.level_seen_at + quiet;
-            if at > now {
-                later.push((at, k));
-            } else if now - w.last_symptom >= quiet && w.conditions.is_empty() {
-                // It resolves in the next sweep instead; look again then.
-                later.push((now + Duration::seconds(5), k));
-            } else {
-                due.push(k);
-            }
-        }
-        self.downgrading.extend(later);
-        due
-    }
-
-    /// Where a signal that would open a new incident on `anchor` goes instead during a
-    /// storm, if anywhere (see `FANOUT_DESTINATIONS` and `STORM_OPENS`).
-    fn storm_anchor(&mut self, anchor: &EntityKey, s: &Signal) -> Option<EntityKey> {
-        let now = self.clock.max(s.at);
-        let storm_window = Duration::seconds(STORM_WINDOW_SECONDS);
-        let recent_opens = match self.opened_at.get_mut(&s.symptom) {
-            Some(q) => {
-                while q.front().is_some_and(|t| now - *t > storm_window) {
-                    q.pop_front();
-                }
-                q.len()
-            }
-            None => 0,
-        };
-        if anchor.kind == "Destination" && s.subject != *anchor && s.subject.kind != "Destination" {
-            let window = self.cfg.window;
-            if self.fanout.len() >= MAX_DEPS && !self.fanout.contains_key(&s.subject) {
-                self.fanout.retain(|_, (t, _)| now - *t <= window);
-            }
-            if self.fanout.len() < MAX_DEPS || self.fanout.contains_key(&s.subject) {
-                let e = self.fanout.entry(s.subject.clone()).or_insert((now, 0));
-                if now - e.0 > window {
-                    *e = (now, 0);
-                }
-                if e.1 >= FANOUT_DESTINATIONS {
-                    return Some(s.subject.clone());
-                }
-                e.1 += 1;
-            }
-        }
-        if recent_opens >= STORM_OPENS && !self.state.knows(anchor) {
-            return Some(EntityKey::new(
-                "Cluster",
-                None,
-                &format!("{STORM_ANCHOR}-{}", s.symptom.as_str()),
-            ));
-        }
-        None
-    }
-
-    /// The keys of the `n` entries of `map` with the smallest `by` (ties by key), found
-    /// in one pass: eviction at a cap removes a batch, so its cost is amortised.
-    fn oldest<T: Ord + Copy>(
-        map: &FastMap<EntityKey, Working>,
-        n: usize,
-        by: impl Fn(&Working) -> T,
-    ) -> Vec<EntityKey> {
-        let mut v: Vec<(T, &EntityKey)> = map.iter().map(|(k, w)| (by(w), k)).collect();
-        let n = n.min(v.len());
-        if n == 0 {
-            return Vec::new();
-        }
-        if n < v.len() {
-            v.select_nth_unstable(n - 1);
-            v.truncate(n);
-        }
-        v.into_iter().map(|(_, k)| k.clone()).collect()
-    }
-
-    /// At the active-incident cap: close the 1 % quiet longest, each resolved once with
-    /// the reason (it is not forgotten while the store still shows it open).
-    fn evict_oldest(&mut self) {
-        let n = (self.cfg.max_active / 100).max(1);
-        let now = self.clock;
-        for k in Self::oldest(&self.active, n, |w| (w.last_symptom, w.seq)) {
-            let Some(mut w) = self.active.remove(&k) else {
-                continue;
-            };
-            self.evicted += 1;
-            w.inc.status = Status::Resolved;
-            w.inc.resolved_at = Some(now.max(w.inc.updated_at));
-            w.inc.updated_at = now.max(w.inc.updated_at);
-            w.inc.timeline.push(TimelineEntry {
-                at: now,
-                kind: TimelineKind::StatusChanged,
-                message: format!(
-                    "closed: {} incidents were open (the cap); the longest quiet are closed so the newest can be tracked",
-                    self.cfg.max_active
-                ),
-                count: 1,
-                last_at: None,
-                by: None,
-            });
-            self.closed.push(IncidentChange::Updated(w.inc));
-        }
     }
 
     fn open(&mut self, anchor: &EntityKey, s: &Signal) -> &mut Working {
@@ -649,15 +473,9 @@ impl CorrelationEngine {
         self.active.get_mut(anchor).expect("just inserted")
     }
 
-    fn handle_signal(
-        &mut self,
-        s: Signal,
-        touched: &mut BTreeSet<EntityKey>,
-        opened: &mut BTreeSet<EntityKey>,
-        novel: &mut BTreeSet<EntityKey>,
-    ) {
-        self.signals_seen += 1;
-        // Learn the dependency graph from observed connections.
+    /// Learns the dependency graph (who calls whom) and which Services each node's
+    /// connections reach from one signal's target.
+    fn learn_calls(&mut self, s: &Signal) {
         if let Some(t) = &s.target
             && t.kind != "Destination"
             && s.subject != *t
@@ -683,6 +501,46 @@ impl CorrelationEngine {
                 set.insert(t.clone());
             }
         }
+    }
+
+    /// A weak signal on an anchor without an incident: counted per (anchor, symptom)
+    /// within the window; whether it has now repeated enough (and, for a mount, persisted)
+    /// to open one.
+    fn weak_repeated(&mut self, anchor: &EntityKey, s: &Signal) -> bool {
+        let key = (anchor.clone(), s.symptom);
+        let e = self.weak.entry(key).or_insert((0, s.at));
+        if s.at - e.1 > self.cfg.window {
+            *e = (0, s.at);
+        }
+        e.0 += 1;
+        // A pod pending briefly is normal (the autoscaler adds a node): scheduling
+        // must fail a few more times before it is an incident.
+        let need = if s.symptom == Symptom::Unschedulable {
+            self.cfg.weak_repeats + 2
+        } else {
+            self.cfg.weak_repeats
+        };
+        // A mount failing while a pod starts (a Secret or ConfigMap not synced yet)
+        // retries within seconds and clears: it must persist a minute to count.
+        let persisted = s.symptom != Symptom::MountFailed
+            || s.at - e.1 >= Duration::seconds(MOUNT_PERSIST_SECONDS);
+        let opens = e.0 >= need && persisted;
+        if self.weak.len() > MAX_DEPS {
+            let horizon = s.at - self.cfg.window;
+            self.weak.retain(|_, v| v.1 > horizon);
+        }
+        opens
+    }
+
+    fn handle_signal(
+        &mut self,
+        s: Signal,
+        touched: &mut BTreeSet<EntityKey>,
+        opened: &mut BTreeSet<EntityKey>,
+        novel: &mut BTreeSet<EntityKey>,
+    ) {
+        self.signals_seen += 1;
+        self.learn_calls(&s);
         // Connect statistics without failures only feed ratios of existing incidents.
         let failing_ratio = s.ratio.is_some_and(|(f, _)| f > 0.0);
         if s.symptom == Symptom::ConnectStats && !failing_ratio {
@@ -711,28 +569,7 @@ impl CorrelationEngine {
             }
             let mut opens = s.strong;
             if !opens && !s.joins_only {
-                let key = (anchor.clone(), s.symptom);
-                let e = self.weak.entry(key).or_insert((0, s.at));
-                if s.at - e.1 > self.cfg.window {
-                    *e = (0, s.at);
-                }
-                e.0 += 1;
-                // A pod pending briefly is normal (the autoscaler adds a node): scheduling
-                // must fail a few more times before it is an incident.
-                let need = if s.symptom == Symptom::Unschedulable {
-                    self.cfg.weak_repeats + 2
-                } else {
-                    self.cfg.weak_repeats
-                };
-                // A mount failing while a pod starts (a Secret or ConfigMap not synced yet)
-                // retries within seconds and clears: it must persist a minute to count.
-                let persisted = s.symptom != Symptom::MountFailed
-                    || s.at - e.1 >= Duration::seconds(MOUNT_PERSIST_SECONDS);
-                opens = e.0 >= need && persisted;
-                if self.weak.len() > MAX_DEPS {
-                    let horizon = s.at - self.cfg.window;
-                    self.weak.retain(|_, v| v.1 > horizon);
-                }
+                opens = self.weak_repeated(&anchor, &s);
             }
             if !opens {
                 if self.pending.len() < MAX_DEPS || self.pending.contains_key(&anchor) {
@@ -795,17 +632,9 @@ impl CorrelationEngine {
         touched.insert(anchor);
     }
 
-    /// Add a signal to an incident; true when it can change severity or hypotheses.
-    fn attach(&mut self, anchor: &EntityKey, s: Signal) -> bool {
-        let max_signals = self.cfg.max_signals;
-        // A Service is served by workloads: they are affected too.
-        let mut behind: Vec<EntityKey> = Vec::new();
-        for e in [Some(&s.subject), s.target.as_ref()].into_iter().flatten() {
-            if e.kind == "Service" {
-                behind.extend(self.state.workloads_of(e));
-            }
-        }
-        let failing_ratio = s.ratio.is_some_and(|(f, _)| f > 0.0);
+    /// Where later evidence about this signal's target goes: its ratio statistics (by
+    /// target) and its failing caller (by subject) are routed to `anchor`'s incident.
+    fn remember_routes(&mut self, anchor: &EntityKey, s: &Signal, failing_ratio: bool) {
         if s.ratio.is_some()
             && let Some(t) = &s.target
         {
@@ -831,6 +660,20 @@ impl CorrelationEngine {
                     .insert(s.subject.clone(), anchor.clone());
             }
         }
+    }
+
+    /// Add a signal to an incident; true when it can change severity or hypotheses.
+    fn attach(&mut self, anchor: &EntityKey, s: Signal) -> bool {
+        let max_signals = self.cfg.max_signals;
+        // A Service is served by workloads: they are affected too.
+        let mut behind: Vec<EntityKey> = Vec::new();
+        for e in [Some(&s.subject), s.target.as_ref()].into_iter().flatten() {
+            if e.kind == "Service" {
+                behind.extend(self.state.workloads_of(e));
+            }
+        }
+        let failing_ratio = s.ratio.is_some_and(|(f, _)| f > 0.0);
+        self.remember_routes(anchor, &s, failing_ratio);
         let Some(w) = self.active.get_mut(anchor) else {
             return false;
         };
@@ -1081,11 +924,36 @@ impl CorrelationEngine {
         for k in &novel {
             self.evaluate(k);
         }
-        // Symptom-only incidents join the confident chain that involves them.
         let mut absorbed: BTreeSet<EntityKey> = BTreeSet::new();
+        self.join_chains(&novel, &mut touched, &mut merged, &mut absorbed);
+        self.join_causes(&novel, &mut touched, &mut merged, &mut absorbed);
+        self.join_common_factors(&novel, &mut touched, &mut merged, &mut absorbed);
+        self.emit(&touched, &absorbed, &opened, &novel, &mut merged, &mut out);
+        // A merged incident that was never reported as opened is not reported at all.
+        for m in merged {
+            if !opened
+                .iter()
+                .any(|k| self.recent.get(k).is_some_and(|w| w.inc.id == m.id))
+            {
+                out.push(IncidentChange::Updated(m));
+            }
+        }
+        out.extend(self.sweep(false));
+        out
+    }
+
+    /// Symptom-only incidents join the confident chain that involves them (one of a
+    /// pair absorbs the other, or both started together).
+    fn join_chains(
+        &mut self,
+        novel: &BTreeSet<EntityKey>,
+        touched: &mut Vec<EntityKey>,
+        merged: &mut Vec<Incident>,
+        absorbed: &mut BTreeSet<EntityKey>,
+    ) {
         for j in novel.iter().cloned().collect::<Vec<_>>() {
             if self.depth == CorrelationDepth::Basic {
-                break;
+                return;
             }
             let candidates = self.merge_candidates(&j);
             for k in candidates {
@@ -1116,7 +984,16 @@ impl CorrelationEngine {
                 }
             }
         }
-        // Incidents whose confident cause is an incident that now exists join it.
+    }
+
+    /// Incidents whose confident cause is an incident that now exists join it.
+    fn join_causes(
+        &mut self,
+        novel: &BTreeSet<EntityKey>,
+        touched: &mut Vec<EntityKey>,
+        merged: &mut Vec<Incident>,
+        absorbed: &mut BTreeSet<EntityKey>,
+    ) {
         if self.depth != CorrelationDepth::Basic {
             for j in novel.iter().cloned().collect::<Vec<_>>() {
                 if !self.active.contains_key(&j) {
@@ -1147,6 +1024,17 @@ impl CorrelationEngine {
                 }
             }
         }
+    }
+
+    /// Several nodes, or several workloads on the nodes of one group, failing together:
+    /// one incident on what they share.
+    fn join_common_factors(
+        &mut self,
+        novel: &BTreeSet<EntityKey>,
+        touched: &mut Vec<EntityKey>,
+        merged: &mut Vec<Incident>,
+        absorbed: &mut BTreeSet<EntityKey>,
+    ) {
         // Several nodes failing together: one incident on what they share.
         if self.depth != CorrelationDepth::Basic
             && novel
@@ -1197,7 +1085,20 @@ impl CorrelationEngine {
                 self.evaluate(&k);
             }
         }
-        for k in &touched {
+    }
+
+    /// Reports the touched incidents: merged into another one, or opened or changed in
+    /// analysis (at once), or only grown (at most every few seconds of event time).
+    fn emit(
+        &mut self,
+        touched: &[EntityKey],
+        absorbed: &BTreeSet<EntityKey>,
+        opened: &BTreeSet<EntityKey>,
+        novel: &BTreeSet<EntityKey>,
+        merged: &mut Vec<Incident>,
+        out: &mut Vec<IncidentChange>,
+    ) {
+        for k in touched {
             if absorbed.contains(k) {
                 continue;
             }
@@ -1232,17 +1133,6 @@ impl CorrelationEngine {
                 });
             }
         }
-        // A merged incident that was never reported as opened is not reported at all.
-        for m in merged {
-            if !opened
-                .iter()
-                .any(|k| self.recent.get(k).is_some_and(|w| w.inc.id == m.id))
-            {
-                out.push(IncidentChange::Updated(m));
-            }
-        }
-        out.extend(self.sweep(false));
-        out
     }
 
     /// Recompute severity and hypotheses of one incident.
@@ -1352,40 +1242,7 @@ impl CorrelationEngine {
         if confident {
             w.abstained = false;
         }
-        w.inc.title = match hyps.first().filter(|_| confident) {
-            Some(h) if h.cause == CASCADE_ORIGIN => format!(
-                "{} workloads failing together in {}, likely origin {}",
-                w.members
-                    .keys()
-                    .filter(|k| k.namespace == w.anchor.namespace)
-                    .count(),
-                w.anchor.namespace.as_deref().unwrap_or("-"),
-                h.entity
-            ),
-            Some(h) => format!("{} on {}", human_cause(&h.cause), h.entity),
-            None if is_storm(&w.anchor) => format!(
-                "Incident storm ({}): {} reports from {}{} sources about entities the cluster does not know, grouped into one incident",
-                w.signals
-                    .front()
-                    .map(|s| human(s.symptom))
-                    .unwrap_or("Trouble"),
-                w.inc.evidence_count,
-                w.seen.len(),
-                if w.seen.len() >= MAX_SEEN {
-                    " or more"
-                } else {
-                    ""
-                },
-            ),
-            None => {
-                let first = w.signals.iter().find(|s| s.strong).or(w.signals.front());
-                format!(
-                    "{} on {} (no confident root cause)",
-                    first.map(|s| human(s.symptom)).unwrap_or("Trouble"),
-                    w.anchor
-                )
-            }
-        };
+        w.inc.title = title(w, &hyps, confident);
         w.inc.hypotheses = hyps;
     }
 }

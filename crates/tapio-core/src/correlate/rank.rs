@@ -5,6 +5,11 @@
 use super::*;
 
 impl CorrelationEngine {
+    /// The incident's root-cause hypotheses, best first, and the changes they cite.
+    ///
+    /// Long by nature: for every rule it finds where the cause sits, the change it needs
+    /// and its confidence, then ranks the candidates and renders the best; the steps share
+    /// scratch lists and are commented in place.
     pub(super) fn hypotheses(&self, w: &Working) -> (Vec<Hypothesis>, Vec<ChangeNote>) {
         let mut hyps: Vec<Hypothesis> = Vec::new();
         let mut notes: Vec<ChangeNote> = Vec::new();
@@ -14,6 +19,8 @@ impl CorrelationEngine {
             .map_or(w.inc.started_at, |s| s.at)
             .min(w.inc.started_at);
         let present: BTreeSet<Symptom> = w.signals.iter().map(|s| s.symptom).collect();
+        // A local scratch list of (rule, cause entity, score, supporting signals, change);
+        // a named type would be used only here.
         #[allow(clippy::type_complexity)]
         let mut cands: Vec<(&Rule, EntityKey, f64, Vec<&Signal>, Option<Change>)> = Vec::new();
         let mut onsets: BTreeMap<(String, String), DateTime<Utc>> = BTreeMap::new();

@@ -4,6 +4,10 @@ use super::*;
 
 impl CorrelationEngine {
     /// Which incident a signal belongs to (its causal anchor), per depth.
+    ///
+    /// Long by nature: the routing rules are tried in order and the first that applies
+    /// decides (basic depth first, then one commented block per causal path: node,
+    /// namespace, autoscaler, control plane, webhook, CNI, claims, CronJobs, destinations).
     pub(super) fn anchor(&self, s: &Signal) -> EntityKey {
         let within = |w: &Working| s.at - w.last_symptom <= self.cfg.window;
         if self.depth == CorrelationDepth::Basic {

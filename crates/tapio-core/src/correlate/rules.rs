@@ -115,10 +115,13 @@ pub fn default_rules() -> Vec<Rule> {
     parse_rules(DEFAULT_RULES, "rules/default.toml").unwrap_or_default()
 }
 
-/// Parse and validate a rule file.
 /// The longest `change_window` a rule may have.
 pub const MAX_CHANGE_WINDOW_DAYS: i64 = 30;
 
+/// Parse and validate a rule file.
+///
+/// Long because every check names the rule and the field it refuses, one after the
+/// other, so an operator's mistake is reported precisely; the checks share no state.
 pub fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>, RuleError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let location = match e.span() {

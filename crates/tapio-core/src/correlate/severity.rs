@@ -4,6 +4,12 @@
 use super::*;
 
 impl CorrelationEngine {
+    /// The runbook level an incident's evidence justifies, with the reason that decided it.
+    ///
+    /// Long by nature: one commented block per runbook level and criterion (P1
+    /// unavailability, error ratios, P2 partial loss, alerts, P3 intermittent trouble),
+    /// each raising the level it justifies; the most severe wins. Read top to bottom, it
+    /// is the runbook's table.
     pub(super) fn severity(&self, w: &Working) -> (Severity, String) {
         let mut best = (Severity::P4, "informational: runbook P4".to_owned());
         let mut raise = |sev: Severity, why: String| {

@@ -115,3 +115,42 @@ pub(super) fn ratio_key(s: &Signal) -> String {
         format!("{t} ({})", s.source)
     }
 }
+
+/// An incident's title: its confident cause on the entity, a cascade's likely origin, a
+/// storm's summary, or the first strong symptom on the anchor when no cause is confident.
+pub(super) fn title(w: &Working, hyps: &[Hypothesis], confident: bool) -> String {
+    match hyps.first().filter(|_| confident) {
+        Some(h) if h.cause == CASCADE_ORIGIN => format!(
+            "{} workloads failing together in {}, likely origin {}",
+            w.members
+                .keys()
+                .filter(|k| k.namespace == w.anchor.namespace)
+                .count(),
+            w.anchor.namespace.as_deref().unwrap_or("-"),
+            h.entity
+        ),
+        Some(h) => format!("{} on {}", human_cause(&h.cause), h.entity),
+        None if is_storm(&w.anchor) => format!(
+            "Incident storm ({}): {} reports from {}{} sources about entities the cluster does not know, grouped into one incident",
+            w.signals
+                .front()
+                .map(|s| human(s.symptom))
+                .unwrap_or("Trouble"),
+            w.inc.evidence_count,
+            w.seen.len(),
+            if w.seen.len() >= MAX_SEEN {
+                " or more"
+            } else {
+                ""
+            },
+        ),
+        None => {
+            let first = w.signals.iter().find(|s| s.strong).or(w.signals.front());
+            format!(
+                "{} on {} (no confident root cause)",
+                first.map(|s| human(s.symptom)).unwrap_or("Trouble"),
+                w.anchor
+            )
+        }
+    }
+}

@@ -1,6 +1,8 @@
 //! The real PostgreSQL and NATS JetStream the scale-out tests use, started once per machine
 //! by `scripts/test-services.sh` (idempotent; shared by every test process). Each test gets
 //! its own database (and its own NATS stream names), so tests never see each other's data.
+// Each test binary compiles this module for itself and uses only part of it (these tests
+// need the PostgreSQL URL, not the NATS one), so some items are unused in every binary.
 #![allow(dead_code)]
 
 use std::sync::OnceLock;

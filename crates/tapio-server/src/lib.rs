@@ -1,7 +1,11 @@
 //! tapio-server: evidence ingest, the incidents API, health, metrics and live config.
 //!
-//! [`app`] builds the whole HTTP surface from an [`AppState`], so handlers are tested
-//! without a socket; `main.rs` only parses flags, wires the tasks and serves.
+//! In layers (docs/architecture.md): [`api`] (the router and its handlers, on top),
+//! [`pipeline`] (ingest, correlation, the scale-out bus, evidence sources), [`security`]
+//! (auth, audit, limits, admission) and [`notify`]; nothing imports from `api`.
+//! [`topology`] wires them; `main.rs` only parses the flags. [`app`] builds the whole HTTP
+//! surface from an [`AppState`], so the router is tested without a socket
+//! (`tests/router.rs`, with `topology::embedded_state`).
 
 pub mod api;
 pub mod body;

@@ -581,10 +581,20 @@ fn rusqlite_delete(dir: &std::path::Path) -> String {
     let Some(sqlite3) = tapio_testkit::which("sqlite3") else {
         return "append-only (sqlite3 not installed; not checked)".into();
     };
-    let out = std::process::Command::new(sqlite3)
-        .arg(dir.join("tapio.db"))
-        .arg("DELETE FROM audit;")
-        .output()
-        .expect("sqlite3");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    // The store's writer thread may still be closing the database it held: retry while
+    // SQLite says "locked" (that is not the answer this test is about).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = std::process::Command::new(&sqlite3)
+            .arg(dir.join("tapio.db"))
+            .arg(".timeout 2000")
+            .arg("DELETE FROM audit;")
+            .output()
+            .expect("sqlite3");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !err.contains("database is locked") || std::time::Instant::now() > until {
+            return err;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tapio_server::pipeline::cluster::NatsSecurity;
+use tapio_testkit::ports::free_port;
 
 struct Nats(Child);
 
@@ -15,13 +16,6 @@ impl Drop for Nats {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn openssl(dir: &Path, args: &[&str]) {

@@ -11,8 +11,8 @@ use ulid::Ulid;
 
 pub use tapio_notify::{Templates, config, outbox};
 
-use crate::pipeline::correlator::{Command, CommandKind};
 use crate::metrics::Metrics;
+use crate::pipeline::correlator::{Command, CommandKind};
 
 /// The server's side of the dispatcher: what it counts and where escalations are written.
 struct ServerHost {

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Agent, ServerProc, attr, free_port, refuse_ports, require_root, wait_until};
+use common::{Agent, Server, attr, free_port, refuse_ports, require_root, wait_until};
 use serde_json::json;
 
 fn config() -> serde_json::Value {
@@ -15,7 +15,7 @@ fn config() -> serde_json::Value {
 }
 
 /// How often each of `ports` arrived at the server as connection_refused.
-fn refused_counts(server: &ServerProc, ports: &[u16]) -> HashMap<u16, usize> {
+fn refused_counts(server: &Server, ports: &[u16]) -> HashMap<u16, usize> {
     let mut counts: HashMap<u16, usize> = ports.iter().map(|p| (*p, 0)).collect();
     let me = std::process::id() as i64;
     for e in server.evidence() {
@@ -31,7 +31,7 @@ fn refused_counts(server: &ServerProc, ports: &[u16]) -> HashMap<u16, usize> {
     counts
 }
 
-fn assert_exactly_once(server: &ServerProc, ports: &[u16]) {
+fn assert_exactly_once(server: &Server, ports: &[u16]) {
     let counts = wait_until(
         "every refused port at the server",
         Duration::from_secs(90),
@@ -73,7 +73,7 @@ fn server_down_for_a_minute_loses_nothing_and_duplicates_nothing() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = ServerProc::start(&dir.path().join("server"), free_port());
+    let mut server = Server::start_in(&dir.path().join("server"), free_port(), &[]);
     let id = format!("outage-{}", std::process::id());
     let agent = Agent::start(
         &dir.path().join("agent"),
@@ -111,11 +111,11 @@ fn server_down_for_a_minute_loses_nothing_and_duplicates_nothing() {
     wait_until("agent and server agree", Duration::from_secs(60), || {
         let produced = agent.metric("tapio_agent_evidence_total");
         let shipped = agent.metric("tapio_agent_shipped_events_total");
-        let stored = server.agent(&id)?["events"].as_f64()?;
+        let stored = server.agent_view(&id)?["events"].as_f64()?;
         let pending = agent.health()["spool"]["pending_events"].as_u64()?;
         (pending == 0 && produced == shipped && shipped == stored).then_some(())
     });
-    let a = server.agent(&id).expect("agent listed");
+    let a = server.agent_view(&id).expect("agent listed");
     assert_eq!(a["missing_batches"], 0, "{a}");
     assert_eq!(agent.metric("tapio_agent_dropped_events_total"), 0.0);
     // The heartbeat made it too, with the kernel's capabilities.
@@ -152,7 +152,7 @@ fn agent_killed_with_a_full_spool_delivers_it_after_restart() {
     agent.kill9();
     agent.spawn();
     ports.extend(refuse_ports(5));
-    let server = ServerProc::start(&dir.path().join("server"), port);
+    let server = Server::start_in(&dir.path().join("server"), port, &[]);
     assert_exactly_once(&server, &ports);
 }
 
@@ -199,7 +199,7 @@ fn a_corrupted_spool_is_skipped_and_counted_not_a_crash_loop() {
         "corrupt records are counted"
     );
     let after = refuse_ports(5);
-    let server = ServerProc::start(&dir.path().join("server"), port);
+    let server = Server::start_in(&dir.path().join("server"), port, &[]);
     // What came after the damage arrives exactly once; the damage cost only itself.
     assert_exactly_once(&server, &after);
     assert!(agent.health()["status"] != "unhealthy");

@@ -12,7 +12,7 @@ mod common;
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{Agent, ServerProc, free_port, get_json, require_root};
+use common::{Agent, Server, free_port, get_json, require_root};
 use serde_json::json;
 
 #[test]
@@ -25,7 +25,7 @@ fn a_stopped_service_becomes_an_incident_and_the_latency_is_reported() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = ServerProc::start(&dir.path().join("server"), free_port());
+    let server = Server::start_in(&dir.path().join("server"), free_port(), &[]);
     let _agent = Agent::start(
         &dir.path().join("agent"),
         // Default thresholds: three refusals within 10 s make connection_refused.

@@ -6,10 +6,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{Agent, attr, free_port, refuse_ports, require_root, server_bin, wait_until};
+use common::server::ServerOptions;
+use common::{Agent, Server, attr, refuse_ports, require_root, wait_until};
 use serde_json::json;
 use tapio_agent::client::ClientTls;
 
@@ -73,44 +74,22 @@ fn pki(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (dir.join(ca_pem), dir.join(pem), dir.join(key))
 }
 
-struct TlsServer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The server on HTTPS with the certificate at `cert`/`key` (paths that rotation rewrites).
-fn start_server(dir: &Path, cert: &Path, key: &Path, ca: &Path) -> TlsServer {
-    std::fs::create_dir_all(dir.join("config")).expect("dirs");
-    let port = free_port();
-    let log = std::fs::File::create(dir.join("server.log")).expect("log");
-    let child = Command::new(server_bin())
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--data-dir", &dir.join("data").display().to_string()])
-        .args(["--config-dir", &dir.join("config").display().to_string()])
-        .args(["--kube", "off", "--log-format", "logfmt"])
-        .arg("--tls-cert")
-        .arg(cert)
-        .arg("--tls-key")
-        .arg(key)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn tapio-server");
-    let url = format!("https://127.0.0.1:{port}");
-    let s = TlsServer { child, url };
-    wait_until(
-        "tapio-server /ready over HTTPS",
-        Duration::from_secs(20),
-        || get(&s.url, ca, "/ready").filter(|(code, _)| *code == 200),
-    );
-    s
+fn start_server(dir: &Path, cert: &Path, key: &Path, ca: &Path) -> Server {
+    let ca = ca.to_owned();
+    let mut args: Vec<String> = vec!["--kube".into(), "off".into()];
+    args.extend(["--tls-cert".into(), cert.display().to_string()]);
+    args.extend(["--tls-key".into(), key.display().to_string()]);
+    Server::start_with(ServerOptions {
+        dir: Some(dir.to_owned()),
+        args,
+        https: true,
+        // Ready over HTTPS, trusting only the CA.
+        ready: Some(Box::new(move |url: &str| {
+            get(url, &ca, "/ready").is_some_and(|(code, _)| code == 200)
+        })),
+        ..ServerOptions::default()
+    })
 }
 
 /// GET over HTTPS trusting only `ca`; `None` when the request fails (e.g. verification).
@@ -174,7 +153,7 @@ fn the_agent_ships_only_to_a_server_its_ca_signed_and_rotation_needs_no_restart(
 
     // 1. The agent trusting the server's CA delivers evidence over HTTPS.
     let id = format!("tls-{}", std::process::id());
-    let args = agent_args(&server.url, &id, &ca);
+    let args = agent_args(&server.url(), &id, &ca);
     let agent = Agent::start(
         &dir.path().join("agent"),
         config(),
@@ -186,7 +165,7 @@ fn the_agent_ships_only_to_a_server_its_ca_signed_and_rotation_needs_no_restart(
         "the agent's evidence at the HTTPS server",
         Duration::from_secs(30),
         || {
-            let (_, body) = get(&server.url, &ca, "/api/v1/evidence?limit=5000")?;
+            let (_, body) = get(&server.url(), &ca, "/api/v1/evidence?limit=5000")?;
             let v: serde_json::Value = serde_json::from_str(&body).ok()?;
             let n = v["evidence"]
                 .as_array()?
@@ -208,7 +187,7 @@ fn the_agent_ships_only_to_a_server_its_ca_signed_and_rotation_needs_no_restart(
     // 2. An agent trusting another CA refuses the server's certificate: nothing arrives,
     //    the failure is visible in its health, and the server counts failed handshakes.
     let rogue_id = format!("tls-rogue-{}", std::process::id());
-    let args = agent_args(&server.url, &rogue_id, &rogue_ca);
+    let args = agent_args(&server.url(), &rogue_id, &rogue_ca);
     let rogue = Agent::start(
         &dir.path().join("rogue"),
         config(),
@@ -229,14 +208,14 @@ fn the_agent_ships_only_to_a_server_its_ca_signed_and_rotation_needs_no_restart(
         "the agent names the TLS failure: {err}"
     );
     assert!(err.contains("https://"), "it never tried plain HTTP: {err}");
-    let (_, agents) = get(&server.url, &ca, "/api/v1/agents").expect("agents");
+    let (_, agents) = get(&server.url(), &ca, "/api/v1/agents").expect("agents");
     assert!(
         !agents.contains(&rogue_id),
         "an agent that cannot verify the server sent nothing: {agents}"
     );
     assert!(
         metric(
-            &server.url,
+            &server.url(),
             &ca,
             "tapio_tls_handshakes_total{result=\"failed\"}"
         ) >= 1.0
@@ -250,10 +229,10 @@ fn the_agent_ships_only_to_a_server_its_ca_signed_and_rotation_needs_no_restart(
     wait_until(
         "the rotated certificate served",
         Duration::from_secs(15),
-        || get(&server.url, &rogue_ca, "/ready").filter(|(c, _)| *c == 200),
+        || get(&server.url(), &rogue_ca, "/ready").filter(|(c, _)| *c == 200),
     );
     assert!(
-        get(&server.url, &ca, "/ready").is_none(),
+        get(&server.url(), &ca, "/ready").is_none(),
         "the old certificate is no longer served"
     );
 
@@ -265,7 +244,7 @@ fn the_agent_ships_only_to_a_server_its_ca_signed_and_rotation_needs_no_restart(
         Duration::from_secs(15),
         || {
             (metric(
-                &server.url,
+                &server.url(),
                 &rogue_ca,
                 "tapio_tls_reloads_total{result=\"failed\"}",
             ) >= 1.0)
@@ -273,7 +252,7 @@ fn the_agent_ships_only_to_a_server_its_ca_signed_and_rotation_needs_no_restart(
         },
     );
     assert_eq!(
-        get(&server.url, &rogue_ca, "/ready").map(|(c, _)| c),
+        get(&server.url(), &rogue_ca, "/ready").map(|(c, _)| c),
         Some(200),
         "still serving the last good certificate"
     );

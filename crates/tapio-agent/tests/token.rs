@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{Agent, free_port, http, server_bin, wait_until};
+use common::{Agent, Server, free_port, http, wait_until};
 use serde_json::json;
 
 fn config() -> serde_json::Value {
@@ -40,36 +40,16 @@ fn an_agent_with_its_token_file_is_let_in_and_one_without_is_not() {
     )
     .expect("agent entry");
     let admin_token = "tapio_admin_token_for_the_test";
-    std::fs::write(
-        auth.join("admin"),
-        admin_file(admin_token),
-    )
-    .expect("admin entry");
+    std::fs::write(auth.join("admin"), admin_file(admin_token)).expect("admin entry");
 
-    let port = free_port();
     let sdir = dir.path().join("server");
-    std::fs::create_dir_all(sdir.join("config")).expect("server dirs");
-    let log = std::fs::File::create(sdir.join("server.log")).expect("log");
-    let mut server = Command::new(server_bin())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--kube", "off"])
-        .arg("--data-dir")
-        .arg(sdir.join("data"))
-        .arg("--config-dir")
-        .arg(sdir.join("config"))
-        .arg("--auth-dir")
-        .arg(&auth)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn tapio-server");
-    let url = format!("http://127.0.0.1:{port}");
-    wait_until("tapio-server /ready", Duration::from_secs(20), || {
-        http()
-            .get(format!("{url}/ready"))
-            .call()
-            .ok()
-            .filter(|r| r.status().is_success())
-    });
+    let auth_dir = auth.display().to_string();
+    let mut server = Server::start_in(
+        &sdir,
+        free_port(),
+        &["--kube", "off", "--auth-dir", &auth_dir],
+    );
+    let url = server.url();
     let agents = || -> Vec<String> {
         let mut r = http()
             .get(format!("{url}/api/v1/agents"))
@@ -137,8 +117,7 @@ fn an_agent_with_its_token_file_is_let_in_and_one_without_is_not() {
         agents()
     );
     drop((with, without));
-    let _ = server.kill();
-    let _ = server.wait();
+    server.kill9();
     // The token is never logged.
     let log = std::fs::read_to_string(sdir.join("server.log")).unwrap_or_default();
     assert!(!log.contains(agent_token) && !log.contains(admin_token));

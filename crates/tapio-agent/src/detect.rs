@@ -605,9 +605,35 @@ impl Detector {
         now: DateTime<Utc>,
         cumulative: &[(Destination, [u64; DST_COUNTERS])],
     ) -> Vec<Event> {
+        let mut active = self.connect_deltas(cumulative);
+        let mut out = Vec::new();
+        // Failures first, then by attempts, for the per-interval cap.
+        active.sort_by(|a, b| {
+            let fa = a.1[2] + a.1[3] + a.1[4];
+            let fb = b.1[2] + b.1[3] + b.1[4];
+            fb.cmp(&fa).then(b.1[0].cmp(&a.1[0])).then(a.0.cmp(&b.0))
+        });
+        let truncated = active.len().saturating_sub(self.t.stats_max_destinations);
+        if truncated > 0 {
+            self.metrics.filter("network", "stats_truncated");
+        }
+        for (i, (dst, d, base)) in active.iter().enumerate() {
+            let with_stats = i < self.t.stats_max_destinations;
+            self.judge_destination(now, dst, d, base, with_stats, &mut out);
+            // Update the baseline after judging this interval against it.
+            self.update_baseline(dst, d);
+        }
+        out
+    }
+
+    /// This interval's counts per destination that saw traffic (from the kernel's
+    /// cumulative counters and the last values), with the baseline as it was before it.
+    fn connect_deltas(
+        &mut self,
+        cumulative: &[(Destination, [u64; DST_COUNTERS])],
+    ) -> Vec<(Destination, [u64; DST_COUNTERS], Baseline)> {
         self.interval_no += 1;
         let interval = self.interval_no;
-        let t = self.t.clone();
         let mut active: Vec<(Destination, [u64; DST_COUNTERS], Baseline)> = Vec::new();
         for (dst, cur) in cumulative {
             let b = self.baselines.entry(*dst).or_default();
@@ -628,157 +654,167 @@ impl Detector {
             }
         }
         // Forget destinations silent for a long time (bounded state).
-        if self.baselines.len() > t.max_keys {
+        if self.baselines.len() > self.t.max_keys {
             let horizon = interval.saturating_sub(60);
             self.baselines.retain(|_, b| b.last_seen_interval > horizon);
         }
-
-        let mut out = Vec::new();
-        // Failures first, then by attempts, for the per-interval cap.
-        active.sort_by(|a, b| {
-            let fa = a.1[2] + a.1[3] + a.1[4];
-            let fb = b.1[2] + b.1[3] + b.1[4];
-            fb.cmp(&fa).then(b.1[0].cmp(&a.1[0])).then(a.0.cmp(&b.0))
-        });
-        let truncated = active.len().saturating_sub(t.stats_max_destinations);
-        if truncated > 0 {
-            self.metrics.filter("network", "stats_truncated");
-        }
-        for (i, (dst, d, base)) in active.iter().enumerate() {
-            let [
-                attempts,
-                successes,
-                refused,
-                timeouts,
-                errors,
-                rtt_sum,
-                retrans,
-                resets,
-            ] = *d;
-            let warm = base.intervals >= t.baseline_warmup_intervals;
-            let dst_attrs = || {
-                vec![
-                    ("dst_addr", attr_s(dst.addr.to_string())),
-                    ("dst_port", attr_i(dst.port)),
-                    ("interval_seconds", attr_i(t.stats_interval_seconds)),
-                    ("observer", attr_s("ebpf")),
-                ]
-            };
-            if i < t.stats_max_destinations {
-                let mut a = dst_attrs();
-                a.extend([
-                    ("attempts", attr_i(attempts)),
-                    ("successes", attr_i(successes)),
-                    ("refused", attr_i(refused)),
-                    ("timed_out", attr_i(timeouts)),
-                    ("errors", attr_i(errors)),
-                    ("retransmits", attr_i(retrans)),
-                    ("resets", attr_i(resets)),
-                ]);
-                if successes > 0 {
-                    a.push((
-                        "rtt_avg_ms",
-                        AttrValue::Float(rtt_sum as f64 / successes as f64 / 1000.0),
-                    ));
-                }
-                let failed = refused + timeouts + errors;
-                let sev = if failed > 0 {
-                    EventSeverity::Warning
-                } else {
-                    EventSeverity::Info
-                };
-                out.push(self.event(
-                    "kernel.network.connect_stats",
-                    sev,
-                    now,
-                    self.node_entity(),
-                    a,
-                ));
-            }
-            // Spikes against the baseline.
-            let spike = |v: f64, min: f64, base: f64, factor: f64| {
-                v >= min && (!warm || v >= base * factor)
-            };
-            if spike(
-                resets as f64,
-                t.reset_min as f64,
-                base.resets,
-                t.reset_factor,
-            ) {
-                let mut a = dst_attrs();
-                a.extend([
-                    ("resets", attr_i(resets)),
-                    ("baseline", AttrValue::Float(base.resets)),
-                ]);
-                out.push(self.event(
-                    "kernel.network.reset_storm",
-                    EventSeverity::Warning,
-                    now,
-                    self.node_entity(),
-                    a,
-                ));
-            }
-            if spike(
-                retrans as f64,
-                t.retransmit_min as f64,
-                base.retransmits,
-                t.retransmit_factor,
-            ) {
-                let mut a = dst_attrs();
-                a.extend([
-                    ("retransmits", attr_i(retrans)),
-                    ("baseline", AttrValue::Float(base.retransmits)),
-                ]);
-                out.push(self.event(
-                    "kernel.network.retransmit_spike",
-                    EventSeverity::Warning,
-                    now,
-                    self.node_entity(),
-                    a,
-                ));
-            }
-            let rtt_ms = if successes > 0 {
-                rtt_sum as f64 / successes as f64 / 1000.0
-            } else {
-                0.0
-            };
-            if successes >= t.rtt_min_samples
-                && rtt_ms >= t.rtt_min_ms
-                && (!warm || !base.rtt_seen || rtt_ms >= base.rtt_ms * t.rtt_factor)
-            {
-                let mut a = dst_attrs();
-                a.extend([
-                    ("rtt_avg_ms", AttrValue::Float(rtt_ms)),
-                    ("baseline_ms", AttrValue::Float(base.rtt_ms)),
-                    ("samples", attr_i(successes)),
-                ]);
-                out.push(self.event(
-                    "kernel.network.rtt_degradation",
-                    EventSeverity::Warning,
-                    now,
-                    self.node_entity(),
-                    a,
-                ));
-            }
-            // Update the baseline after judging this interval against it.
-            if let Some(b) = self.baselines.get_mut(dst) {
-                let a = t.baseline_alpha;
-                let ewma = |old: f64, new: f64, first: bool| {
-                    if first { new } else { old + a * (new - old) }
-                };
-                let first = b.intervals == 0;
-                b.resets = ewma(b.resets, resets as f64, first);
-                b.retransmits = ewma(b.retransmits, retrans as f64, first);
-                if successes >= t.rtt_min_samples {
-                    b.rtt_ms = ewma(b.rtt_ms, rtt_ms, !b.rtt_seen);
-                    b.rtt_seen = true;
-                }
-                b.intervals = b.intervals.saturating_add(1);
-            }
-        }
-        out
+        active
     }
 
+    /// The evidence of one destination in one interval: its `connect_stats` (when
+    /// `with_stats`, i.e. within the per-interval cap) and any reset, retransmit or RTT
+    /// spike against its baseline.
+    fn judge_destination(
+        &self,
+        now: DateTime<Utc>,
+        dst: &Destination,
+        d: &[u64; DST_COUNTERS],
+        base: &Baseline,
+        with_stats: bool,
+        out: &mut Vec<Event>,
+    ) {
+        let t = &self.t;
+        let [
+            attempts,
+            successes,
+            refused,
+            timeouts,
+            errors,
+            rtt_sum,
+            retrans,
+            resets,
+        ] = *d;
+        let warm = base.intervals >= t.baseline_warmup_intervals;
+        let dst_attrs = || {
+            vec![
+                ("dst_addr", attr_s(dst.addr.to_string())),
+                ("dst_port", attr_i(dst.port)),
+                ("interval_seconds", attr_i(t.stats_interval_seconds)),
+                ("observer", attr_s("ebpf")),
+            ]
+        };
+        if with_stats {
+            let mut a = dst_attrs();
+            a.extend([
+                ("attempts", attr_i(attempts)),
+                ("successes", attr_i(successes)),
+                ("refused", attr_i(refused)),
+                ("timed_out", attr_i(timeouts)),
+                ("errors", attr_i(errors)),
+                ("retransmits", attr_i(retrans)),
+                ("resets", attr_i(resets)),
+            ]);
+            if successes > 0 {
+                a.push((
+                    "rtt_avg_ms",
+                    AttrValue::Float(rtt_sum as f64 / successes as f64 / 1000.0),
+                ));
+            }
+            let failed = refused + timeouts + errors;
+            let sev = if failed > 0 {
+                EventSeverity::Warning
+            } else {
+                EventSeverity::Info
+            };
+            out.push(self.event(
+                "kernel.network.connect_stats",
+                sev,
+                now,
+                self.node_entity(),
+                a,
+            ));
+        }
+        // Spikes against the baseline.
+        let spike =
+            |v: f64, min: f64, base: f64, factor: f64| v >= min && (!warm || v >= base * factor);
+        if spike(
+            resets as f64,
+            t.reset_min as f64,
+            base.resets,
+            t.reset_factor,
+        ) {
+            let mut a = dst_attrs();
+            a.extend([
+                ("resets", attr_i(resets)),
+                ("baseline", AttrValue::Float(base.resets)),
+            ]);
+            out.push(self.event(
+                "kernel.network.reset_storm",
+                EventSeverity::Warning,
+                now,
+                self.node_entity(),
+                a,
+            ));
+        }
+        if spike(
+            retrans as f64,
+            t.retransmit_min as f64,
+            base.retransmits,
+            t.retransmit_factor,
+        ) {
+            let mut a = dst_attrs();
+            a.extend([
+                ("retransmits", attr_i(retrans)),
+                ("baseline", AttrValue::Float(base.retransmits)),
+            ]);
+            out.push(self.event(
+                "kernel.network.retransmit_spike",
+                EventSeverity::Warning,
+                now,
+                self.node_entity(),
+                a,
+            ));
+        }
+        let rtt_ms = if successes > 0 {
+            rtt_sum as f64 / successes as f64 / 1000.0
+        } else {
+            0.0
+        };
+        if successes >= t.rtt_min_samples
+            && rtt_ms >= t.rtt_min_ms
+            && (!warm || !base.rtt_seen || rtt_ms >= base.rtt_ms * t.rtt_factor)
+        {
+            let mut a = dst_attrs();
+            a.extend([
+                ("rtt_avg_ms", AttrValue::Float(rtt_ms)),
+                ("baseline_ms", AttrValue::Float(base.rtt_ms)),
+                ("samples", attr_i(successes)),
+            ]);
+            out.push(self.event(
+                "kernel.network.rtt_degradation",
+                EventSeverity::Warning,
+                now,
+                self.node_entity(),
+                a,
+            ));
+        }
+    }
+
+    /// Moves the baseline of `dst` towards this interval's counts (an EWMA; the first
+    /// interval, and the first with enough RTT samples, set it).
+    fn update_baseline(&mut self, dst: &Destination, d: &[u64; DST_COUNTERS]) {
+        let [_, successes, _, _, _, rtt_sum, retrans, resets] = *d;
+        let rtt_ms = if successes > 0 {
+            rtt_sum as f64 / successes as f64 / 1000.0
+        } else {
+            0.0
+        };
+        let t = &self.t;
+        if let Some(b) = self.baselines.get_mut(dst) {
+            let a = t.baseline_alpha;
+            let ewma = |old: f64, new: f64, first: bool| {
+                if first { new } else { old + a * (new - old) }
+            };
+            let first = b.intervals == 0;
+            b.resets = ewma(b.resets, resets as f64, first);
+            b.retransmits = ewma(b.retransmits, retrans as f64, first);
+            if successes >= t.rtt_min_samples {
+                b.rtt_ms = ewma(b.rtt_ms, rtt_ms, !b.rtt_seen);
+                b.rtt_seen = true;
+            }
+            b.intervals = b.intervals.saturating_add(1);
+        }
+    }
     /// Per-device block statistics for one interval; kept for `/metrics`-style context.
     /// Returns (device, ios, errors, slow) deltas of active devices.
     pub fn block_interval(

@@ -183,19 +183,7 @@ fn real_main() -> anyhow::Result<()> {
         );
     }
     if let Some(path) = &args.token_file {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "cannot read --token-file {} (mount the agent's key of the tapio-auth Secret there)",
-                path.display()
-            )
-        })?;
-        let token = tapio_proto::auth::agent_token(&text).ok_or_else(|| {
-            anyhow::anyhow!(
-                "--token-file {} holds no token: give the file `tapio auth add-user NAME --role agent` wrote (a `token:` line), or just the token",
-                path.display()
-            )
-        })?;
-        args.token = Some(token);
+        args.token = Some(read_token_file(path)?);
     }
     let cfg = load_config(args.config.as_ref())?;
     let tls = tapio_agent::client::ClientTls::from_args(&args.server, args.ca_file.as_deref())
@@ -220,106 +208,17 @@ fn real_main() -> anyhow::Result<()> {
         metrics: metrics.clone(),
     };
     let wake = Arc::new(Wake::default());
-    let mut threads = Vec::new();
-    let mut spool_handle = None;
-    let mut ship_state = None;
-    match &args.sink {
-        Sink::Server => {
-            let (spool, report) = Spool::open(SpoolConfig {
-                dir: args.spool_dir.clone(),
-                max_bytes: args.spool_max_bytes,
-                segment_bytes: (args.spool_max_bytes / 16).clamp(64 << 10, 16 << 20),
-            })
-            .with_context(|| {
-                format!(
-                    "cannot open the spool at {} (set --spool-dir to a writable directory)",
-                    args.spool_dir.display()
-                )
-            })?;
-            if report.corrupt_records > 0 {
-                tracing::warn!(corrupt = report.corrupt_records, dir = %args.spool_dir.display(),
-                    "skipped corrupt spool records");
-                metrics.spool_corrupt_records.inc_by(report.corrupt_records);
-            }
-            tracing::info!(dir = %args.spool_dir.display(), pending = spool.stats().pending_events,
-                "spool open");
-            let spool = Arc::new(Mutex::new(spool));
-            spool_handle = Some(spool.clone());
-            let shipper = Shipper::new(
-                ShipConfig {
-                    endpoints: args.server.clone(),
-                    agent_id: agent_id.clone(),
-                    node: node.clone(),
-                    batch_max_events: args.batch_max_events,
-                    request_timeout: Duration::from_secs(10),
-                    backoff_min: Duration::from_millis(200),
-                    backoff_max: Duration::from_secs(30),
-                    token: args.token.clone(),
-                    tls: tls.clone(),
-                },
-                spool.clone(),
-                wake.clone(),
-                metrics.clone(),
-            );
-            ship_state = Some(shipper.state.clone());
-            let (w_spool, w_wake, w_metrics) = (spool.clone(), wake.clone(), metrics.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name("spool-writer".into())
-                    .spawn(move || run::spool_writer(rx, w_spool, w_wake, w_metrics))?,
-            );
-            let s_stop = stop.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name("shipper".into())
-                    .spawn(move || shipper.run(s_stop))?,
-            );
-        }
-        sink => {
-            let (sink, m) = (sink.clone(), metrics.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name("sink".into())
-                    .spawn(move || {
-                        if let Err(e) = run::line_writer(rx, sink, m) {
-                            tracing::error!(error = %e, "writing evidence to the sink failed");
-                        }
-                    })?,
-            );
-        }
-    }
+    let mut workers = Workers {
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+        threads: Vec::new(),
+    };
+    let (spool_handle, ship_state) =
+        start_sink(&args, &tls, &agent_id, &node, rx, &wake, &mut workers)?;
 
     // Enrichment: pod index (optional) and the cgroup resolver.
     let pods = SharedPods::new(PodIndex::default());
-    let mut sources = Vec::new();
-    if let Some(loc) = &args.pods {
-        let mut src = PodSource::new(loc, Duration::from_secs(10), pods.clone());
-        if loc.starts_with("https://") {
-            src = src.with_client(tls.agent(Duration::from_secs(10)));
-        }
-        if let Some(t) = &args.token {
-            // The server's pod index takes the agent's own token.
-            src = src.with_bearer_token(t.clone());
-        }
-        if let Some(t) = &args.pods_token_file {
-            src = src.with_bearer_token_file(t);
-        }
-        let first = src.refresh();
-        sources.push(tapio_proto::SourceStatus {
-            name: "pod_index".into(),
-            available: first.is_ok(),
-            detail: first.err().unwrap_or_default(),
-        });
-        let p_stop = stop.clone();
-        threads.push(std::thread::Builder::new().name("pods".into()).spawn(move || {
-            while !p_stop.load(Ordering::Relaxed) {
-                if let Some(Err(e)) = src.poll() {
-                    tracing::warn!(error = %e, "pod index refresh failed; keeping the last good one");
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        })?);
-    }
+    let sources = start_pod_index(&args, &tls, &pods, &mut workers)?;
     let enricher = Enricher::new(node.clone(), pods.clone()).with_proc_root(&args.proc_root);
 
     // eBPF observers.
@@ -335,20 +234,7 @@ fn real_main() -> anyhow::Result<()> {
         slow_io_ns: cfg.thresholds.slow_io_ms.saturating_mul(1_000_000),
         ring_bytes: 1 << 20,
     });
-    for p in &kernel.programs {
-        metrics
-            .program_attached
-            .get_or_create(&ProgramLabel {
-                program: p.program.clone(),
-            })
-            .set(i64::from(p.state == tapio_proto::ProgramState::Attached));
-        if p.state == tapio_proto::ProgramState::Attached {
-            tracing::info!(program = %p.program, tracepoint = %p.tracepoint, "attached");
-        } else if p.state != tapio_proto::ProgramState::Disabled {
-            tracing::warn!(program = %p.program, tracepoint = %p.tracepoint, state = ?p.state,
-                detail = %p.detail, "BPF program not attached; the agent runs without it");
-        }
-    }
+    report_programs(&metrics, &kernel);
     let attached = |obs: &str| {
         kernel
             .programs
@@ -364,7 +250,7 @@ fn real_main() -> anyhow::Result<()> {
             metrics.clone(),
         );
         let (k_out, k_stop) = (out.clone(), stop.clone());
-        threads.push(
+        workers.threads.push(
             std::thread::Builder::new()
                 .name("kernel".into())
                 .spawn(move || run::kernel_loop(observers, det, enricher, k_out, k_stop))?,
@@ -389,34 +275,13 @@ fn real_main() -> anyhow::Result<()> {
     // Node observers (PSI, filesystems, kmsg): also the fallback for OOM kills and I/O
     // errors when the BPF observers for them are not attached.
     if args.observers.iter().any(|o| o == "node") {
-        let mut node_cfg = cfg.node.clone();
-        if node_cfg.limits_proc_root.is_none() {
-            node_cfg.limits_proc_root = Some(args.proc_root.clone());
-        }
-        let mut obs = NodeObserver::new(node.clone(), node_cfg)
-            .map_err(|e| anyhow::anyhow!("node observer config: {}", e.0))?;
-        obs.set_emit_oom(!bpf_oom);
-        obs.set_emit_io_errors(!bpf_io);
-        obs.set_pods(pods.clone());
-        obs.set_metrics(metrics.clone());
-        publish_node_sources(&status, &obs.status());
-        let (n_out, n_stop, n_status) = (out.clone(), stop.clone(), status.clone());
-        threads.push(
-            std::thread::Builder::new()
-                .name("node".into())
-                .spawn(move || {
-                    while !n_stop.load(Ordering::Relaxed) {
-                        for ev in obs.poll(chrono::Utc::now()) {
-                            n_out.send(ev);
-                        }
-                        publish_node_sources(&n_status, &obs.status());
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                    for ev in obs.finish() {
-                        n_out.send(ev);
-                    }
-                })?,
-        );
+        let node_observers = NodeStart {
+            config: &cfg.node,
+            bpf_oom,
+            bpf_io,
+            pods: &pods,
+        };
+        start_node_observers(&args, &node, node_observers, &status, &out, &mut workers)?;
     }
     drop(out);
 
@@ -426,7 +291,7 @@ fn real_main() -> anyhow::Result<()> {
         let token = args.token.clone();
         let h_agent = tls.agent(Duration::from_secs(5));
         let every = Duration::from_secs(args.heartbeat_seconds);
-        threads.push(
+        workers.threads.push(
             std::thread::Builder::new()
                 .name("heartbeat".into())
                 .spawn(move || heartbeat_loop(h_status, servers, token, h_agent, every, h_stop))?,
@@ -443,9 +308,233 @@ fn real_main() -> anyhow::Result<()> {
     tracing::info!("shutting down: finishing spool writes");
     stop.store(true, Ordering::Relaxed);
     wake.notify();
-    for t in threads {
+    for t in workers.threads {
         let _ = t.join();
     }
+    Ok(())
+}
+
+/// The agent's token from `--token-file` (the agent's key of the `tapio-auth` Secret, or a
+/// file holding only the token).
+fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read --token-file {} (mount the agent's key of the tapio-auth Secret there)",
+            path.display()
+        )
+    })?;
+    let token = tapio_proto::auth::agent_token(&text).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--token-file {} holds no token: give the file `tapio auth add-user NAME --role agent` wrote (a `token:` line), or just the token",
+            path.display()
+        )
+    })?;
+    Ok(token)
+}
+
+/// The spool and the shipper's state, for `/health` and heartbeats (none with a local
+/// sink).
+type SinkHandles = (
+    Option<Arc<Mutex<Spool>>>,
+    Option<Arc<Mutex<tapio_agent::ship::ShipState>>>,
+);
+
+/// What the agent's worker threads share: the metrics, the stop flag, and the threads
+/// themselves (joined at shutdown).
+struct Workers {
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Where evidence goes: with `--sink server` the spool (opened and reported here), its
+/// writer and the shipper, each on a thread; otherwise a thread writing lines to the sink.
+/// Fails when evidence would have nowhere to go.
+fn start_sink(
+    args: &Args,
+    tls: &tapio_agent::client::ClientTls,
+    agent_id: &str,
+    node: &str,
+    rx: std::sync::mpsc::Receiver<tapio_proto::Event>,
+    wake: &Arc<Wake>,
+    w: &mut Workers,
+) -> anyhow::Result<SinkHandles> {
+    match &args.sink {
+        Sink::Server => {
+            let (spool, report) = Spool::open(SpoolConfig {
+                dir: args.spool_dir.clone(),
+                max_bytes: args.spool_max_bytes,
+                segment_bytes: (args.spool_max_bytes / 16).clamp(64 << 10, 16 << 20),
+            })
+            .with_context(|| {
+                format!(
+                    "cannot open the spool at {} (set --spool-dir to a writable directory)",
+                    args.spool_dir.display()
+                )
+            })?;
+            if report.corrupt_records > 0 {
+                tracing::warn!(corrupt = report.corrupt_records, dir = %args.spool_dir.display(),
+                    "skipped corrupt spool records");
+                w.metrics
+                    .spool_corrupt_records
+                    .inc_by(report.corrupt_records);
+            }
+            tracing::info!(dir = %args.spool_dir.display(), pending = spool.stats().pending_events,
+                "spool open");
+            let spool = Arc::new(Mutex::new(spool));
+            let shipper = Shipper::new(
+                ShipConfig {
+                    endpoints: args.server.clone(),
+                    agent_id: agent_id.to_owned(),
+                    node: node.to_owned(),
+                    batch_max_events: args.batch_max_events,
+                    request_timeout: Duration::from_secs(10),
+                    backoff_min: Duration::from_millis(200),
+                    backoff_max: Duration::from_secs(30),
+                    token: args.token.clone(),
+                    tls: tls.clone(),
+                },
+                spool.clone(),
+                wake.clone(),
+                w.metrics.clone(),
+            );
+            let ship_state = shipper.state.clone();
+            let (w_spool, w_wake, w_metrics) = (spool.clone(), wake.clone(), w.metrics.clone());
+            w.threads.push(
+                std::thread::Builder::new()
+                    .name("spool-writer".into())
+                    .spawn(move || run::spool_writer(rx, w_spool, w_wake, w_metrics))?,
+            );
+            let s_stop = w.stop.clone();
+            w.threads.push(
+                std::thread::Builder::new()
+                    .name("shipper".into())
+                    .spawn(move || shipper.run(s_stop))?,
+            );
+            Ok((Some(spool), Some(ship_state)))
+        }
+        sink => {
+            let (sink, m) = (sink.clone(), w.metrics.clone());
+            w.threads.push(
+                std::thread::Builder::new()
+                    .name("sink".into())
+                    .spawn(move || {
+                        if let Err(e) = run::line_writer(rx, sink, m) {
+                            tracing::error!(error = %e, "writing evidence to the sink failed");
+                        }
+                    })?,
+            );
+            Ok((None, None))
+        }
+    }
+}
+
+/// The pod index's source (`--pods`), first read now and then refreshed on a thread; its
+/// state for the agent's source list (empty without `--pods`).
+fn start_pod_index(
+    args: &Args,
+    tls: &tapio_agent::client::ClientTls,
+    pods: &SharedPods,
+    w: &mut Workers,
+) -> anyhow::Result<Vec<tapio_proto::SourceStatus>> {
+    let mut sources = Vec::new();
+    if let Some(loc) = &args.pods {
+        let mut src = PodSource::new(loc, Duration::from_secs(10), pods.clone());
+        if loc.starts_with("https://") {
+            src = src.with_client(tls.agent(Duration::from_secs(10)));
+        }
+        if let Some(t) = &args.token {
+            // The server's pod index takes the agent's own token.
+            src = src.with_bearer_token(t.clone());
+        }
+        if let Some(t) = &args.pods_token_file {
+            src = src.with_bearer_token_file(t);
+        }
+        let first = src.refresh();
+        sources.push(tapio_proto::SourceStatus {
+            name: "pod_index".into(),
+            available: first.is_ok(),
+            detail: first.err().unwrap_or_default(),
+        });
+        let p_stop = w.stop.clone();
+        w.threads.push(std::thread::Builder::new().name("pods".into()).spawn(move || {
+            while !p_stop.load(Ordering::Relaxed) {
+                if let Some(Err(e)) = src.poll() {
+                    tracing::warn!(error = %e, "pod index refresh failed; keeping the last good one");
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })?);
+    }
+    Ok(sources)
+}
+
+/// Each BPF program's state into `/metrics` and the log.
+fn report_programs(metrics: &Metrics, kernel: &tapio_proto::KernelCapabilities) {
+    for p in &kernel.programs {
+        metrics
+            .program_attached
+            .get_or_create(&ProgramLabel {
+                program: p.program.clone(),
+            })
+            .set(i64::from(p.state == tapio_proto::ProgramState::Attached));
+        if p.state == tapio_proto::ProgramState::Attached {
+            tracing::info!(program = %p.program, tracepoint = %p.tracepoint, "attached");
+        } else if p.state != tapio_proto::ProgramState::Disabled {
+            tracing::warn!(program = %p.program, tracepoint = %p.tracepoint, state = ?p.state,
+                detail = %p.detail, "BPF program not attached; the agent runs without it");
+        }
+    }
+}
+
+/// What the node observers start from besides the agent's shared handles.
+struct NodeStart<'a> {
+    config: &'a NodeConfig,
+    /// BPF observes OOM kills / block I/O errors, so the kernel log need not report them.
+    bpf_oom: bool,
+    bpf_io: bool,
+    pods: &'a SharedPods,
+}
+
+/// The node observers (PSI, filesystems, kmsg, limits, throttling), polled every second on
+/// a thread; also the fallback for OOM kills and I/O errors when the BPF observers for
+/// them are not attached.
+fn start_node_observers(
+    args: &Args,
+    node: &str,
+    start: NodeStart<'_>,
+    status: &Arc<Status>,
+    out: &Out,
+    w: &mut Workers,
+) -> anyhow::Result<()> {
+    let mut node_cfg = start.config.clone();
+    if node_cfg.limits_proc_root.is_none() {
+        node_cfg.limits_proc_root = Some(args.proc_root.clone());
+    }
+    let mut obs = NodeObserver::new(node.to_owned(), node_cfg)
+        .map_err(|e| anyhow::anyhow!("node observer config: {}", e.0))?;
+    obs.set_emit_oom(!start.bpf_oom);
+    obs.set_emit_io_errors(!start.bpf_io);
+    obs.set_pods(start.pods.clone());
+    obs.set_metrics(w.metrics.clone());
+    publish_node_sources(status, &obs.status());
+    let (n_out, n_stop, n_status) = (out.clone(), w.stop.clone(), status.clone());
+    w.threads.push(
+        std::thread::Builder::new()
+            .name("node".into())
+            .spawn(move || {
+                while !n_stop.load(Ordering::Relaxed) {
+                    for ev in obs.poll(chrono::Utc::now()) {
+                        n_out.send(ev);
+                    }
+                    publish_node_sources(&n_status, &obs.status());
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                for ev in obs.finish() {
+                    n_out.send(ev);
+                }
+            })?,
+    );
     Ok(())
 }
 

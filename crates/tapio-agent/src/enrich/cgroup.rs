@@ -305,6 +305,8 @@ mod tests {
         }
     }
 
+    /// Every cgroup path shape the runtimes and kubelet cgroup drivers write, one case per
+    /// line: a table, long because the shapes are many, not because it does much.
     #[test]
     fn cgroup_path_shapes() {
         use Runtime::*;

@@ -699,7 +699,8 @@ mod tests {
     use tapio_proto::EventSeverity;
 
     /// A fake procfs and cgroup tree where every limit is near full, a kernel log file, and
-    /// the observer polled twice, 30 s apart.
+    /// the observer polled twice, 30 s apart. One scenario kept whole (building the tree is
+    /// most of its length): the second poll's assertions depend on the first's state.
     #[test]
     fn node_observer_reports_limits_throttling_and_kmsg_facts() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -6,6 +6,11 @@ use axum::response::{IntoResponse, Response};
 use tapio_proto::{DecodeError, ErrorBody, ErrorDetail};
 use tapio_store::StoreError;
 
+/// Marker an error answer carries (its code) so the request tracker can count refusals
+/// (`tapio_input_refused_total{reason}`, for the codes in `security::bounds::COUNTED_CODES`).
+#[derive(Debug, Clone, Copy)]
+pub struct Refused(pub &'static str);
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -101,8 +106,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
-        resp.extensions_mut()
-            .insert(crate::security::bounds::Refused(self.code));
+        resp.extensions_mut().insert(Refused(self.code));
         if let Some(s) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
         {

@@ -345,10 +345,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ingest = Arc::new(crate::pipeline::ingest::Ingest {
         store: store.clone(),
         metrics: metrics.clone(),
-        status: Default::default(),
+        outcomes: Arc::new(crate::pipeline::outcome::Outcomes {
+            metrics: metrics.clone(),
+            status: Default::default(),
+            correlator: correlator_status.clone(),
+        }),
         clocks: Default::default(),
         cluster: cluster.clone(),
-        correlator: correlator_status.clone(),
         stored: wake,
         limits: limits.clone(),
         load: crate::security::protect::Load {
@@ -450,10 +453,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(cl)) => {
             // The hand-off starts at the signal, alongside the HTTP drain: ingest only
             // publishes to the bus, so the partitions can move while requests finish.
-            let (cl, ingest, shutdown) = (cl.clone(), ingest.clone(), handoff_rx.clone());
+            let (cl, outcomes, shutdown) =
+                (cl.clone(), ingest.outcomes.clone(), handoff_rx.clone());
             let make = make_correlator.clone();
             tokio::spawn(async move {
-                crate::pipeline::cluster::run(cl, ingest, make, leader_duties, shutdown).await;
+                crate::pipeline::cluster::run(cl, outcomes, make, leader_duties, shutdown).await;
                 let _ = correlator_done_tx.send(());
             });
         }
@@ -1022,10 +1026,13 @@ pub fn embedded_state(
     let ingest = Arc::new(crate::pipeline::ingest::Ingest {
         store: store.clone(),
         metrics: metrics.clone(),
-        status: Default::default(),
+        outcomes: Arc::new(crate::pipeline::outcome::Outcomes {
+            metrics: metrics.clone(),
+            status: Default::default(),
+            correlator: correlator.clone(),
+        }),
         clocks: Default::default(),
         cluster: None,
-        correlator: correlator.clone(),
         stored: Arc::new(Notify::new()),
         limits: limits.clone(),
         load: crate::security::protect::Load {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::AppState;
+use crate::api::AppState;
 use crate::api::read_body;
 use crate::error::ApiError;
 

@@ -13,7 +13,7 @@ use chrono::Utc;
 use serde_json::json;
 use tapio_store::IngestBatch;
 
-use crate::AppState;
+use crate::api::AppState;
 use crate::api::{read_body, reject};
 use crate::error::ApiError;
 use crate::metrics::AlertLabels;

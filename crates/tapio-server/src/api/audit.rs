@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use chrono::Utc;
 use serde_json::json;
 
-use crate::AppState;
+use crate::api::AppState;
 use crate::error::ApiError;
 
 /// `GET /api/v1/audit?since=24h|RFC3339&after=POS&limit=N` (admin): the audit trail in

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use tapio_proto::ConfigView;
 
-use crate::AppState;
+use crate::api::AppState;
 
 pub async fn get_config(State(state): State<Arc<AppState>>) -> Json<ConfigView> {
     let eff = state.config.borrow().clone();

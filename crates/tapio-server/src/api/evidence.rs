@@ -15,7 +15,7 @@ use serde_json::json;
 use tapio_proto::IngestAck;
 use tapio_store::IngestBatch;
 
-use crate::AppState;
+use crate::api::AppState;
 use crate::api::{collect_body, content_encoding, decode_body, read_body};
 use crate::error::ApiError;
 
@@ -37,16 +37,17 @@ pub async fn post_evidence(
     // probes and people's requests stay responsive under a flood.
     let encoding = content_encoding(&headers);
     let st = state.clone();
-    let (batch, first_event_id, events, shed) = crate::security::protect::cpu(&state, move || {
-        let bytes = decode_body(encoding.as_deref(), &raw, st.max_body_bytes)?;
-        let mut batch = tapio_proto::decode_batch(&bytes, Utc::now(), &st.limits)?;
-        // The batch's identity is its first event as sent, before any is shed.
-        let first = batch.events.first().map(|e| e.id);
-        let (events, n) = st.ingest.shed(std::mem::take(&mut batch.events));
-        Ok::<_, ApiError>((batch, first, events, n))
-    })
-    .await
-    .map_err(|e| reject(&state, e))?;
+    let (batch, first_event_id, events, shed) =
+        crate::security::protect::cpu(&state.protect, move || {
+            let bytes = decode_body(encoding.as_deref(), &raw, st.max_body_bytes)?;
+            let mut batch = tapio_proto::decode_batch(&bytes, Utc::now(), &st.limits)?;
+            // The batch's identity is its first event as sent, before any is shed.
+            let first = batch.events.first().map(|e| e.id);
+            let (events, n) = st.ingest.shed(std::mem::take(&mut batch.events));
+            Ok::<_, ApiError>((batch, first, events, n))
+        })
+        .await
+        .map_err(|e| reject(&state, e))?;
     state
         .metrics
         .observe_stage("decode", t.elapsed().as_secs_f64());

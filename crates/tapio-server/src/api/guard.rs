@@ -11,7 +11,7 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
+use crate::api::AppState;
 use crate::error::ApiError;
 use crate::security::audit::{AuditKind, AuditRecord};
 use crate::security::auth::{Need, USER_HEADER, allows, need};

@@ -29,7 +29,7 @@ use chrono::Utc;
 use serde_json::json;
 use tapio_proto::{ComponentHealth, HealthReport, HealthStatus};
 
-use crate::AppState;
+use crate::api::AppState;
 
 const GAP_WINDOW_MS: i64 = 15 * 60 * 1000;
 const SHED_WINDOW_MS: i64 = 60 * 1000;
@@ -112,7 +112,7 @@ pub async fn report(state: &AppState) -> HealthReport {
     components.insert("store".to_owned(), store);
 
     // ingest
-    let ing = &state.ingest.status;
+    let ing = &state.ingest.outcomes.status;
     let agents = agents.ok().and_then(Result::ok).unwrap_or_default();
     let gaps: Vec<_> = agents
         .iter()

@@ -10,7 +10,7 @@ use serde_json::json;
 use tapio_core::{Severity, Status};
 use tapio_store::IncidentFilter;
 
-use crate::AppState;
+use crate::api::AppState;
 use crate::api::{PathId, parse_list, parse_since};
 use crate::error::ApiError;
 

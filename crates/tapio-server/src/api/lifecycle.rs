@@ -21,7 +21,7 @@ use tapio_core::lifecycle::{Action, Declare};
 use tokio::sync::oneshot;
 use ulid::Ulid;
 
-use crate::AppState;
+use crate::api::AppState;
 use crate::api::{PathId, read_body};
 use crate::error::ApiError;
 use crate::pipeline::correlator::{Command, CommandError, CommandKind};

@@ -2,22 +2,25 @@
 //! metrics. The top layer: handlers call the pipeline, security and the store; nothing
 //! below imports from here.
 
+pub mod admission;
 pub mod agents;
 pub mod alertmanager;
 pub mod audit;
 pub mod config;
 pub mod evidence;
-pub use crate::OPENAPI_PATH;
 pub use crate::body::{
     BODY_IDLE_TIMEOUT, BODY_READ_TIMEOUT, collect_body, collect_timed, content_encoding,
     decode_body, read_body,
 };
+pub use crate::security::auth::OPENAPI_PATH;
 pub use evidence::reject;
+pub use state::AppState;
 pub mod guard;
 pub mod health;
 pub mod incidents;
 pub mod lifecycle;
 pub mod silences;
+pub mod state;
 pub mod status_page;
 
 use std::sync::Arc;
@@ -32,7 +35,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::metrics::{HttpLabels, RouteLabel};
 
@@ -94,7 +96,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::security::protect::admit,
+            admission::admit,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
@@ -160,7 +162,7 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     .to_owned();
     let t = Instant::now();
     let resp = next.run(req).await;
-    if let Some(r) = resp.extensions().get::<crate::security::bounds::Refused>()
+    if let Some(r) = resp.extensions().get::<crate::error::Refused>()
         && crate::security::bounds::COUNTED_CODES.contains(&r.0)
     {
         state.metrics.refused(r.0);

@@ -13,7 +13,7 @@ use tapio_core::duration::parse_duration;
 use tapio_core::silence::{Matchers, Silence};
 use ulid::Ulid;
 
-use crate::AppState;
+use crate::api::AppState;
 use crate::api::{PathId, read_body};
 use crate::error::ApiError;
 use crate::silences::LIST_ENDED_WITHIN_HOURS;

@@ -39,7 +39,7 @@ use serde::Serialize;
 use tapio_core::{Incident, Severity, Status, TimelineKind};
 use tapio_store::{IncidentFilter, StoreError};
 
-use crate::AppState;
+use crate::api::AppState;
 
 /// Heading of the page when `TAPIO_STATUS_TITLE` is not set.
 pub const DEFAULT_TITLE: &str = "Service status";

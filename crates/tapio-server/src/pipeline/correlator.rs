@@ -81,7 +81,7 @@ pub const COMMAND_QUEUE: usize = 256;
 pub struct Correlator {
     pub commands: tokio::sync::mpsc::Receiver<Command>,
     /// Decides which changes notify whom (None: no notification config).
-    pub notifier: Option<crate::notify::outbox::Notifier>,
+    pub notifier: Option<tapio_notify::outbox::Notifier>,
     /// Wakes the notification dispatcher after new items are stored.
     pub dispatch_wake: Arc<Notify>,
     pub store: Arc<dyn Store>,

@@ -8,12 +8,12 @@
 //! the correlator.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tapio_proto::{Event, EvidenceBatch, IngestAck, Limits};
-use tapio_store::{IngestBatch, IngestOutcome, Store};
+use tapio_store::{IngestBatch, Store};
 use tokio::sync::Notify;
 use ulid::Ulid;
 
@@ -21,30 +21,20 @@ use crate::error::ApiError;
 use crate::metrics::{Metrics, SourceLabel};
 use crate::pipeline::clock::{self, SourceClocks};
 use crate::pipeline::cluster::Cluster;
-use crate::pipeline::correlator::CorrelatorStatus;
+use crate::pipeline::outcome::Outcomes;
 use crate::security::protect::Load;
-
-/// What ingest has seen lately, for `/health`.
-#[derive(Default)]
-pub struct IngestStatus {
-    pub last_gap_ms: AtomicI64,
-    pub last_shed_ms: AtomicI64,
-    pub batches: AtomicU64,
-    pub rejected: AtomicU64,
-    pub shed: AtomicU64,
-}
 
 /// The ingest service (see the module docs). Cheap to share: every part is a handle.
 pub struct Ingest {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
-    pub status: Arc<IngestStatus>,
+    /// What storing found, counted (shared with the scale-out partition owners).
+    pub outcomes: Arc<Outcomes>,
     /// Each source's estimated clock offset.
     pub clocks: SourceClocks,
     /// Scale-out mode: evidence goes to the bus first.
     pub cluster: Option<Arc<Cluster>>,
-    /// The one-node correlator's status (its head position) and wake-up.
-    pub correlator: Arc<CorrelatorStatus>,
+    /// Wakes the one-node correlator.
     pub stored: Arc<Notify>,
     pub limits: Limits,
     /// Load shedding's inputs.
@@ -55,7 +45,10 @@ impl Ingest {
     /// A refused body, counted.
     pub fn reject(&self, e: ApiError) -> ApiError {
         self.metrics.rejected(e.code);
-        self.status.rejected.fetch_add(1, Ordering::Relaxed);
+        self.outcomes
+            .status
+            .rejected
+            .fetch_add(1, Ordering::Relaxed);
         tracing::debug!(component = "ingest", code = e.code, message = %e.message, "body refused");
         e
     }
@@ -74,8 +67,12 @@ impl Ingest {
         let n = before - kept.len();
         if n > 0 {
             self.metrics.dropped("load_shed", n as u64);
-            self.status.shed.fetch_add(n as u64, Ordering::Relaxed);
-            self.status
+            self.outcomes
+                .status
+                .shed
+                .fetch_add(n as u64, Ordering::Relaxed);
+            self.outcomes
+                .status
                 .last_shed_ms
                 .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
         }
@@ -132,7 +129,7 @@ impl Ingest {
             self.metrics
                 .observe_stage("store", t.elapsed().as_secs_f64());
             self.metrics.batches_accepted.inc();
-            self.status.batches.fetch_add(1, Ordering::Relaxed);
+            self.outcomes.status.batches.fetch_add(1, Ordering::Relaxed);
             return Ok(IngestAck {
                 agent_id,
                 seq,
@@ -145,9 +142,12 @@ impl Ingest {
         let out = self.store.ingest(batch).await?;
         self.metrics
             .observe_stage("store", t.elapsed().as_secs_f64());
-        self.record_outcome(&out, &agent_id, seq, true);
+        self.outcomes.record(&out, &agent_id, seq, true);
         if let Some((pos, _)) = out.stored.last() {
-            self.correlator.head.fetch_max(*pos, Ordering::Relaxed);
+            self.outcomes
+                .correlator
+                .head
+                .fetch_max(*pos, Ordering::Relaxed);
         }
         for (_, ev) in &out.stored {
             self.metrics
@@ -168,44 +168,6 @@ impl Ingest {
             shed: 0,
             duplicate_batch: out.duplicate_batch,
         })
-    }
-
-    /// Count what storing a batch found: duplicates, missing batches (a sequence gap),
-    /// sequence resets and implausible jumps. `accepted` counts a new batch as accepted
-    /// too (the scale-out owner does not: the publishing replica counted it).
-    pub fn record_outcome(&self, out: &IngestOutcome, agent_id: &str, seq: u64, accepted: bool) {
-        let m = &self.metrics;
-        if out.duplicate_batch {
-            m.batches_duplicate.inc();
-        } else if accepted {
-            m.batches_accepted.inc();
-            self.status.batches.fetch_add(1, Ordering::Relaxed);
-        }
-        if out.duplicate_events > 0 {
-            m.dropped("duplicate_event", out.duplicate_events as u64);
-        }
-        if out.new_missing > 0 {
-            m.sequence_gaps.inc_by(out.new_missing);
-            self.status
-                .last_gap_ms
-                .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
-            tracing::warn!(
-                component = "ingest",
-                agent_id = %agent_id,
-                seq,
-                missing = out.new_missing,
-                "evidence batches missing: the agent's sequence skipped ahead"
-            );
-        }
-        if out.sequence_jump {
-            m.sequence_resets.inc();
-            m.refused("sequence_jump");
-            tracing::warn!(component = "ingest", agent_id = %agent_id, seq, max_jump = tapio_store::MAX_SEQ_JUMP, "agent sequence jumped implausibly far: tracked as a sequence reset, the skipped batches are not counted missing");
-        }
-        if out.sequence_reset {
-            m.sequence_resets.inc();
-            tracing::warn!(component = "ingest", agent_id = %agent_id, seq, "agent restarted its batch sequence");
-        }
     }
 
     /// Count (and log, at most once a minute per process) evidence moved in time.

@@ -11,4 +11,5 @@ pub mod heartbeats;
 pub mod ingest;
 pub mod kubewatch;
 pub mod mttx;
+pub mod outcome;
 pub mod promsource;

@@ -327,6 +327,9 @@ pub async fn reload_loop(
     }
 }
 
+/// Where the OpenAPI document is served (public, like `/health`).
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
@@ -343,7 +346,7 @@ pub enum Need {
 pub fn need(method: &Method, route: &str, public_metrics: bool) -> Need {
     let read = method == Method::GET || method == Method::HEAD;
     match route {
-        "/health" | "/ready" | "/status" | "/status.json" | crate::OPENAPI_PATH => Need::Public,
+        "/health" | "/ready" | "/status" | "/status.json" | OPENAPI_PATH => Need::Public,
         "/metrics" if public_metrics => Need::Public,
         "/metrics" => Need::Role(Role::Viewer),
         "/api/v1/evidence" if !read => Need::Ingest,

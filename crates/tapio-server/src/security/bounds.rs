@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::error::ApiError;
 
 /// Error codes of refusals counted in `tapio_input_refused_total{reason}` (by
-/// `http::track`, from the answer's [`Refused`] marker).
+/// `http::track`, from the answer's `error::Refused` marker).
 pub const COUNTED_CODES: &[&str] = &[
     "unsupported_media_type",
     "invalid_id",
@@ -17,10 +17,6 @@ pub const COUNTED_CODES: &[&str] = &[
     "timestamp_too_old",
     "out_of_range",
 ];
-
-/// Marker an error answer carries (its code) so the request tracker can count refusals.
-#[derive(Debug, Clone, Copy)]
-pub struct Refused(pub &'static str);
 
 /// A JSON body's `Content-Type`: absent is accepted (older agents and scripts send
 /// none), `application/json` and any `+json` type are accepted; anything else — notably

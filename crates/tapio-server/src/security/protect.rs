@@ -27,13 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use crate::AppState;
-use crate::error::ApiError;
+use axum::http::Method;
 
 /// Pressure at which shedding turns itself on, without `load-shedding-enabled`.
 pub const AUTO_SHED_PRESSURE: f64 = 0.9;
@@ -42,8 +36,8 @@ pub const PRIORITY_HEADER: &str = "x-tapio-priority";
 /// Share of the cgroup memory limit used as `--memory-limit auto`.
 const AUTO_MEMORY_SHARE: f64 = 0.85;
 /// A refused request's body is read and dropped when at most this big (and quick).
-const DRAIN_MAX: usize = 1 << 20;
-const DRAIN_TIME: Duration = Duration::from_secs(2);
+pub(crate) const DRAIN_MAX: usize = 1 << 20;
+pub(crate) const DRAIN_TIME: Duration = Duration::from_secs(2);
 /// How long a refusal keeps `/health` showing "shedding".
 const SHED_WINDOW_MS: i64 = 60_000;
 
@@ -118,15 +112,15 @@ pub struct Protect {
     pub memory_limit: u64,
     /// Where the memory limit came from ("--memory-limit", "cgroup", "off").
     pub memory_source: String,
-    inflight: AtomicUsize,
+    pub(crate) inflight: AtomicUsize,
     rss: AtomicU64,
-    last_shed_ms: AtomicI64,
+    pub(crate) last_shed_ms: AtomicI64,
     /// Refusals by class index (Debug, Read, Ingest, Critical).
-    refused: [AtomicU64; 4],
+    pub(crate) refused: [AtomicU64; 4],
     /// Slots for CPU-heavy request work ([`cpu`]): one per core.
     cpu: tokio::sync::Semaphore,
     /// Requests whose body is being received (before they take an in-flight slot).
-    receiving: AtomicUsize,
+    pub(crate) receiving: AtomicUsize,
     /// A body must arrive whole within this (`--body-read-timeout`).
     pub body_read_timeout: Duration,
 }
@@ -202,7 +196,7 @@ impl Protect {
     }
 
     /// Admission: `Err((reason, message))` when a request of this class must be refused.
-    fn admit(
+    pub(crate) fn admit(
         &self,
         class: Class,
         pressure: f64,
@@ -248,7 +242,10 @@ impl Protect {
 }
 
 /// Holds one in-flight slot; gives it back on drop (also when the handler is cancelled).
-struct Slot<'a>(&'a Protect, &'a crate::metrics::Metrics);
+pub(crate) struct Slot<'a>(
+    pub(crate) &'a Protect,
+    pub(crate) &'a crate::metrics::Metrics,
+);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
@@ -284,167 +281,15 @@ impl Load {
     }
 }
 
-/// The middleware (outside authentication: an overloaded server refuses before any work).
-pub async fn admit(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str());
-    let critical = req
-        .headers()
-        .get(PRIORITY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("critical"));
-    let class = classify(req.method(), route, critical);
-    if class == Class::Probe {
-        return next.run(req).await;
-    }
-    let p = &state.protect;
-    // A body is received before the request takes an in-flight slot: clients trickling
-    // their bodies must not crowd out reads (they have their own bound, and a deadline).
-    let req = match receive_body(&state, class, route.map(str::to_owned), req).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    let pressure = state.ingest.load.pressure();
-    let active = state.ingest.load.shedding_active(pressure);
-    if let Err((reason, message)) = p.admit(class, pressure, active) {
-        let idx = match class {
-            Class::Debug => 0,
-            Class::Read => 1,
-            Class::Ingest => 2,
-            _ => 3,
-        };
-        p.refused[idx].fetch_add(1, Ordering::Relaxed);
-        p.last_shed_ms
-            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
-        state
-            .metrics
-            .requests_shed
-            .get_or_create(&crate::metrics::ShedLabels {
-                class: class.as_str().to_owned(),
-                reason: reason.to_owned(),
-            })
-            .inc();
-        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message);
-        e.retry_after = Some(if class >= Class::Ingest { 1 } else { 5 });
-        // Read (and drop) a small body first, briefly: a client still sending its batch
-        // then reads the 503 and its Retry-After instead of a broken pipe. No decoding.
-        let small = req
-            .headers()
-            .get(axum::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .is_some_and(|n| n <= DRAIN_MAX);
-        if small {
-            use http_body_util::BodyExt;
-            let body = http_body_util::Limited::new(req.into_body(), DRAIN_MAX);
-            let _ = tokio::time::timeout(DRAIN_TIME, body.collect()).await;
-        }
-        return e.into_response();
-    }
-    let n = p.inflight.fetch_add(1, Ordering::Relaxed) + 1;
-    state.metrics.requests_in_flight.set(n as i64);
-    let _slot = Slot(p, &state.metrics);
-    next.run(req).await.into_response()
-}
-
-/// Holds one receiving slot.
-struct Receiving<'a>(&'a AtomicUsize);
-
-impl Drop for Receiving<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Reads the body of a write (bounded by `--max-body-bytes`, within `--body-read-timeout`)
-/// into memory, at most `--max-inflight` at once. Skipped — the handler refuses or reads
-/// as before — for a declared length over the bound, and for a caller authentication will
-/// refuse (an unauthenticated body is never read).
-async fn receive_body(
-    state: &AppState,
-    class: Class,
-    route: Option<String>,
-    req: Request,
-) -> Result<Request, Response> {
-    use axum::http::header::CONTENT_LENGTH;
-    let read = *req.method() == Method::GET || *req.method() == Method::HEAD;
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    let Some(route) = route else {
-        return Ok(req);
-    };
-    let max = if route == "/api/v1/agents/heartbeat" {
-        state
-            .max_body_bytes
-            .min(tapio_proto::HEARTBEAT_MAX_BODY_BYTES)
-    } else {
-        state.max_body_bytes
-    };
-    if read || declared == Some(0) || declared.is_some_and(|n| n > max) {
-        return Ok(req);
-    }
-    if state.auth.enabled() {
-        let need = crate::security::auth::need(req.method(), &route, state.auth.public_metrics);
-        if need != crate::security::auth::Need::Public {
-            let ok = req
-                .headers()
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .and_then(|(_, t)| state.auth.authenticate(t.trim()))
-                .is_some_and(|c| crate::security::auth::allows(c.role, need));
-            if !ok {
-                return Ok(req);
-            }
-        }
-    }
-    let p = &state.protect;
-    let n = p.receiving.fetch_add(1, Ordering::Relaxed) + 1;
-    let _slot = Receiving(&p.receiving);
-    if n > p.max_inflight {
-        state
-            .metrics
-            .requests_shed
-            .get_or_create(&crate::metrics::ShedLabels {
-                class: class.as_str().to_owned(),
-                reason: "receiving".to_owned(),
-            })
-            .inc();
-        let mut e = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            format!(
-                "overloaded: {} request bodies are being received (--max-inflight {}); retry",
-                n - 1,
-                p.max_inflight
-            ),
-        );
-        e.retry_after = Some(1);
-        return Err(e.into_response());
-    }
-    let (parts, body) = req.into_parts();
-    match crate::body::collect_timed(body, max, p.body_read_timeout).await {
-        Ok(bytes) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
-        Err(e) => {
-            state.metrics.refused(match e.code {
-                "body_read_timeout" => "body_read_timeout",
-                "payload_too_large" => "body_too_large",
-                _ => "body_read_failed",
-            });
-            Err(e.into_response())
-        }
-    }
-}
-
 /// Runs CPU-heavy request work (decompressing, decoding, ranking evidence) on the blocking
 /// pool, at most one job per core at a time: the async workers stay free for probes and
 /// people's requests however hard the agents push. Waiting for a slot is async and counts
 /// as in flight, so admission control sees it.
-pub async fn cpu<T: Send + 'static>(state: &AppState, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let _permit = state.protect.cpu.acquire().await.ok();
+pub async fn cpu<T: Send + 'static>(
+    protect: &Protect,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let _permit = protect.cpu.acquire().await.ok();
     match tokio::task::spawn_blocking(f).await {
         Ok(v) => v,
         Err(e) => std::panic::resume_unwind(e.into_panic()),

@@ -21,7 +21,7 @@ pub(super) fn preference(replica: &str, part: i32) -> u64 {
 pub(super) async fn balance_round(
     c: &tapio_store::pg::Control,
     cluster: &Arc<Cluster>,
-    ingest: &Arc<Ingest>,
+    outcomes: &Arc<Outcomes>,
     me: &str,
     ttl_ms: i64,
     workers: &mut BTreeMap<i32, Worker>,
@@ -29,7 +29,7 @@ pub(super) async fn balance_round(
     make_correlator: &CorrelatorFactory,
     leader_duties: &LeaderDuties,
 ) -> Result<(), StoreError> {
-    let metrics = &ingest.metrics;
+    let metrics = &outcomes.metrics;
     c.heartbeat(me, &cluster.cfg.address, false).await?;
     // Renew what we hold; whatever was not renewed is no longer ours.
     let held: Vec<(i32, i64)> = workers
@@ -106,7 +106,7 @@ pub(super) async fn balance_round(
             }
             if let Some(fence) = c.acquire(l.part, me, ttl_ms).await? {
                 let t = Instant::now();
-                match start_worker(cluster, ingest, fence.clone(), make_correlator).await {
+                match start_worker(cluster, outcomes, fence.clone(), make_correlator).await {
                     Ok(w) => {
                         metrics
                             .cluster
@@ -159,6 +159,6 @@ pub(super) async fn balance_round(
     } else {
         leases
     };
-    refresh_view(cluster, ingest, replicas, leases, workers).await;
+    refresh_view(cluster, outcomes, replicas, leases, workers).await;
     Ok(())
 }

@@ -7,7 +7,7 @@ use super::*;
 /// every partition off.
 pub async fn run(
     cluster: Arc<Cluster>,
-    ingest: Arc<Ingest>,
+    outcomes: Arc<Outcomes>,
     make_correlator: CorrelatorFactory,
     leader_duties: LeaderDuties,
     mut shutdown: watch::Receiver<bool>,
@@ -19,7 +19,7 @@ pub async fn run(
     let mut workers: BTreeMap<i32, Worker> = BTreeMap::new();
     let mut leader: Option<(Fence, watch::Sender<bool>, Instant)> = None;
     let mut ctl = None;
-    let metrics = ingest.metrics.clone();
+    let metrics = outcomes.metrics.clone();
     let mut released = cluster
         .nats
         .subscribe(cluster.cfg.released_subject())
@@ -51,7 +51,7 @@ pub async fn run(
         let round = balance_round(
             c,
             &cluster,
-            &ingest,
+            &outcomes,
             &me,
             ttl_ms,
             &mut workers,

@@ -43,7 +43,7 @@ use crate::metrics::{PartitionLabel, ReasonLabel};
 use crate::pipeline::correlator::{
     Command, CommandError, CommandKind, Correlator, CorrelatorStatus,
 };
-use crate::pipeline::ingest::Ingest;
+use crate::pipeline::outcome::Outcomes;
 
 mod balance;
 mod leases;

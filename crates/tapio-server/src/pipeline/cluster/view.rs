@@ -34,12 +34,12 @@ pub struct ClusterView {
 
 pub(super) async fn refresh_view(
     cluster: &Cluster,
-    ingest: &Ingest,
+    outcomes: &Outcomes,
     replicas: Vec<ReplicaRow>,
     leases: Vec<LeaseRow>,
     workers: &BTreeMap<i32, Worker>,
 ) {
-    let metrics = &ingest.metrics;
+    let metrics = &outcomes.metrics;
     let stream = cluster.js.get_stream(cluster.cfg.stream()).await.ok();
     let mut parts = Vec::with_capacity(leases.len());
     let mut leader = None;
@@ -91,14 +91,17 @@ pub(super) async fn refresh_view(
     // This replica's correlator status for /health: alive while the lease loop runs,
     // lag summed over its partitions.
     let now = Utc::now().timestamp_millis();
-    ingest.correlator.heartbeat_ms.store(now, Ordering::Relaxed);
+    outcomes
+        .correlator
+        .heartbeat_ms
+        .store(now, Ordering::Relaxed);
     let (mut cursor, mut head) = (0i64, 0i64);
     for w in workers.values() {
         cursor += w.status.cursor.load(Ordering::Relaxed);
         head += w.status.head.load(Ordering::Relaxed);
     }
-    ingest.correlator.cursor.store(cursor, Ordering::Relaxed);
-    ingest
+    outcomes.correlator.cursor.store(cursor, Ordering::Relaxed);
+    outcomes
         .correlator
         .head
         .store(head.max(cursor), Ordering::Relaxed);

@@ -33,7 +33,7 @@ impl Worker {
 /// that stores its evidence, and the command subscription.
 pub(super) async fn start_worker(
     cluster: &Arc<Cluster>,
-    ingest: &Arc<Ingest>,
+    outcomes: &Arc<Outcomes>,
     fence: Fence,
     make_correlator: &CorrelatorFactory,
 ) -> anyhow::Result<Worker> {
@@ -88,7 +88,7 @@ pub(super) async fn start_worker(
     }
     let consume = tokio::spawn(consume(
         cluster.clone(),
-        ingest.clone(),
+        outcomes.clone(),
         pull,
         fence.clone(),
         status.clone(),
@@ -139,7 +139,7 @@ pub(super) async fn warm_up_then_run(
 /// Bus → store for one partition: pull, store (fenced, one group commit), then ack.
 pub(super) async fn consume(
     cluster: Arc<Cluster>,
-    ingest: Arc<Ingest>,
+    outcomes: Arc<Outcomes>,
     pull: async_nats::jetstream::consumer::PullConsumer,
     fence: Fence,
     status: Arc<CorrelatorStatus>,
@@ -199,7 +199,7 @@ pub(super) async fn consume(
                 }
                 Err(e) => {
                     tracing::error!(component = "cluster", partition = part, error = %e, "undecodable bus message dropped");
-                    ingest.metrics.cluster.bus_poison.inc();
+                    outcomes.metrics.cluster.bus_poison.inc();
                     let _ = m.ack().await;
                 }
             }
@@ -216,7 +216,7 @@ pub(super) async fn consume(
             match r {
                 Ok(out) => {
                     // Counted as accepted by the replica that published it.
-                    ingest.record_outcome(&out, &agent_id, seq, false);
+                    outcomes.record(&out, &agent_id, seq, false);
                     if let Some((pos, _)) = out.stored.last() {
                         status.head.fetch_max(*pos, Ordering::Relaxed);
                     }

@@ -64,7 +64,7 @@ impl TlsServer {
             .args(["-A", "trust", "-U", "postgres"]);
         run(&mut initdb);
 
-        let port = free_port();
+        let port = tapio_testkit::free_port();
         let mut start = pg_command(as_postgres, &bin.join("pg_ctl"));
         start
             .arg("-D")
@@ -183,11 +183,6 @@ fn run(cmd: &mut Command) {
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
 }
 
 /// `(connections, how many of them use TLS)` of a database, as the server sees them.

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
+use tapio_proto::text::cut_bytes;
 use tapio_proto::{
     AttrValue, DecodeError, Entity, Event, EventSeverity, EventType, Limits, WorkloadRef,
 };
@@ -143,7 +144,7 @@ fn optional_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{:?} is not an RFC 3339 time ({e})", truncate(s, 80)))
+        .map_err(|e| format!("{:?} is not an RFC 3339 time ({e})", cut_bytes(s, 80)))
 }
 
 fn err(code: &'static str, field: Option<&str>, message: String) -> DecodeError {
@@ -248,7 +249,7 @@ pub fn decode(body: &[u8], limits: &Limits) -> Result<Webhook, DecodeError> {
             Some("receiver"),
             format!(
                 "field `receiver` value {:?} is not a valid receiver name (1-{MAX_RECEIVER_BYTES} bytes, no control characters)",
-                truncate(&hook.receiver, 80)
+                cut_bytes(&hook.receiver, 80)
             ),
         ));
     }
@@ -450,24 +451,13 @@ pub fn sanitize_key(k: &str) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
-}
-
 /// Alert text as an attribute: at most `max` bytes, control characters (NUL, terminal
 /// escapes) replaced by U+FFFD; line breaks and tabs kept in `multiline` text
 /// (annotations such as `description`).
 fn clean(s: &str, max: usize, multiline: bool) -> String {
-    let s = truncate(s, max);
-    if !has_control(&s, multiline) {
-        return s;
+    let s = cut_bytes(s, max);
+    if !has_control(s, multiline) {
+        return s.to_owned();
     }
     s.chars()
         .map(|c| {

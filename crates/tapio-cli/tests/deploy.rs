@@ -215,7 +215,8 @@ fn exactly_the_runbook_objects_with_fixed_names() {
 
 #[test]
 fn server_deployment_is_what_the_runbook_uses() {
-    let server_main = read("crates/tapio-server/src/main.rs");
+    // The flags are declared with the wiring (`topology::Args`).
+    let server_main = read("crates/tapio-server/src/topology.rs");
     for (what, docs) in both() {
         let d = find(&docs, "Deployment", "tapio-server");
         // `kubectl logs -l app=tapio-server`: the pods carry that label, the selector uses it.
@@ -265,7 +266,7 @@ fn server_deployment_is_what_the_runbook_uses() {
                 .expect("flag")
                 .replace('-', "_");
             assert!(
-                server_main.contains(&format!("    {flag}: ")),
+                server_main.contains(&format!("    pub {flag}: ")),
                 "{what}: tapio-server has no flag {a}"
             );
         }

@@ -459,7 +459,8 @@ fn clean(s: &str, max: usize, multiline: bool) -> String {
     if !has_control(s, multiline) {
         return s.to_owned();
     }
-    s.chars()
+    let replaced: String = s
+        .chars()
         .map(|c| {
             if bad_char(c, multiline) {
                 '\u{fffd}'
@@ -467,7 +468,10 @@ fn clean(s: &str, max: usize, multiline: bool) -> String {
                 c
             }
         })
-        .collect()
+        .collect();
+    // U+FFFD is 3 bytes where a control character is 1: cut again, or a text at the bound
+    // would come out longer than evidence allows (found by the fuzzer).
+    cut_bytes(&replaced, max).to_owned()
 }
 
 fn bad_char(c: char, multiline: bool) -> bool {
@@ -700,6 +704,24 @@ mod tests {
         );
         assert!(e.node.is_none(), "instance does not name a node");
         assert_eq!(used.into_iter().collect::<Vec<_>>(), vec!["job_name"]);
+    }
+
+    /// Control characters replaced by U+FFFD (3 bytes each) never push a text past its
+    /// bound: found by the fuzzer, a 4,096-byte `runbook_url` with control characters came
+    /// out 4,102 bytes, which the evidence API refuses.
+    #[test]
+    fn replaced_control_characters_stay_within_the_bound() {
+        let text = format!("{}{}", "a".repeat(4090), "\u{1}".repeat(6));
+        let out = clean(&text, 4096, true);
+        assert!(out.len() <= 4096, "{} bytes", out.len());
+        assert!(out.ends_with('\u{fffd}'), "the replacement is kept where it fits");
+        let payload = PAYLOAD.replace(
+            r#""runbook_url": "https://runbooks/checkout""#,
+            &format!(r#""runbook_url": "{}""#, "\\u0001".repeat(4096)),
+        );
+        let hook = decode(payload.as_bytes(), &Limits::default()).expect("decodes");
+        let events = to_events(&hook, now(), &Limits::default()).expect("maps");
+        assert_valid(&events);
     }
 
     /// A ratio out of [0, 1] (a percent written as a ratio, a mutated payload) is left out of

@@ -143,7 +143,7 @@ current-context: nowhere
 EOF
     args=(--listen "127.0.0.1:$port" --data-dir "$d/db" --config-dir "$d/cfg"
         --log-format logfmt --kubeconfig "$d/kubeconfig"
-        --rate-limit-token 0 --rate-limit-client 0)
+        --rate-limit-token 0 --rate-limit-client 0 --rate-limit-unauthenticated 0)
     headers=()
     checks=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method,allow_header_conformance
     case "$run" in

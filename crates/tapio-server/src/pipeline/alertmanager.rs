@@ -714,7 +714,10 @@ mod tests {
         let text = format!("{}{}", "a".repeat(4090), "\u{1}".repeat(6));
         let out = clean(&text, 4096, true);
         assert!(out.len() <= 4096, "{} bytes", out.len());
-        assert!(out.ends_with('\u{fffd}'), "the replacement is kept where it fits");
+        assert!(
+            out.ends_with('\u{fffd}'),
+            "the replacement is kept where it fits"
+        );
         let payload = PAYLOAD.replace(
             r#""runbook_url": "https://runbooks/checkout""#,
             &format!(r#""runbook_url": "{}""#, "\\u0001".repeat(4096)),

@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use chrono::Utc;
 use serde_json::json;
 
-use crate::api::AppState;
+use crate::api::{AppState, parse_page};
 use crate::error::ApiError;
 
 /// `GET /api/v1/audit?since=24h|RFC3339&after=POS&limit=N` (admin): the audit trail in
@@ -47,30 +47,7 @@ pub async fn get_audit(
                 )
             })?,
     };
-    let after = match q.get("after") {
-        None => 0,
-        Some(a) => a.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
-                Some("after"),
-                format!("after={a:?} must be a position ≥ 0 (the `next` of the previous page)"),
-            )
-        })?,
-    };
-    let limit = match q.get("limit") {
-        None => 1000,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=100_000).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_query",
-                    Some("limit"),
-                    format!("limit={l:?} must be a number from 1 to 100000"),
-                )
-            })?,
-    };
+    let (after, limit) = parse_page(&q, 100_000)?;
     let rows = state.store.audit_page(since, after, limit).await?;
     let next = rows.last().map_or(after, |(pos, _)| *pos);
     let more = rows.len() == limit;

@@ -16,7 +16,7 @@ use tapio_proto::IngestAck;
 use tapio_store::IngestBatch;
 
 use crate::api::AppState;
-use crate::api::{collect_body, content_encoding, decode_body, read_body};
+use crate::api::{collect_body, content_encoding, decode_body, parse_page, read_body};
 use crate::error::ApiError;
 
 /// A refused evidence body, counted (`Ingest::reject`).
@@ -156,30 +156,7 @@ pub async fn list_evidence(
             format!("unknown query parameter {k:?}; known: {}", known.join(", ")),
         ));
     }
-    let after = match q.get("after") {
-        None => 0,
-        Some(a) => a.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
-                Some("after"),
-                format!("after={a:?} must be a position ≥ 0 (the `next` of the previous page)"),
-            )
-        })?,
-    };
-    let limit = match q.get("limit") {
-        None => 1000,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=5000).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_query",
-                    Some("limit"),
-                    format!("limit={l:?} must be a number from 1 to 5000"),
-                )
-            })?,
-    };
+    let (after, limit) = parse_page(&q, 5000)?;
     let rows = state.store.evidence_after(after, limit).await?;
     let next = rows.last().map_or(after, |(pos, _)| *pos);
     let evidence: Vec<serde_json::Value> = rows

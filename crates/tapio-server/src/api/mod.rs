@@ -23,6 +23,7 @@ pub mod silences;
 pub mod state;
 pub mod status_page;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -216,6 +217,36 @@ pub fn parse_list<T: std::str::FromStr<Err = String>>(
     })
     .transpose()
     .map(Option::unwrap_or_default)
+}
+
+/// `after` (a position, default 0: the `next` of the previous page) and `limit` (1 to
+/// `max`, default 1000) of a paged list.
+pub fn parse_page(q: &HashMap<String, String>, max: usize) -> Result<(i64, usize), ApiError> {
+    let after = match q.get("after") {
+        None => 0,
+        Some(a) => a.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                Some("after"),
+                format!("after={a:?} must be a position ≥ 0 (the `next` of the previous page)"),
+            )
+        })?,
+    };
+    let limit = match q.get("limit") {
+        None => 1000,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    Some("limit"),
+                    format!("limit={l:?} must be a number from 1 to {max}"),
+                )
+            })?,
+    };
+    Ok((after, limit))
 }
 
 pub fn parse_since(v: &str) -> Result<DateTime<Utc>, ApiError> {
